@@ -1,0 +1,35 @@
+# `make test`, `make lab` and `make bench` each bootstrap .venv themselves.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.needle-installed
+PYTEST_ARGS ?=
+
+.PHONY: install test lab bench workbook clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Editable install that rebuilds the C++ on import: build tools live in the venv (no build isolation).
+$(STAMP): pyproject.toml CMakeLists.txt | $(PY)
+	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
+	$(PIP) install --quiet --no-build-isolation -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+workbook: install
+	$(VENV)/bin/needle-course workbook --out exercises
+
+lab: workbook
+	$(VENV)/bin/jupyter lab exercises/00_welcome.ipynb
+
+bench: install
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf build $(VENV) .pytest_cache
