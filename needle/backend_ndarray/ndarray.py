@@ -1,20 +1,19 @@
 """NDArray: a strided n-dimensional array over a flat device buffer.
 
-All shape, stride and offset logic lives here in Python; a device module only provides flat-buffer
-kernels (`compact`, `ewise_add`, `reduce_sum`, `matmul`, ...). Views (reshape, permute,
-broadcast_to, slicing) share the buffer; `compact()` copies only when the layout is not dense.
+All shape, stride and offset logic lives here in Python (arithmetic in `layout.py`); a device
+module only provides flat-buffer kernels (`compact`, `ewise_add`, `reduce_sum`, `matmul`, ...).
+Views (reshape, permute, broadcast_to, slicing) share the buffer; `compact()` copies only when the
+layout is not dense.
 """
 from __future__ import annotations
 
-import builtins
 import math
-import operator
 from numbers import Number
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import ndarray_backend_numpy
+from . import layout, ndarray_backend_numpy
 
 try:  # the compiled CPU backend; without it needle still works on cpu_numpy()
     from . import ndarray_backend_cpu
@@ -30,9 +29,11 @@ _AS_FLOAT32 = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "ui
 
 
 def _dtype_name(dtype) -> str:
-    """Normalises a dtype spec ('float32', np.float64, ...) to 'float32' or 'float64'."""
+    """Normalises a dtype spec ('float32', np.float64, 'bool', ...) to 'float32' or 'float64'."""
     if dtype is None:
         return "float32"
+    if dtype in _FLOAT_DTYPES:  # fast path for the hot call sites
+        return dtype
     try:
         name = np.dtype(dtype).name
     except TypeError:
@@ -45,11 +46,12 @@ def _dtype_name(dtype) -> str:
 
 
 def prod(x: Iterable[int]) -> int:
+    """Product of a sequence of ints (1 for an empty one), as the course's helper."""
     return math.prod(x)
 
 
 class BackendDevice:
-    """A device: a name plus the module holding its flat-buffer kernels."""
+    """A device: a name plus the module holding its flat-buffer kernels (attributes forward to it)."""
 
     def __init__(self, name: str, mod, missing: str = ""):
         self.name = name
@@ -92,6 +94,7 @@ class BackendDevice:
         return NDArray(np.random.rand(*shape).astype(_dtype_name(dtype)), device=self)
 
     def one_hot(self, n: int, i, dtype="float32") -> "NDArray":
+        """Rows of the n x n identity selected by the integer labels `i` (the course's np.eye(n)[i])."""
         self._check()
         i = np.asarray(i.numpy() if isinstance(i, NDArray) else i).astype(np.int64)
         if i.size and (i.min() < 0 or i.max() >= n):
@@ -99,19 +102,26 @@ class BackendDevice:
         return NDArray(np.eye(n, dtype=_dtype_name(dtype))[i], device=self)
 
     def empty(self, shape, dtype="float32") -> "NDArray":
+        """An uninitialised compact array."""
         self._check()
-        return NDArray.make(_as_shape(shape, "empty"), device=self, dtype=dtype)
+        return NDArray.make(layout.as_shape(shape, "empty"), device=self, dtype=dtype)
 
     def full(self, shape, fill_value, dtype="float32") -> "NDArray":
+        """A compact array with every element `fill_value`."""
         arr = self.empty(shape, dtype)
         arr.fill(fill_value)
         return arr
 
     def zeros(self, *shape, dtype="float32") -> "NDArray":
-        return self.full(shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape, 0.0, dtype)
+        return self.full(_shape_args(shape), 0.0, dtype)
 
     def ones(self, *shape, dtype="float32") -> "NDArray":
-        return self.full(shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape, 1.0, dtype)
+        return self.full(_shape_args(shape), 1.0, dtype)
+
+
+def _shape_args(shape: tuple) -> tuple:
+    """`f(2, 3)` and `f((2, 3))` both mean shape (2, 3)."""
+    return shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
 
 _CPU = BackendDevice("cpu", ndarray_backend_cpu, _CPU_MISSING)
@@ -138,44 +148,39 @@ def cuda() -> BackendDevice:
 
 def default_device() -> BackendDevice:
     """cpu() when the C++ backend is built, else cpu_numpy()."""
-    return _CPU if _CPU.enabled() else _CPU_NUMPY
+    return _CPU if _CPU.mod is not None else _CPU_NUMPY
 
 
 def all_devices() -> list[BackendDevice]:
+    """Every device the course knows, enabled or not (tests skip the disabled ones)."""
     return [cpu(), cuda(), cpu_numpy()]
 
 
-def _as_shape(shape, op: str) -> tuple[int, ...]:
-    if isinstance(shape, (int, np.integer)):
-        shape = (shape,)
-    try:
-        shape = tuple(operator.index(s) for s in shape)
-    except TypeError:
-        raise TypeError(f"{op}: shape must be a tuple of ints, got {shape!r}") from None
-    if any(s < 0 for s in shape):
-        raise ValueError(f"{op}: negative dimension in shape {shape}")
-    return shape
-
-
-def _compact_strides(shape: Sequence[int]) -> tuple[int, ...]:
-    stride, res = 1, []
-    for s in reversed(shape):
-        res.append(stride)
-        stride *= s
-    return tuple(reversed(res))
+def _check_device(device, op: str) -> BackendDevice:
+    if not isinstance(device, BackendDevice):
+        raise TypeError(f"{op}: expected a device such as cpu() or cpu_numpy(), got {device!r}")
+    device._check()
+    return device
 
 
 def _is_scalar(x) -> bool:
-    return isinstance(x, Number) or (isinstance(x, np.ndarray) and x.ndim == 0) or isinstance(x, np.generic)
+    return isinstance(x, (float, int, Number, np.generic)) or (isinstance(x, np.ndarray) and x.ndim == 0)
 
 
 class NDArray:
-    """A strided view (shape, strides, offset) over a flat buffer on a device."""
+    """A strided view (shape, strides, offset) over a flat buffer (`_handle`) on a device."""
 
     __array_ufunc__ = None  # numpy defers to our operators: np.float32(2) * a stays an NDArray
     __hash__ = None
 
     def __init__(self, other, device: BackendDevice | None = None, dtype=None):
+        """A new array (always a copy) from an NDArray or anything numpy accepts.
+
+        dtype None keeps float64 input as float64 and stores everything else as float32; bool and
+        integer dtypes are stored as float32 (0/1), other dtypes raise TypeError.
+        """
+        if device is not None:
+            _check_device(device, "NDArray")
         if isinstance(other, NDArray):  # always a copy, as the course's `.to(device) + 0.0`
             device = device if device is not None else other.device
             src = other.copy() if device == other.device else other.to(device)
@@ -185,8 +190,9 @@ class NDArray:
         if dtype is None:
             dtype = "float64" if arr.dtype == np.float64 else "float32"
         dtype = _dtype_name(dtype)
-        device = device if device is not None else default_device()
-        device._check()
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"NDArray: cannot store data of dtype {arr.dtype} (numbers only)")
+        device = _check_device(device if device is not None else default_device(), "NDArray")
         arr = np.ascontiguousarray(arr, dtype=dtype)
         array = NDArray.make(arr.shape, device=device, dtype=dtype)
         device.from_numpy(arr, array._handle)
@@ -201,21 +207,30 @@ class NDArray:
 
     @staticmethod
     def compact_strides(shape: Sequence[int]) -> tuple[int, ...]:
-        return _compact_strides(shape)
+        """Row-major strides of a dense array of `shape`."""
+        return layout.compact_strides(tuple(shape))
 
     @staticmethod
     def make(shape, strides=None, device=None, handle=None, offset: int = 0, dtype="float32") -> "NDArray":
-        """A new NDArray over `handle` (allocated when None) with the given layout."""
+        """A new NDArray over `handle` (a fresh buffer of `dtype` when None) with the given layout."""
         array = NDArray.__new__(NDArray)
-        array._shape = tuple(shape)
-        array._strides = _compact_strides(shape) if strides is None else tuple(strides)
+        array._shape = shape = tuple(shape)
+        array._strides = layout.compact_strides(shape) if strides is None else tuple(strides)
         array._offset = offset
-        array._device = device if device is not None else default_device()
+        array._device = device = device if device is not None else default_device()
         if handle is None:
-            array._device._check()
-            handle = array._device.Array(prod(shape), _dtype_name(dtype))
+            if device.mod is None:
+                device._check()
+            # a course-style device module's Array(size) knows only float32
+            handle = device.mod.Array(math.prod(shape)) if dtype == "float32" else device.mod.Array(
+                math.prod(shape), _dtype_name(dtype)
+            )
         array._handle = handle
         return array
+
+    def _new(self, shape) -> "NDArray":
+        """A fresh compact array of `shape` on this array's device with its dtype."""
+        return NDArray.make(shape, device=self._device, dtype=self.dtype)
 
     # ---- properties ----
     @property
@@ -232,7 +247,8 @@ class NDArray:
 
     @property
     def dtype(self) -> str:
-        return self._handle.dtype
+        """'float32' or 'float64' (the buffer's element type)."""
+        return getattr(self._handle, "dtype", "float32")
 
     @property
     def ndim(self) -> int:
@@ -240,17 +256,37 @@ class NDArray:
 
     @property
     def size(self) -> int:
-        return prod(self._shape)
+        return math.prod(self._shape)
 
     @property
     def flat(self) -> "NDArray":
-        """A 1-D view of the (compacted) array; writes through when the array is compact."""
-        return self.compact().reshape((self.size,))
+        """A writable 1-D view of this array's elements in row-major order.
+
+        When the layout is contiguous (compact arrays, contiguous slices) it views the same buffer,
+        so `a.flat[j] = v` changes `a` and every view sharing that memory (numpy's behaviour, and
+        what the course's gradient checks `x.flat[j] += eps` rely on). A non-contiguous array
+        (permuted, stepped, broadcast, flipped) cannot be viewed in 1-D: it is first made compact
+        in place (it gets its own buffer, so it stops sharing memory with the array it was a view
+        of), then viewed; writes still reach this array, but no longer its former base.
+        """
+        if not layout.is_contiguous(self._shape, self._strides):
+            self._init(self.compact())
+        return NDArray.make((self.size,), (1,), self._device, self._handle, self._offset)
 
     def __len__(self) -> int:
         if not self._shape:
             raise TypeError("len() of a 0-d NDArray")
         return self._shape[0]
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(f"the truth value of an NDArray of shape {self._shape} is ambiguous")
+        return bool(self.numpy().reshape(()))
+
+    def __float__(self) -> float:
+        if self.size != 1:
+            raise TypeError(f"only size-1 NDArrays convert to float, got shape {self._shape}")
+        return float(self.numpy().reshape(()))
 
     def __repr__(self) -> str:
         return f"NDArray({self.numpy()}, device={self.device})"
@@ -260,187 +296,159 @@ class NDArray:
 
     # ---- data movement ----
     def fill(self, value) -> None:
-        """Sets every element of this (compact) array to `value` in place."""
+        """Sets every element to `value` in place (through the view when not compact)."""
         if self.is_compact():
-            self.device.fill(self._handle, float(value))
+            self._device.fill(self._handle, float(value))
         else:
             self[...] = value
 
     def to(self, device: BackendDevice) -> "NDArray":
-        if not isinstance(device, BackendDevice):
-            raise TypeError(f"NDArray.to: expected a device such as cpu(), got {device!r}")
-        if device == self.device:
+        """This array on `device` (itself when already there, else a copy)."""
+        if device == self._device:
             return self
+        _check_device(device, "NDArray.to")
         return NDArray(self.numpy(), device=device, dtype=self.dtype)
 
     def astype(self, dtype) -> "NDArray":
+        """This array as 'float32' or 'float64' (itself when already of that dtype)."""
         dtype = _dtype_name(dtype)
         if dtype == self.dtype:
             return self
-        return NDArray(self.numpy().astype(dtype), device=self.device, dtype=dtype)
+        return NDArray(self.numpy().astype(dtype), device=self._device, dtype=dtype)
 
     def numpy(self) -> np.ndarray:
-        return self.device.to_numpy(self._handle, self._shape, self._strides, self._offset)
+        """A numpy copy of the elements."""
+        return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("NDArray: conversion to numpy always copies (the buffer lives on a device)")
         arr = self.numpy()
         return arr if dtype is None else arr.astype(dtype)
 
     def is_compact(self) -> bool:
         """Dense row-major over the whole buffer (so flat kernels may read it directly)."""
-        return self._strides == _compact_strides(self._shape) and self.size == self._handle.size
+        return self._strides == layout.compact_strides(self._shape) and math.prod(self._shape) == self._handle.size
 
     def compact(self) -> "NDArray":
-        """This array if compact, else a dense row-major copy."""
-        if self.is_compact():
-            return self
-        out = NDArray.make(self._shape, device=self.device, dtype=self.dtype)
-        self.device.compact(self._handle, out._handle, self._shape, self._strides, self._offset)
-        return out
+        """This array if compact; a dense view if the layout already is (no copy); else a dense copy."""
+        shape, strides = self._shape, self._strides
+        size = math.prod(shape)
+        if size == self._handle.size and layout.is_contiguous(shape, strides):
+            if strides == layout.compact_strides(shape):
+                return self
+            return NDArray.make(shape, None, self._device, self._handle, self._offset)
+        return self.copy()
 
     def copy(self) -> "NDArray":
-        out = NDArray.make(self._shape, device=self.device, dtype=self.dtype)
-        self.device.compact(self._handle, out._handle, self._shape, self._strides, self._offset)
+        """A dense row-major copy (always a new buffer)."""
+        out = self._new(self._shape)
+        self._device.compact(self._handle, out._handle, self._shape, self._strides, self._offset)
         return out
 
     def as_strided(self, shape, strides) -> "NDArray":
-        """A view with an arbitrary layout over the same buffer (bounds are checked by the kernels)."""
-        shape = _as_shape(shape, "as_strided")
+        """A view with an arbitrary layout over the same buffer (checked to stay inside it)."""
+        shape = layout.as_shape(shape, "as_strided")
         strides = tuple(int(s) for s in strides)
         if len(shape) != len(strides):
             raise ValueError(f"as_strided: shape {shape} and strides {strides} differ in length")
-        _check_bounds("as_strided", shape, strides, self._offset, self._handle.size)
-        return NDArray.make(shape, strides, self.device, self._handle, self._offset)
+        layout.check_bounds("as_strided", shape, strides, self._offset, self._handle.size)
+        return NDArray.make(shape, strides, self._device, self._handle, self._offset)
 
     # ---- views ----
     def reshape(self, new_shape) -> "NDArray":
         """A view with a new shape (one -1 allowed); the layout must be contiguous."""
-        new_shape = _resolve_reshape(self._shape, new_shape)
-        if self._strides != _compact_strides(self._shape):
+        new_shape = layout.resolve_reshape(self._shape, new_shape)
+        if not layout.is_contiguous(self._shape, self._strides):
             raise ValueError(
                 f"reshape: cannot view shape {self._shape} with strides {self._strides} as {new_shape}; "
                 "call .compact() first"
             )
-        return NDArray.make(new_shape, None, self.device, self._handle, self._offset)
+        return NDArray.make(new_shape, None, self._device, self._handle, self._offset)
 
     def permute(self, new_axes) -> "NDArray":
         """A view with the axes reordered: new axis i is old axis new_axes[i]."""
-        new_axes = tuple(operator.index(a) for a in new_axes)
-        if sorted(a % self.ndim if self.ndim else a for a in new_axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: {new_axes} is not a permutation of the axes of shape {self._shape}")
-        new_axes = tuple(a % self.ndim for a in new_axes)
+        axes = layout.permutation(new_axes, self.ndim, self._shape)
         return NDArray.make(
-            tuple(self._shape[a] for a in new_axes),
-            tuple(self._strides[a] for a in new_axes),
-            self.device,
+            tuple(self._shape[a] for a in axes),
+            tuple(self._strides[a] for a in axes),
+            self._device,
             self._handle,
             self._offset,
         )
 
     def broadcast_to(self, new_shape) -> "NDArray":
         """A view repeating size-1 (or missing leading) axes with stride 0, as numpy does."""
-        new_shape = _as_shape(new_shape, "broadcast_to")
-        extra = len(new_shape) - self.ndim
-        if extra < 0:
-            raise ValueError(f"broadcast_to: cannot broadcast shape {self._shape} to {new_shape}")
-        strides = [0] * extra
-        for i, (old, stride) in enumerate(zip(self._shape, self._strides)):
-            new = new_shape[extra + i]
-            if old == new:
-                strides.append(stride)
-            elif old == 1:
-                strides.append(0)
-            else:
-                raise ValueError(f"broadcast_to: cannot broadcast shape {self._shape} to {new_shape}")
-        return NDArray.make(new_shape, tuple(strides), self.device, self._handle, self._offset)
+        new_shape = layout.as_shape(new_shape, "broadcast_to")
+        if new_shape == self._shape:
+            return self
+        strides = layout.broadcast_strides(self._shape, self._strides, new_shape)
+        return NDArray.make(new_shape, strides, self._device, self._handle, self._offset)
 
     def process_slice(self, sl: slice, dim: int) -> slice:
         """Normalises a slice against axis `dim` as numpy does (negative starts and steps allowed)."""
         start, stop, step = sl.indices(self._shape[dim])
         return slice(start, stop, step)
 
-    def _view_of(self, idxs) -> "NDArray":
-        """The view selected by ints and slices; course semantics: no axis is dropped."""
-        if not isinstance(idxs, tuple):
-            idxs = (idxs,)
-        if any(i is Ellipsis for i in idxs):
-            at = idxs.index(Ellipsis)
-            if Ellipsis in idxs[at + 1 :]:
-                raise IndexError("NDArray index: only one Ellipsis allowed")
-            fill = (slice(None),) * (self.ndim - len(idxs) + 1)
-            idxs = idxs[:at] + fill + idxs[at + 1 :]
-        if len(idxs) > self.ndim:
-            raise IndexError(f"NDArray index: {len(idxs)} indices for an array of shape {self._shape}")
-        idxs = idxs + (slice(None),) * (self.ndim - len(idxs))
-        shape, strides, offset = [], [], self._offset
-        for dim, idx in enumerate(idxs):
-            n, stride = self._shape[dim], self._strides[dim]
-            if isinstance(idx, slice):
-                start, stop, step = idx.indices(n)
-                length = len(range(start, stop, step))
-                if length:
-                    offset += start * stride
-                shape.append(length)
-                strides.append(stride * step)
-            else:
-                try:
-                    i = operator.index(idx)
-                except TypeError:
-                    raise IndexError(f"NDArray index: unsupported index {idx!r} (use ints and slices)") from None
-                if not -n <= i < n:
-                    raise IndexError(f"NDArray index: index {i} is out of range for axis {dim} of shape {self._shape}")
-                offset += (i % n) * stride
-                shape.append(1)
-                strides.append(stride)
-        return NDArray.make(tuple(shape), tuple(strides), self.device, self._handle, offset)
-
     def __getitem__(self, idxs) -> "NDArray":
-        return self._view_of(idxs)
+        """A view selected by ints, slices and `...`; course semantics: no axis is dropped."""
+        shape, strides, offset = layout.index_view(self._shape, self._strides, self._offset, idxs)
+        return NDArray.make(shape, strides, self._device, self._handle, offset)
 
     def __setitem__(self, idxs, other) -> None:
-        """Writes `other` (an array broadcastable to the view, or a scalar) into the view, in place."""
-        view = self._view_of(idxs)
+        """Writes `other` (a scalar, or an array broadcastable to the view) into the view, in place.
+
+        An array whose shape differs from the view's only by size-1 axes is accepted too, as the
+        course's `out[i] = a` (view (1, m, n), a (m, n)) needs.
+        """
+        view = self[idxs]
         if _is_scalar(other):
-            self.device.scalar_setitem(view.size, float(other), self._handle, view._shape, view._strides, view._offset)
+            self._device.scalar_setitem(view.size, float(other), self._handle, view._shape, view._strides, view._offset)
             return
-        other = _as_ndarray(other, self.device, self.dtype)
-        if other.shape != view.shape:
-            if prod(other.shape) == view.size and other.ndim != view.ndim:
-                other = other.compact().reshape(view.shape)
+        other = _as_ndarray(other, self._device, self.dtype)
+        if other._shape != view._shape:
+            if layout.squeezed(other._shape) == layout.squeezed(view._shape):
+                other = other.compact().reshape(view._shape)
             else:
                 try:
-                    other = other.broadcast_to(view.shape)
+                    other = other.broadcast_to(view._shape)
                 except ValueError:
                     raise ValueError(
                         f"NDArray setitem: cannot assign shape {other.shape} to a view of shape {view.shape}"
                     ) from None
-        other = other.astype(self.dtype).to(self.device).copy()  # copy: source and target may overlap
-        self.device.ewise_setitem(other._handle, self._handle, view._shape, view._strides, view._offset)
+        other = other.astype(self.dtype).to(self._device)
+        # the source must be dense, and must not share the buffer it is written into
+        other = other.copy() if other._handle is self._handle else other.compact()
+        self._device.ewise_setitem(other._handle, self._handle, view._shape, view._strides, view._offset)
 
     # ---- elementwise ----
     def _binary(self, other, ewise: str, scalar: str, op: str) -> "NDArray":
-        if _is_scalar(other):
+        """Applies a device kernel to (self, other): `scalar` for a number, `ewise` for an equal-shape array."""
+        if isinstance(other, NDArray):
+            b = other
+        elif _is_scalar(other):
             a = self.compact()
-            out = NDArray.make(a._shape, device=a.device, dtype=a.dtype)
-            getattr(a.device, scalar)(a._handle, float(other), out._handle)
+            out = a._new(a._shape)
+            _kernel(a._device, scalar)(a._handle, float(other), out._handle)
             return out
-        other = _as_ndarray(other, self.device, self.dtype)
-        if other.device != self.device:
-            raise ValueError(f"NDArray {op}: operands on different devices ({self.device} and {other.device})")
-        if other.shape != self.shape:
-            raise ValueError(f"NDArray {op}: shapes {self.shape} and {other.shape} differ (broadcast explicitly)")
-        a, b = self, other
+        else:
+            b = _as_ndarray(other, self._device, self.dtype)
+        if b._device != self._device:
+            raise ValueError(f"NDArray {op}: operands on different devices ({self.device} and {b.device})")
+        if b._shape != self._shape:
+            raise ValueError(f"NDArray {op}: shapes {self.shape} and {b.shape} differ (broadcast explicitly)")
+        a = self
         if a.dtype != b.dtype:  # promote as numpy does: float32 op float64 -> float64
             a, b = a.astype("float64"), b.astype("float64")
         a, b = a.compact(), b.compact()
-        out = NDArray.make(a._shape, device=a.device, dtype=a.dtype)
-        getattr(a.device, ewise)(a._handle, b._handle, out._handle)
+        out = a._new(a._shape)
+        _kernel(a._device, ewise)(a._handle, b._handle, out._handle)
         return out
 
     def _unary(self, kernel: str) -> "NDArray":
         a = self.compact()
-        out = NDArray.make(a._shape, device=a.device, dtype=a.dtype)
-        getattr(a.device, kernel)(a._handle, out._handle)
+        out = a._new(a._shape)
+        _kernel(a._device, kernel)(a._handle, out._handle)
         return out
 
     def __add__(self, other):
@@ -449,10 +457,10 @@ class NDArray:
     __radd__ = __add__
 
     def __sub__(self, other):
-        return self + (-other)
+        return self + self._negated(other)
 
     def __rsub__(self, other):
-        return other + (-self)
+        return (-self) + other
 
     def __mul__(self, other):
         return self._binary(other, "ewise_mul", "scalar_mul", "mul")
@@ -463,9 +471,7 @@ class NDArray:
         return self._binary(other, "ewise_div", "scalar_div", "div")
 
     def __rtruediv__(self, other):
-        if not _is_scalar(other):
-            return _as_ndarray(other, self.device, self.dtype) / self
-        return self.device.full(self.shape, float(other), self.dtype) / self
+        return self._lift(other) / self
 
     def __neg__(self):
         return self * (-1.0)
@@ -474,13 +480,22 @@ class NDArray:
         return self._binary(other, "ewise_power", "scalar_power", "power")
 
     def __rpow__(self, other):
-        if not _is_scalar(other):
-            return _as_ndarray(other, self.device, self.dtype) ** self
-        return self.device.full(self.shape, float(other), self.dtype) ** self
+        return self._lift(other) ** self
+
+    def _negated(self, other):
+        """-other for a scalar or an array-like right operand."""
+        return -float(other) if _is_scalar(other) else -_as_ndarray(other, self._device, self.dtype)
+
+    def _lift(self, other) -> "NDArray":
+        """`other` as an NDArray shaped like self (the left operand of a reflected operator)."""
+        if _is_scalar(other):
+            return self._device.full(self._shape, float(other), self.dtype)
+        return _as_ndarray(other, self._device, self.dtype)
 
     def maximum(self, other):
         return self._binary(other, "ewise_maximum", "scalar_maximum", "maximum")
 
+    # comparisons give 0/1 floats; built from the eq and ge kernels so that NaN compares False as in numpy
     def __eq__(self, other):
         return self._binary(other, "ewise_eq", "scalar_eq", "eq")
 
@@ -490,14 +505,14 @@ class NDArray:
     def __ne__(self, other):
         return 1 - (self == other)
 
+    def __le__(self, other):
+        return (-self) >= self._negated(other)
+
     def __gt__(self, other):
         return (self >= other) * (self != other)
 
     def __lt__(self, other):
-        return 1 - (self >= other)
-
-    def __le__(self, other):
-        return 1 - (self > other)
+        return (self <= other) * (self != other)
 
     def log(self):
         return self._unary("ewise_log")
@@ -509,189 +524,148 @@ class NDArray:
         return self._unary("ewise_tanh")
 
     # ---- matmul ----
-    def __matmul__(self, other: "NDArray") -> "NDArray":
-        """Matrix product; leading (batch) axes broadcast as numpy's matmul."""
-        other = _as_ndarray(other, self.device, self.dtype)
-        if other.device != self.device:
-            raise ValueError(f"NDArray matmul: operands on different devices ({self.device} and {other.device})")
-        if self.ndim < 2 or other.ndim < 2 or self.shape[-1] != other.shape[-2]:
-            raise ValueError(f"NDArray matmul: shapes {self.shape} and {other.shape} are not aligned")
-        a, b = self, other
+    def __matmul__(self, other) -> "NDArray":
+        """Matrix product of (..., m, n) and (..., n, p); leading (batch) axes broadcast as numpy's."""
+        b = _as_ndarray(other, self._device, self.dtype)
+        if b._device != self._device:
+            raise ValueError(f"NDArray matmul: operands on different devices ({self.device} and {b.device})")
+        if self.ndim < 2 or b.ndim < 2 or self._shape[-1] != b._shape[-2]:
+            raise ValueError(f"NDArray matmul: shapes {self.shape} and {b.shape} are not aligned (need (..., m, n) @ (..., n, p))")
+        a = self
         if a.dtype != b.dtype:
             a, b = a.astype("float64"), b.astype("float64")
-        m, n, p = a.shape[-2], a.shape[-1], b.shape[-1]
+        m, n, p = a._shape[-2], a._shape[-1], b._shape[-1]
         try:
-            batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+            batch = tuple(np.broadcast_shapes(a._shape[:-2], b._shape[:-2]))
         except ValueError:
-            raise ValueError(f"NDArray matmul: batch shapes of {self.shape} and {other.shape} do not broadcast") from None
-        if not hasattr(a.device.mod, "matmul_strided"):
+            raise ValueError(f"NDArray matmul: batch shapes of {self.shape} and {b.shape} do not broadcast") from None
+        if n == 0:  # an empty inner dimension sums nothing
+            return a._device.full(batch + (m, p), 0.0, a.dtype)
+        if not hasattr(a._device.mod, "matmul_strided"):
             return a._matmul_course(b, batch, m, n, p)
         a = a.broadcast_to(batch + (m, n))
         b = b.broadcast_to(batch + (n, p))
-        nb = prod(batch)
-        a_strides, b_strides = _batch_strides(a), _batch_strides(b)
+        a_strides, b_strides = layout.batch_strides(a._shape, a._strides), layout.batch_strides(b._shape, b._strides)
         if a_strides is None:
             a, a_strides = a.compact(), (m * n, n, 1)
         if b_strides is None:
             b, b_strides = b.compact(), (n * p, p, 1)
-        out = NDArray.make(batch + (m, p), device=a.device, dtype=a.dtype)
-        a.device.matmul_strided(
-            a._handle, b._handle, out._handle, nb, m, n, p, a._offset, a_strides, b._offset, b_strides
+        out = a._new(batch + (m, p))
+        a._device.matmul_strided(
+            a._handle, b._handle, out._handle, math.prod(batch), m, n, p, a._offset, a_strides, b._offset, b_strides
         )
         return out
 
+    def __rmatmul__(self, other) -> "NDArray":
+        return _as_ndarray(other, self._device, self.dtype) @ self
+
     def _matmul_course(self, other: "NDArray", batch, m, n, p) -> "NDArray":
         """The course's path for a device with only `matmul`/`matmul_tiled`: one 2-D product per batch."""
-        out = NDArray.make(batch + (m, p), device=self.device, dtype=self.dtype)
+        if not batch:
+            return _matmul_2d(self.compact(), other.compact())
+        out = self._new(batch + (m, p))
         a_all = self.broadcast_to(batch + (m, n))
         b_all = other.broadcast_to(batch + (n, p))
         for idx in np.ndindex(*batch):
             a, b = a_all[idx].compact().reshape((m, n)), b_all[idx].compact().reshape((n, p))
-            out[idx] = _matmul_2d(a, b).reshape((1,) * len(batch) + (m, p))
+            out[idx] = _matmul_2d(a, b)
         return out
 
     # ---- reductions ----
     def _reduce(self, axis, keepdims: bool, kernel: str, op: str) -> "NDArray":
-        axes = _normalize_axes(axis, self.ndim, op)
-        if any(self._shape[ax] == 0 for ax in axes) and kernel == "reduce_max_axis":
-            raise ValueError(f"NDArray {op}: zero-size axis in shape {self._shape} has no maximum")
-        out_shape = tuple(1 if i in axes else s for i, s in enumerate(self._shape))
-        if not keepdims:
-            out_shape = tuple(s for i, s in enumerate(self._shape) if i not in axes)
-        keep = [i for i in range(self.ndim) if i not in axes]
-        # permute the reduced axes next to each other (their order kept) only when they are not already
-        first = min(axes) if axes else 0
-        contiguous = list(axes) == list(range(first, first + len(axes)))
-        a = self if contiguous else self.permute(tuple(keep) + tuple(axes))
-        if not contiguous:
-            first = len(keep)
+        """Reduces over `axis` (None, int or tuple) with the device's (outer, reduce, inner) kernel."""
+        shape = self._shape
+        axes = layout.normalize_axes(axis, len(shape), op)
+        if kernel == "reduce_max_axis" and any(shape[ax] == 0 for ax in axes):
+            raise ValueError(f"NDArray {op}: zero-size axis in shape {shape} has no maximum")
+        if keepdims:
+            out_shape = tuple(1 if i in axes else s for i, s in enumerate(shape))
+        else:
+            out_shape = tuple(s for i, s in enumerate(shape) if i not in axes)
+        # bring the reduced axes together (their order kept), permuting only when they are not already
+        first = axes[0] if axes else 0
+        a = self
+        if axes != tuple(range(first, first + len(axes))):
+            keep = tuple(i for i in range(len(shape)) if i not in axes)
+            a, first = self.permute(keep + axes), len(keep)
         a = a.compact()
-        outer = prod(a._shape[:first])
-        reduce = prod(a._shape[first : first + len(axes)])
-        inner = prod(a._shape[first + len(axes) :])
-        out = NDArray.make(out_shape, device=a.device, dtype=a.dtype)
+        outer = math.prod(a._shape[:first])
+        reduce = math.prod(a._shape[first : first + len(axes)])
+        inner = math.prod(a._shape[first + len(axes) :])
+        out = a._new(out_shape)
         if reduce == 0:  # an empty sum is zero
             out.fill(0.0)
-            return out
-        if hasattr(a.device.mod, kernel):
-            getattr(a.device, kernel)(a._handle, out._handle, outer, reduce, inner)
+        elif outer * inner == 0:
+            pass
+        elif hasattr(a._device.mod, kernel):
+            _kernel(a._device, kernel)(a._handle, out._handle, outer, reduce, inner)
         else:  # course device: reduce contiguous blocks of the last axis only
             if inner != 1:
                 a = a.reshape((outer, reduce, inner)).permute((0, 2, 1)).compact()
-            getattr(a.device, kernel.replace("_axis", ""))(a._handle, out._handle, reduce)
+            _kernel(a._device, kernel[: -len("_axis")])(a._handle, out._handle, reduce)
         return out
 
     def sum(self, axis=None, keepdims: bool = False) -> "NDArray":
-        """Sum over an axis, a tuple of axes, or everything (axis=None)."""
+        """Sum over an axis, a tuple of axes, or everything (axis=None gives shape ())."""
         return self._reduce(axis, keepdims, "reduce_sum_axis", "sum")
 
     def max(self, axis=None, keepdims: bool = False) -> "NDArray":
-        """Maximum over an axis, a tuple of axes, or everything (axis=None)."""
+        """Maximum over an axis, a tuple of axes, or everything (axis=None gives shape ())."""
         return self._reduce(axis, keepdims, "reduce_max_axis", "max")
 
     # ---- course hw4 additions ----
     def flip(self, axes) -> "NDArray":
         """A compact copy reversed along `axes` (a negative-stride view, then compact)."""
-        axes = _normalize_axes(axes, self.ndim, "flip")
+        axes = layout.normalize_axes(axes, self.ndim, "flip")
         offset, strides = self._offset, list(self._strides)
         for ax in axes:
             if self._shape[ax]:
                 offset += (self._shape[ax] - 1) * strides[ax]
             strides[ax] = -strides[ax]
-        return NDArray.make(self._shape, tuple(strides), self.device, self._handle, offset).copy()
+        return NDArray.make(self._shape, tuple(strides), self._device, self._handle, offset).copy()
 
     def pad(self, axes) -> "NDArray":
-        """Zero padding: axes is one (left, right) pair per axis, as np.pad's pad_width."""
-        axes = tuple(tuple(int(v) for v in pair) for pair in axes)
+        """Zero padding: `axes` holds one (left, right) pair per axis, as np.pad's pad_width."""
+        try:
+            axes = tuple(tuple(int(v) for v in pair) for pair in axes)
+        except TypeError:
+            raise TypeError(f"pad: need one (left, right) pair per axis of {self._shape}, got {axes!r}") from None
         if len(axes) != self.ndim or any(len(p) != 2 or min(p) < 0 for p in axes):
             raise ValueError(f"pad: need one non-negative (left, right) pair per axis of {self._shape}, got {axes}")
-        out = self.device.full(tuple(s + l + r for s, (l, r) in zip(self._shape, axes)), 0.0, self.dtype)
+        out = self._device.full(tuple(s + l + r for s, (l, r) in zip(self._shape, axes)), 0.0, self.dtype)
         out[tuple(slice(l, l + s) for s, (l, _) in zip(self._shape, axes))] = self
         return out
 
 
-def _batch_strides(a: NDArray):
-    """(batch, row, col) strides of a view whose batch axes collapse to one stride, else None."""
-    *batch, m, n = a.shape
-    bs = a.strides[: len(batch)]
-    live = [(s, st) for s, st in zip(batch, bs) if s != 1]
-    if not live:
-        return (0, a.strides[-2], a.strides[-1])
-    # collapsible when each live batch axis steps by (next live size * next stride), or all are zero
-    if all(st == 0 for _, st in live):
-        return (0, a.strides[-2], a.strides[-1])
-    for (s1, st1), (s2, st2) in zip(live, live[1:]):
-        if st1 != s2 * st2:
-            return None
-    return (live[-1][1], a.strides[-2], a.strides[-1])
+def _kernel(device: BackendDevice, name: str):
+    """The device's kernel `name`, or a clear error when a (learner's) device module lacks it."""
+    kernel = getattr(device.mod, name, None)
+    if kernel is None:
+        getattr(device, name)  # raises the device's own message
+    return kernel
 
 
 def _matmul_2d(a: NDArray, b: NDArray) -> NDArray:
-    """The course's 2-D matmul: the tiled kernel when all sizes are multiples of the tile."""
-    m, n, p = a.shape[0], a.shape[1], b.shape[1]
-    dev = a.device
+    """The course's 2-D matmul on compact operands: tiled when all sizes are multiples of the tile."""
+    m, n, p = a._shape[0], a._shape[1], b._shape[1]
+    dev = a._device
     t = getattr(dev.mod, "__tile_size__", 0)
     if hasattr(dev.mod, "matmul_tiled") and t and m % t == 0 and n % t == 0 and p % t == 0:
 
-        def tile(x: NDArray, tsize: int) -> NDArray:
-            return x.as_strided(
-                (x.shape[0] // tsize, x.shape[1] // tsize, tsize, tsize),
-                (x.shape[1] * tsize, tsize, x.shape[1], 1),
-            )
+        def tile(x: NDArray) -> NDArray:
+            rows, cols = x._shape
+            return x.as_strided((rows // t, cols // t, t, t), (cols * t, t, cols, 1)).compact()
 
-        out = NDArray.make((m // t, p // t, t, t), device=dev, dtype=a.dtype)
-        dev.matmul_tiled(tile(a, t).compact()._handle, tile(b, t).compact()._handle, out._handle, m, n, p)
+        out = a._new((m // t, p // t, t, t))
+        dev.matmul_tiled(tile(a)._handle, tile(b)._handle, out._handle, m, n, p)
         return out.permute((0, 2, 1, 3)).compact().reshape((m, p))
-    out = NDArray.make((m, p), device=dev, dtype=a.dtype)
+    out = a._new((m, p))
     dev.matmul(a._handle, b._handle, out._handle, m, n, p)
     return out
 
 
-def _check_bounds(op, shape, strides, offset, size) -> None:
-    if prod(shape) == 0:
-        return
-    lo = offset + builtins.sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
-    hi = offset + builtins.sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
-    if lo < 0 or hi >= size:
-        raise ValueError(f"{op}: shape {shape} with strides {strides} reaches outside the buffer of {size} elements")
-
-
-def _resolve_reshape(shape, new_shape) -> tuple[int, ...]:
-    if isinstance(new_shape, (int, np.integer)):
-        new_shape = (new_shape,)
-    try:
-        new_shape = tuple(operator.index(s) for s in new_shape)
-    except TypeError:
-        raise TypeError(f"reshape: shape must be a tuple of ints, got {new_shape!r}") from None
-    size = prod(shape)
-    if new_shape.count(-1) > 1 or any(s < -1 for s in new_shape):
-        raise ValueError(f"reshape: invalid target shape {new_shape}")
-    if -1 in new_shape:
-        known = prod(s for s in new_shape if s != -1)
-        if known == 0 or size % known:
-            raise ValueError(f"reshape: cannot reshape array of shape {shape} into {new_shape}")
-        new_shape = tuple(size // known if s == -1 else s for s in new_shape)
-    if prod(new_shape) != size:
-        raise ValueError(f"reshape: cannot reshape array of shape {shape} (size {size}) into {new_shape}")
-    return new_shape
-
-
-def _normalize_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
-    for ax in axes:
-        ax = operator.index(ax)
-        if not -ndim <= ax < ndim:
-            raise ValueError(f"NDArray {op}: axis {ax} is out of range for an array with {ndim} dimensions")
-        out.append(ax % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"NDArray {op}: repeated axis in {axis}")
-    return tuple(sorted(out))
-
-
 def _as_ndarray(x, device: BackendDevice, dtype: str) -> NDArray:
+    """`x` itself when an NDArray, else a new one on `device` (float64 input stays float64)."""
     if isinstance(x, NDArray):
         return x
     arr = np.asarray(x)
@@ -762,6 +736,8 @@ def transpose(a: NDArray, axes=None) -> NDArray:
 
 
 def swapaxes(a: NDArray, axis1: int, axis2: int) -> NDArray:
+    """A view with two axes exchanged."""
+    axis1, axis2 = (layout.normalize_axes(ax, a.ndim, "swapaxes")[0] for ax in (axis1, axis2))
     axes = list(range(a.ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return a.permute(axes)
@@ -774,18 +750,15 @@ def stack(arrays: Sequence[NDArray], axis: int = 0) -> NDArray:
     shape = arrays[0].shape
     if any(a.shape != shape for a in arrays):
         raise ValueError(f"stack: all arrays must have the same shape, got {[a.shape for a in arrays]}")
-    if not -len(shape) - 1 <= axis <= len(shape):
-        raise ValueError(f"stack: axis {axis} is out of range for {len(shape) + 1} dimensions")
-    axis %= len(shape) + 1
-    out = NDArray.make(shape[:axis] + (len(arrays),) + shape[axis:], device=arrays[0].device, dtype=arrays[0].dtype)
+    axis = layout.normalize_axes(axis, len(shape) + 1, "stack")[0]
+    out = arrays[0]._new(shape[:axis] + (len(arrays),) + shape[axis:])
     for i, a in enumerate(arrays):
-        index = (slice(None),) * axis + (i,)
-        out[index] = a.compact().reshape(shape[:axis] + (1,) + shape[axis:])
+        out[(slice(None),) * axis + (i,)] = a
     return out
 
 
 def split(a: NDArray, axis: int = 0) -> list[NDArray]:
-    """Splits along `axis` into a.shape[axis] arrays with that axis removed."""
-    axis = _normalize_axes(axis, a.ndim, "split")[0]
+    """Splits along `axis` into a.shape[axis] compact arrays with that axis removed."""
+    axis = layout.normalize_axes(axis, a.ndim, "split")[0]
     rest = a.shape[:axis] + a.shape[axis + 1 :]
     return [a[(slice(None),) * axis + (i,)].compact().reshape(rest) for i in range(a.shape[axis])]

@@ -37,6 +37,10 @@ class Array:
 
 def _view(a: Array, shape, strides, offset) -> np.ndarray:
     """The strided view (shape, strides in elements, offset) of a flat buffer, bounds-checked."""
+    if len(shape) != len(strides):
+        raise ValueError(f"strided view: shape {tuple(shape)} and strides {tuple(strides)} differ in length")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"strided view: negative dimension in shape {tuple(shape)}")
     lo = hi = offset
     for n, s in zip(shape, strides):
         if n == 0:
@@ -83,23 +87,40 @@ def scalar_setitem(size, val, out: Array, shape, strides, offset) -> None:
     _view(out, shape, strides, offset)[...] = val
 
 
+def _same(name: str, *arrays: Array) -> None:
+    """Elementwise kernels need operands of one size and dtype (as the C++ device checks)."""
+    first = arrays[0]
+    for other in arrays[1:]:
+        if other.size != first.size or other.dtype != first.dtype:
+            raise ValueError(
+                f"{name}: operands differ ({first.size} x {first.dtype} vs {other.size} x {other.dtype})"
+            )
+
+
+# IEEE results (inf, nan) without warnings, as the compiled devices give them
 def _ewise(fn):
     def kernel(a: Array, b: Array, out: Array) -> None:
-        out.array[:] = fn(a.array, b.array)
+        _same(fn.__name__, a, b, out)
+        with np.errstate(all="ignore"):
+            fn(a.array, b.array, out=out.array)
 
     return kernel
 
 
 def _scalar(fn):
     def kernel(a: Array, val, out: Array) -> None:
-        out.array[:] = fn(a.array, out.array.dtype.type(val))
+        _same(fn.__name__, a, out)
+        with np.errstate(all="ignore"):
+            fn(a.array, out.array.dtype.type(val), out=out.array)
 
     return kernel
 
 
 def _unary(fn):
     def kernel(a: Array, out: Array) -> None:
-        out.array[:] = fn(a.array)
+        _same(fn.__name__, a, out)
+        with np.errstate(all="ignore"):
+            fn(a.array, out=out.array)
 
     return kernel
 
@@ -129,25 +150,35 @@ reduce_max_axis = _reduce_axis(np.max, "reduce_max")
 
 
 def reduce_sum(a: Array, out: Array, reduce_size: int) -> None:
-    reduce_sum_axis(a, out, a.size // reduce_size, reduce_size, 1)
+    reduce_sum_axis(a, out, a.size // reduce_size if reduce_size > 0 else 0, reduce_size, 1)
 
 
 def reduce_max(a: Array, out: Array, reduce_size: int) -> None:
-    reduce_max_axis(a, out, a.size // reduce_size, reduce_size, 1)
+    reduce_max_axis(a, out, a.size // reduce_size if reduce_size > 0 else 0, reduce_size, 1)
+
+
+def _check_dims(name: str, *dims: int) -> None:
+    if any(d < 0 for d in dims):
+        raise ValueError(f"{name}: negative dimension in {dims}")
 
 
 def matmul(a: Array, b: Array, out: Array, m: int, n: int, p: int) -> None:
+    _check_dims("matmul", m, n, p)
     out.array[: m * p] = (a.array[: m * n].reshape(m, n) @ b.array[: n * p].reshape(n, p)).reshape(-1)
 
 
 def matmul_tiled(a: Array, b: Array, out: Array, m: int, n: int, p: int) -> None:
     t = __tile_size__
+    _check_dims("matmul_tiled", m, n, p)
+    if m % t or n % t or p % t:
+        raise ValueError(f"matmul_tiled: m, n, p = {m}, {n}, {p} must be multiples of the tile size {t}")
     A = a.array[: m * n].reshape(m // t, n // t, t, t)
     B = b.array[: n * p].reshape(n // t, p // t, t, t)
     out.array[: m * p] = np.einsum("ikrs,kjst->ijrt", A, B).reshape(-1)
 
 
 def matmul_strided(a: Array, b: Array, out: Array, batch, m, n, p, a_offset, a_strides, b_offset, b_strides):
+    _check_dims("matmul_strided", batch, m, n, p)
     A = _view(a, (batch, m, n), a_strides, a_offset)
     B = _view(b, (batch, n, p), b_strides, b_offset)
     out.array[: batch * m * p] = np.matmul(A, B).reshape(-1)
