@@ -2,6 +2,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -23,8 +24,9 @@ void softmax_regression_epoch_cpp(const float* X, const unsigned char* y, float*
         const float x = Xb[i * n + j];
         for (size_t c = 0; c < k; ++c) z[c] += x * theta[j * k + c];
       }
+      const float zmax = *std::max_element(z, z + k);  // shift by the row max: same softmax, no overflow
       float total = 0.0f;
-      for (size_t c = 0; c < k; ++c) total += (z[c] = std::exp(z[c]));
+      for (size_t c = 0; c < k; ++c) total += (z[c] = std::exp(z[c] - zmax));
       for (size_t c = 0; c < k; ++c) z[c] /= total;
       z[y[start + i]] -= 1.0f;  // Z - I_y
     }
@@ -39,25 +41,41 @@ void softmax_regression_epoch_cpp(const float* X, const unsigned char* y, float*
   }
 }
 
+/// Raise ValueError unless `a` is a C-contiguous array of T with `ndim` dimensions (and writeable if asked).
+template <typename T>
+void check_array(const py::array& a, const char* name, py::ssize_t ndim, bool writeable = false) {
+  const std::string where = std::string("softmax_regression_epoch_cpp: ") + name;
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::value_error(where + " must have dtype " + py::str(py::dtype::of<T>()).cast<std::string>() + ", got " +
+                          py::str(a.dtype()).cast<std::string>());
+  if (a.ndim() != ndim) throw py::value_error(where + " must be " + std::to_string(ndim) + "-D");
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(where + " must be C-contiguous");
+  if (writeable && !a.writeable()) throw py::value_error(where + " must be writeable (it is updated in place)");
+}
+
 PYBIND11_MODULE(simple_ml_ext, m) {
   m.def(
       "softmax_regression_epoch_cpp",
-      [](py::array_t<float, py::array::c_style> X, py::array_t<unsigned char, py::array::c_style> y,
-         py::array_t<float, py::array::c_style> theta, float lr, int batch) {
-        if (X.ndim() != 2 || y.ndim() != 1 || theta.ndim() != 2)
-          throw std::invalid_argument("softmax_regression_epoch_cpp: expected X (m, n), y (m,), theta (n, k)");
+      [](py::array X, py::array y, py::array theta, float lr, py::ssize_t batch) {
+        check_array<float>(X, "X", 2);
+        check_array<unsigned char>(y, "y", 1);
+        check_array<float>(theta, "theta", 2, true);
         if (X.shape(0) != y.shape(0) || X.shape(1) != theta.shape(0))
-          throw std::invalid_argument("softmax_regression_epoch_cpp: shapes X " + std::to_string(X.shape(0)) +
-                                      "x" + std::to_string(X.shape(1)) + ", y " + std::to_string(y.shape(0)) +
-                                      ", theta " + std::to_string(theta.shape(0)) + "x" +
-                                      std::to_string(theta.shape(1)) + " do not fit together");
-        if (batch <= 0) throw std::invalid_argument("softmax_regression_epoch_cpp: batch must be positive");
+          throw py::value_error("softmax_regression_epoch_cpp: shapes X (" + std::to_string(X.shape(0)) + ", " +
+                                std::to_string(X.shape(1)) + "), y (" + std::to_string(y.shape(0)) + ",), theta (" +
+                                std::to_string(theta.shape(0)) + ", " + std::to_string(theta.shape(1)) +
+                                ") do not fit together");
+        if (batch <= 0) throw py::value_error("softmax_regression_epoch_cpp: batch must be positive");
         const size_t k = theta.shape(1);
-        auto yv = y.unchecked<1>();
+        const auto* labels = static_cast<const unsigned char*>(y.data());
         for (py::ssize_t i = 0; i < y.shape(0); ++i)
-          if (yv(i) >= k) throw std::invalid_argument("softmax_regression_epoch_cpp: label out of range");
-        softmax_regression_epoch_cpp(X.data(), y.data(), theta.mutable_data(), X.shape(0), X.shape(1), k, lr,
+          if (labels[i] >= k)
+            throw py::value_error("softmax_regression_epoch_cpp: label " + std::to_string(labels[i]) +
+                                  " out of range for " + std::to_string(k) + " classes");
+        softmax_regression_epoch_cpp(static_cast<const float*>(X.data()), labels,
+                                     static_cast<float*>(theta.mutable_data()), X.shape(0), X.shape(1), k, lr,
                                      static_cast<size_t>(batch));
       },
-      py::arg("X"), py::arg("y"), py::arg("theta"), py::arg("lr"), py::arg("batch"));
+      py::arg("X"), py::arg("y"), py::arg("theta"), py::arg("lr"), py::arg("batch"),
+      "One SGD epoch of softmax regression (course hw0 Q6); updates theta in place.");
 }
