@@ -1,0 +1,60 @@
+"""Course mechanics: install a learner's code into needle (`@course.exercise`), check it (`course.check`), `course.reset()`.
+
+    from needle import course
+
+    @course.exercise("welcome.sigmoid")
+    def sigmoid(x): ...
+
+    course.check("welcome.sigmoid")
+
+`course` sits on the top floor: it imports the library, and nothing in the library imports it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from . import install as _install
+from . import registry
+from .errors import CheckFailed, LearnerError, NotImplementedYet
+from .install import installed_ids, reset
+from .runner import check
+
+T = TypeVar("T")
+
+__all__ = ["exercise", "check", "reset", "installed_ids", "exercises", "CheckFailed", "LearnerError", "NotImplementedYet"]
+
+
+def exercise(exercise_id: str) -> Callable[[T], T]:
+    """Decorator: install the decorated function, method or class as the learner's answer to `exercise_id`."""
+    ex = registry.get(exercise_id)
+
+    def install(obj: T) -> T:
+        _install.install(ex, obj)
+        return obj
+
+    return install
+
+
+def exercises(chapter: str | None = None) -> list[str]:
+    """Ids of the registered exercises (of one chapter, e.g. "autodiff", if given)."""
+    return [e.id for e in registry.all_exercises() if chapter is None or e.chapter == chapter]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext needle.course` registers the `%%needle_cpp` cell magic (importing needle.course does it too)."""
+    from .cpp_magic import register_magic
+
+    register_magic(ipython)
+
+
+def _register_in_running_ipython() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ipython = get_ipython()
+    if ipython is not None:
+        load_ipython_extension(ipython)
+
+
+_register_in_running_ipython()

@@ -1,0 +1,70 @@
+"""The exercise registry: one entry per exercise, declared next to its check function in checks/chNN_*.py."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Any, Callable
+
+CheckFn = Callable[[Any], int]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """An exercise: where the learner's code is installed (`module:attr` or `module:Class.attr`) and how it is checked."""
+
+    id: str
+    target: str
+    hint: str
+    check: CheckFn
+    language: str = "python"  # "python" or "c++" (a %%needle_cpp cell)
+
+    @property
+    def chapter(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+_EXERCISES: dict[str, Exercise] = {}
+_loaded = False
+
+
+def exercise_check(exercise_id: str, *, target: str, hint: str, language: str = "python") -> Callable[[CheckFn], CheckFn]:
+    """Register `exercise_id` with the decorated check function, which receives the learner's object."""
+
+    def register(fn: CheckFn) -> CheckFn:
+        if exercise_id in _EXERCISES and _EXERCISES[exercise_id].check is not fn:
+            raise ValueError(f"exercise {exercise_id!r} is registered twice")
+        _EXERCISES[exercise_id] = Exercise(exercise_id, target, hint, fn, language)
+        return fn
+
+    return register
+
+
+def _load_checks() -> None:
+    """Import every checks/chNN_*.py once, so that all exercises are registered."""
+    global _loaded
+    if _loaded:
+        return
+    from . import checks
+
+    for info in sorted(pkgutil.iter_modules(checks.__path__), key=lambda m: m.name):
+        if info.name.startswith("ch"):
+            importlib.import_module(f"{checks.__name__}.{info.name}")
+    _loaded = True
+
+
+def get(exercise_id: str) -> Exercise:
+    """The registered exercise, or a KeyError that lists the close matches."""
+    _load_checks()
+    try:
+        return _EXERCISES[exercise_id]
+    except KeyError:
+        chapter = exercise_id.split(".", 1)[0]
+        near = sorted(e for e in _EXERCISES if e.startswith(chapter + "."))
+        raise KeyError(f"no exercise {exercise_id!r}; exercises of {chapter!r}: {', '.join(near) or 'none'}") from None
+
+
+def all_exercises() -> list[Exercise]:
+    """Every registered exercise, sorted by id."""
+    _load_checks()
+    return [_EXERCISES[k] for k in sorted(_EXERCISES)]

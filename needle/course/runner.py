@@ -1,0 +1,38 @@
+"""course.check: run an exercise's cases on the learner's installed object and report in one line or a readable error."""
+from __future__ import annotations
+
+import traceback
+
+from . import install, registry
+from .errors import CheckFailed, LearnerError, NotImplementedYet
+
+
+def _learner_traceback(exc: BaseException) -> str:
+    """The exception's traceback without the frames of the check machinery."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/needle/course/" not in f.filename.replace("\\", "/")]
+    text = "".join(traceback.format_list(frames[-8:]))
+    return text + "".join(traceback.format_exception_only(type(exc), exc))
+
+
+def run(exercise_id: str) -> int:
+    """Run the checks of `exercise_id`; return the number of cases that passed, or raise a check outcome."""
+    __tracebackhide__ = True
+    ex = registry.get(exercise_id)
+    impl = install.installed(exercise_id)
+    if impl is None:
+        raise NotImplementedYet(f"{exercise_id}: not implemented yet (run the exercise cell that installs it first)")
+    try:
+        return ex.check(impl)
+    except CheckFailed as failure:
+        raise CheckFailed(f"{exercise_id}: {failure}") from None
+    except NotImplementedError:
+        raise NotImplementedYet(f"{exercise_id}: not implemented yet. Hint: {ex.hint}") from None
+    except Exception as exc:  # the learner's code crashed: show where, as a failed check
+        raise LearnerError(f"{exercise_id}: your code raised {type(exc).__name__}:\n{_learner_traceback(exc)}") from None
+
+
+def check(exercise_id: str) -> None:
+    """Check the learner's installed `exercise_id`: print a ✓ line, or raise CheckFailed / NotImplementedYet."""
+    __tracebackhide__ = True
+    passed = run(exercise_id)
+    print(f"✓ {exercise_id}: {passed} cases passed")
