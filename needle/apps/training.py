@@ -1,0 +1,155 @@
+"""Training loops for CIFAR-10 and PTB (course hw4 `simple_ml` functions) and the generic epoch they share.
+
+The course-compatible functions keep the course's signatures, defaults and return values
+((accuracy, loss) of the last epoch); beyond the course they take keyword-only `progress` (a tqdm.auto
+bar), `history` (a list that receives one dict per epoch, so a notebook can plot it) and `callback`
+(called with each epoch's dict, e.g. to update a live plot)."""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from needle import nn, optim
+from needle.autograd import Tensor
+from needle.data import get_batch
+
+__all__ = [
+    "run_epoch",
+    "fit",
+    "epoch_general_cifar10",
+    "train_cifar10",
+    "evaluate_cifar10",
+    "epoch_general_ptb",
+    "train_ptb",
+    "evaluate_ptb",
+]
+
+
+def _progress(iterable: Iterable, enabled: bool, total: Optional[int], desc: Optional[str]) -> Iterable:
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+def run_epoch(batches: Iterable, forward: Callable[[Tensor], Tensor], loss_fn, opt=None, clip: Optional[float] = None,
+              progress: bool = False, total: Optional[int] = None, desc: Optional[str] = None) -> tuple[float, float]:
+    """One pass over (X, y) batches: logits = forward(X), loss = loss_fn(logits, y); with `opt`, a backward
+    pass, optional gradient clipping and an optimizer step per batch. Returns (accuracy, loss) averaged
+    over samples."""
+    correct = loss_sum = 0.0
+    count = 0
+    for X, y in _progress(batches, progress, total, desc):
+        logits = forward(X)
+        loss = loss_fn(logits, y)
+        if opt is not None:
+            opt.reset_grad()
+            loss.backward()
+            if clip is not None:
+                opt.clip_grad_norm(clip)
+            opt.step()
+        labels = y.numpy()
+        n = labels.shape[0]
+        correct += float((logits.numpy().argmax(axis=1) == labels).sum())
+        loss_sum += float(loss.numpy()) * n
+        count += n
+    if count == 0:
+        raise ValueError("run_epoch: no batches")
+    return correct / count, loss_sum / count
+
+
+def fit(n_epochs: int, train_epoch: Callable[[], tuple], history: Optional[list] = None,
+        callback: Optional[Callable[[dict], None]] = None, names: tuple = ("acc", "loss")) -> tuple:
+    """Calls train_epoch() n_epochs times; records {"epoch": e, names[0]: ..., names[1]: ...} per epoch
+    into `history` and passes it to `callback`. Returns the last epoch's result."""
+    result = None
+    for e in range(n_epochs):
+        result = train_epoch()
+        record = {"epoch": e + 1, **dict(zip(names, result))}
+        if history is not None:
+            history.append(record)
+        if callback is not None:
+            callback(record)
+    return result
+
+
+def _set_mode(model: nn.Module, opt) -> None:
+    if opt is None:
+        model.eval()
+    else:
+        model.train()
+
+
+def epoch_general_cifar10(dataloader, model: nn.Module, loss_fn=nn.SoftmaxLoss(), opt=None, *,
+                          progress: bool = False) -> tuple[float, float]:
+    """One epoch over a CIFAR-10 loader (training when `opt` is given): (average accuracy, average loss)."""
+    np.random.seed(4)
+    _set_mode(model, opt)
+    total = len(dataloader) if hasattr(dataloader, "__len__") else None
+    return run_epoch(dataloader, model, loss_fn, opt, progress=progress, total=total, desc="cifar10")
+
+
+def train_cifar10(model: nn.Module, dataloader, n_epochs: int = 1, optimizer=optim.Adam, lr: float = 0.001,
+                  weight_decay: float = 0.001, loss_fn=nn.SoftmaxLoss, *, progress: bool = False,
+                  history: Optional[list] = None, callback=None) -> tuple[float, float]:
+    """Trains for n_epochs; returns (accuracy, loss) of the last training epoch."""
+    np.random.seed(4)
+    opt = optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss = loss_fn()
+    return fit(n_epochs, lambda: epoch_general_cifar10(dataloader, model, loss, opt, progress=progress),
+               history, callback)
+
+
+def evaluate_cifar10(model: nn.Module, dataloader, loss_fn=nn.SoftmaxLoss, *, progress: bool = False) -> tuple:
+    """(accuracy, loss) of the model in eval mode over the loader."""
+    np.random.seed(4)
+    return epoch_general_cifar10(dataloader, model, loss_fn(), progress=progress)
+
+
+def _detach_state(h):
+    """Cuts the recurrent state from the previous batch's graph (truncated backpropagation through time)."""
+    if h is None:
+        return None
+    if isinstance(h, (tuple, list)):
+        return tuple(x.detach() for x in h)
+    return h.detach()
+
+
+def epoch_general_ptb(data: np.ndarray, model: nn.Module, seq_len: int = 40, loss_fn=nn.SoftmaxLoss(), opt=None,
+                      clip: Optional[float] = None, device=None, dtype: str = "float32", *,
+                      progress: bool = False) -> tuple[float, float]:
+    """One epoch over batchified PTB ids (nbatch, bs) in chunks of seq_len, carrying the hidden state
+    between chunks (detached): (average accuracy, average loss) per predicted word."""
+    np.random.seed(4)
+    _set_mode(model, opt)
+    starts = range(0, data.shape[0] - 1, seq_len)
+    batches = (get_batch(data, i, seq_len, device=device, dtype=dtype) for i in starts)
+    state = {"h": None}
+
+    def forward(X: Tensor) -> Tensor:
+        out, h = model(X, state["h"])
+        state["h"] = _detach_state(h)
+        return out
+
+    return run_epoch(batches, forward, loss_fn, opt, clip, progress=progress, total=len(starts), desc="ptb")
+
+
+def train_ptb(model: nn.Module, data: np.ndarray, seq_len: int = 40, n_epochs: int = 1, optimizer=optim.SGD,
+              lr: float = 4.0, weight_decay: float = 0.0, loss_fn=nn.SoftmaxLoss, clip: Optional[float] = None,
+              device=None, dtype: str = "float32", *, progress: bool = False, history: Optional[list] = None,
+              callback=None) -> tuple[float, float]:
+    """Trains a language model for n_epochs; returns (accuracy, loss) of the last epoch."""
+    np.random.seed(4)
+    opt = optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss = loss_fn()
+    return fit(n_epochs, lambda: epoch_general_ptb(data, model, seq_len, loss, opt, clip, device, dtype,
+                                                   progress=progress), history, callback)
+
+
+def evaluate_ptb(model: nn.Module, data: np.ndarray, seq_len: int = 40, loss_fn=nn.SoftmaxLoss, device=None,
+                 dtype: str = "float32", *, progress: bool = False) -> tuple[float, float]:
+    """(accuracy, loss) of the model in eval mode over batchified PTB ids."""
+    np.random.seed(4)
+    return epoch_general_ptb(data, model, seq_len, loss_fn(), device=device, dtype=dtype, progress=progress)
