@@ -1,3 +1,12 @@
 """needle: a small deep learning library built from scratch, after CMU 10-414/714."""
+from . import ops
+from .ops import *  # noqa: F401,F403
+from .autograd import Tensor, TensorTuple, cpu, all_devices  # noqa: F401
+from . import init
+from .init import ones, zeros, zeros_like, ones_like  # noqa: F401
+from . import data
+from . import nn
+from . import optim
+from .serialization import save, load  # noqa: F401
 from . import backend_ndarray  # noqa: F401
 from .backend_selection import *  # noqa: F401,F403

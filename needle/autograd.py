@@ -1,0 +1,420 @@
+"""Core data structures of the computational graph: Value, Tensor, TensorTuple, Op and reverse-mode AD.
+
+Follows the course's final-stage `autograd.py`: the same classes, fields, defaults and graph structure.
+Beyond the course: an iterative topological sort (deep graphs never hit the recursion limit), errors
+that name the op, its input shapes and devices, and a backward pass that skips inputs which do not
+require gradients.
+"""
+from __future__ import annotations
+
+from functools import reduce
+from operator import add
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy
+
+import needle  # the op classes (needle.ops) and init live above this module; used at call time only
+
+from .backend_selection import NDArray, all_devices, array_api, cpu, default_device  # noqa: F401
+
+LAZY_MODE = False
+TENSOR_COUNTER = 0
+
+_NUMPY_BACKEND = array_api is numpy
+_WRAPPED_ERRORS = (ValueError, TypeError, IndexError)
+
+
+class Op:
+    """Operator definition: `compute` runs on raw arrays, `gradient` builds Tensors (so it is differentiable)."""
+
+    def __call__(self, *args):
+        raise NotImplementedError()
+
+    def compute(self, *args: Tuple[NDArray]):
+        """Forward pass on raw arrays (NDArray or numpy.ndarray); returns the output array."""
+        raise NotImplementedError()
+
+    def gradient(self, out_grad: "Value", node: "Value") -> Union["Value", Tuple["Value"]]:
+        """Partial adjoints for each input of `node`, given the adjoint `out_grad` of its output."""
+        raise NotImplementedError()
+
+    def gradient_as_tuple(self, out_grad: "Value", node: "Value") -> Tuple["Value"]:
+        """Convenience method to always return a tuple from gradient call."""
+        output = self.gradient(out_grad, node)
+        if isinstance(output, tuple):
+            return output
+        if isinstance(output, list):
+            return tuple(output)
+        return (output,)
+
+
+class TensorOp(Op):
+    """An op whose output is a Tensor."""
+
+    def __call__(self, *args):
+        return Tensor.make_from_op(self, args)
+
+
+class TensorTupleOp(Op):
+    """An op whose output is a TensorTuple."""
+
+    def __call__(self, *args):
+        return TensorTuple.make_from_op(self, args)
+
+
+def _describe(value) -> str:
+    """A short description of a raw input array for error messages: its shape (and device)."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_describe(v) for v in value) + ")"
+    shape = getattr(value, "shape", None)
+    device = getattr(value, "device", None) if not _NUMPY_BACKEND else None
+    return f"{shape}" + (f" on {device}" if device is not None else "")
+
+
+def _device_of(data):
+    return cpu() if _NUMPY_BACKEND else data.device
+
+
+class Value:
+    """A value in the computational graph."""
+
+    op: Optional[Op]
+    inputs: List["Value"]
+    cached_data: NDArray
+    requires_grad: bool
+
+    def realize_cached_data(self):
+        """Run compute to realize the cached data (memoised)."""
+        if self.cached_data is not None:
+            return self.cached_data
+        args = [x.realize_cached_data() for x in self.inputs]
+        try:
+            self.cached_data = self.op.compute(*args)
+        except _WRAPPED_ERRORS as err:
+            kind = next(t for t in _WRAPPED_ERRORS if isinstance(err, t))
+            shapes = ", ".join(_describe(a) for a in args)
+            raise kind(f"{type(self.op).__name__} on inputs of shape {shapes}: {err}") from err
+        return self.cached_data
+
+    def is_leaf(self) -> bool:
+        return self.op is None
+
+    def __del__(self):
+        global TENSOR_COUNTER
+        TENSOR_COUNTER -= 1
+
+    def _init(
+        self,
+        op: Optional[Op],
+        inputs: List["Value"],
+        *,
+        num_outputs: int = 1,
+        cached_data=None,
+        requires_grad: Optional[bool] = None,
+    ) -> None:
+        global TENSOR_COUNTER
+        TENSOR_COUNTER += 1
+        if requires_grad is None:
+            requires_grad = any(x.requires_grad for x in inputs)
+        self.op = op
+        self.inputs = inputs
+        self.num_outputs = num_outputs
+        self.cached_data = cached_data
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def make_const(cls, data, *, requires_grad: bool = False):
+        value = cls.__new__(cls)
+        value._init(None, [], cached_data=data, requires_grad=requires_grad)
+        return value
+
+    @classmethod
+    def make_from_op(cls, op: Op, inputs: List["Value"]):
+        value = cls.__new__(cls)
+        value._init(op, inputs)
+        if not LAZY_MODE:
+            if len(inputs) > 1:
+                _check_same_device(op, inputs)
+            if not value.requires_grad:
+                return value.detach()
+            value.realize_cached_data()
+        return value
+
+
+def _check_same_device(op: Op, inputs) -> None:
+    """Raises a clear error when the inputs of one op live on different devices."""
+    if _NUMPY_BACKEND:
+        return
+    devices = [x.device for x in inputs]
+    first = devices[0]
+    for device in devices[1:]:
+        if device != first:
+            shapes = ", ".join(str(x.shape) for x in inputs)
+            raise ValueError(
+                f"{type(op).__name__}: inputs on different devices {[str(d) for d in devices]} "
+                f"(shapes {shapes}); move them with Tensor(x, device=...)"
+            )
+
+
+class TensorTuple(Value):
+    """A tuple of tensors (not nested)."""
+
+    def __len__(self) -> int:
+        return len(self.realize_cached_data())
+
+    def __getitem__(self, index: int):
+        return needle.ops.tuple_get_item(self, index)
+
+    def tuple(self) -> tuple:
+        return tuple(self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        return "needle.TensorTuple" + str(self.tuple())
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+    def __add__(self, other: "TensorTuple") -> "TensorTuple":
+        if not isinstance(other, TensorTuple) or len(self) != len(other):
+            raise ValueError("TensorTuple add: the other operand must be a TensorTuple of the same length")
+        return needle.ops.make_tuple(*[self[i] + other[i] for i in range(len(self))])
+
+    @property
+    def device(self):
+        data = self.realize_cached_data()
+        return _device_of(data[0]) if len(data) else default_device()
+
+    def detach(self) -> "TensorTuple":
+        """A new TensorTuple sharing the data, detached from the graph."""
+        return TensorTuple.make_const(self.realize_cached_data())
+
+
+class Tensor(Value):
+    """An n-dimensional array that records the ops that produced it."""
+
+    grad: "Tensor"
+
+    def __init__(self, array, *, device=None, dtype=None, requires_grad: bool = True, **kwargs):
+        if isinstance(array, Tensor):
+            device = array.device if device is None else device
+            dtype = array.dtype if dtype is None else dtype
+            if device == array.device and dtype == array.dtype:
+                cached_data = array.realize_cached_data()
+            else:  # fall back: copy through numpy
+                cached_data = Tensor._array_from_numpy(array.numpy(), device=device, dtype=dtype)
+        else:
+            device = device if device else default_device()
+            cached_data = Tensor._array_from_numpy(array, device=device, dtype=dtype)
+        self._init(None, [], cached_data=cached_data, requires_grad=requires_grad)
+
+    @staticmethod
+    def _array_from_numpy(numpy_array, device, dtype):
+        if _NUMPY_BACKEND:
+            return numpy.array(numpy_array, dtype=dtype)
+        return array_api.array(numpy_array, device=device, dtype=dtype)
+
+    @staticmethod
+    def make_from_op(op: Op, inputs: List["Value"]) -> "Tensor":
+        tensor = Tensor.__new__(Tensor)
+        tensor._init(op, inputs)
+        if not LAZY_MODE:
+            if len(inputs) > 1:
+                _check_same_device(op, inputs)
+            if not tensor.requires_grad:
+                return tensor.detach()
+            tensor.realize_cached_data()
+        return tensor
+
+    @staticmethod
+    def make_const(data, requires_grad: bool = False) -> "Tensor":
+        tensor = Tensor.__new__(Tensor)
+        tensor._init(
+            None,
+            [],
+            cached_data=data if not isinstance(data, Tensor) else data.realize_cached_data(),
+            requires_grad=requires_grad,
+        )
+        return tensor
+
+    @property
+    def data(self) -> "Tensor":
+        return self.detach()
+
+    @data.setter
+    def data(self, value: "Tensor") -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data: expected a Tensor, got {type(value).__name__}")
+        if value.dtype != self.dtype:
+            raise TypeError(f"Tensor.data: dtype {value.dtype} does not match the tensor's dtype {self.dtype}")
+        self.cached_data = value.realize_cached_data()
+
+    def detach(self) -> "Tensor":
+        """A new Tensor sharing the data, detached from the graph."""
+        return Tensor.make_const(self.realize_cached_data())
+
+    @property
+    def shape(self) -> tuple:
+        return self.realize_cached_data().shape
+
+    @property
+    def dtype(self):
+        return self.realize_cached_data().dtype
+
+    @property
+    def device(self):
+        return _device_of(self.realize_cached_data())
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def backward(self, out_grad: Optional["Tensor"] = None) -> None:
+        """Reverse-mode AD from this tensor; out_grad defaults to ones (the gradient of sum(self))."""
+        if out_grad is None:
+            out_grad = needle.init.ones(*self.shape, dtype=self.dtype, device=self.device)
+        compute_gradient_of_variables(self, out_grad)
+
+    def __repr__(self) -> str:
+        return "needle.Tensor(" + str(self.realize_cached_data()) + ")"
+
+    def __str__(self) -> str:
+        return self.realize_cached_data().__str__()
+
+    def numpy(self) -> numpy.ndarray:
+        data = self.realize_cached_data()
+        if _NUMPY_BACKEND:
+            return data if isinstance(data, numpy.ndarray) else numpy.array(data)
+        return data.numpy()
+
+    # ---- operators: the graph each one builds is part of the course's contract ----
+    def __add__(self, other):
+        if isinstance(other, Tensor):
+            return needle.ops.EWiseAdd()(self, other)
+        return needle.ops.AddScalar(other)(self)
+
+    def __mul__(self, other):
+        if isinstance(other, Tensor):
+            return needle.ops.EWiseMul()(self, other)
+        return needle.ops.MulScalar(other)(self)
+
+    def __pow__(self, other):
+        if isinstance(other, Tensor):
+            return needle.ops.EWisePow()(self, other)
+        return needle.ops.PowerScalar(other)(self)
+
+    def __sub__(self, other):
+        if isinstance(other, Tensor):
+            return needle.ops.EWiseAdd()(self, needle.ops.Negate()(other))
+        return needle.ops.AddScalar(-other)(self)
+
+    def __rsub__(self, other):
+        return needle.ops.AddScalar(other)(needle.ops.Negate()(self))
+
+    def __truediv__(self, other):
+        if isinstance(other, Tensor):
+            return needle.ops.EWiseDiv()(self, other)
+        return needle.ops.DivScalar(other)(self)
+
+    def __rtruediv__(self, other):
+        return needle.ops.MulScalar(other)(needle.ops.PowerScalar(-1)(self))
+
+    def __matmul__(self, other):
+        return needle.ops.MatMul()(self, other)
+
+    def matmul(self, other):
+        return needle.ops.MatMul()(self, other)
+
+    def sum(self, axes=None):
+        return needle.ops.Summation(axes)(self)
+
+    def broadcast_to(self, shape):
+        return needle.ops.BroadcastTo(shape)(self)
+
+    def reshape(self, shape):
+        return needle.ops.Reshape(shape)(self)
+
+    def __neg__(self):
+        return needle.ops.Negate()(self)
+
+    def transpose(self, axes=None):
+        return needle.ops.Transpose(axes)(self)
+
+    __radd__ = __add__
+    __rmul__ = __mul__
+
+
+def compute_gradient_of_variables(output_tensor: Value, out_grad: Value) -> None:
+    """Reverse-mode AD: stores the adjoint of `output_tensor` w.r.t. every node in that node's `.grad`.
+
+    Adjoints are Tensors built from ops, so they can be differentiated again. Inputs that do not
+    require gradients (constants) receive none. A TensorTuple's adjoint is assembled from the
+    per-item adjoints of its TupleGetItem users, so unpacking n items costs O(n), not O(n^2).
+    """
+    node_to_output_grads_list: Dict[Value, List[Value]] = {output_tensor: [out_grad]}
+    for node in reversed(find_topo_sort([output_tensor])):
+        grads = node_to_output_grads_list.pop(node, None)
+        if grads is None:  # nothing flows here (only reaches constants)
+            continue
+        node.grad = _sum_adjoints(node, grads)
+        if node.op is None:
+            continue
+        item_of = getattr(node.op, "tuple_item_index", None)
+        if item_of is not None:  # TupleGetItem: pass (index, adjoint) on, build the tuple later
+            source = node.inputs[0]
+            if source.requires_grad:
+                node_to_output_grads_list.setdefault(source, []).append((item_of, node.grad))
+            continue
+        for inp, grad in zip(node.inputs, node.op.gradient_as_tuple(node.grad, node)):
+            if grad is not None and inp.requires_grad:
+                node_to_output_grads_list.setdefault(inp, []).append(grad)
+
+
+def _sum_adjoints(node: Value, grads: list) -> Value:
+    """The total adjoint of `node`: sum_node_list, with per-item TensorTuple contributions merged."""
+    if not isinstance(node, TensorTuple):
+        return sum_node_list(grads)
+    items: List[List[Value]] = [[] for _ in range(len(node))]
+    for grad in grads:
+        if isinstance(grad, tuple):  # (index, adjoint of that item)
+            items[grad[0]].append(grad[1])
+        else:
+            for i in range(len(node)):
+                items[i].append(grad[i])
+    data = node.realize_cached_data()
+    parts = [
+        sum_node_list(g) if g else needle.init.zeros(*data[i].shape, dtype=data[i].dtype, device=_device_of(data[i]))
+        for i, g in enumerate(items)
+    ]
+    return needle.ops.make_tuple(*parts)
+
+
+def find_topo_sort(node_list: List[Value]) -> List[Value]:
+    """Nodes in topological order ending in `node_list` (post-order DFS over inputs, left to right)."""
+    visited: set = set()
+    topo_order: List[Value] = []
+    for node in node_list:
+        topo_sort_dfs(node, visited, topo_order)
+    return topo_order
+
+
+def topo_sort_dfs(node: Value, visited: set, topo_order: List[Value]) -> None:
+    """Post-order DFS from `node`, appending to `topo_order`; iterative, so depth is unbounded."""
+    if node in visited:
+        return
+    visited.add(node)
+    stack = [(node, iter(node.inputs))]
+    while stack:
+        current, children = stack[-1]
+        for child in children:
+            if child not in visited:
+                visited.add(child)
+                stack.append((child, iter(child.inputs)))
+                break
+        else:
+            stack.pop()
+            topo_order.append(current)
+
+
+def sum_node_list(node_list: List[Value]) -> Value:
+    """Sums adjoints with `add`, avoiding the extra zero node Python's sum would create."""
+    return reduce(add, node_list)

@@ -1,0 +1,145 @@
+"""2-D convolution (NHWC input, (K, K, C_in, C_out) weight) via im2col: one strided view, one copy, one matmul.
+
+The backward pass uses two more ops of the same shape, so every gradient is itself differentiable.
+With T(x, w, g) = <conv(x, w), g>, the three ops are the partial derivatives of T:
+conv(x, w) = dT/dg, ConvBackwardInput(g, w) = dT/dx, ConvBackwardWeight(x, g) = dT/dw,
+so each op's gradient is expressed through the other two.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ..autograd import NDArray, TensorOp
+from ..backend_selection import array_api
+from . import array_compat as compat
+
+
+def _pad_hw(a: NDArray, p: int) -> NDArray:
+    """Zero padding of `p` on both sides of H and W of an NHWC array."""
+    return compat.pad(a, ((0, 0), (p, p), (p, p), (0, 0))) if p else a
+
+
+def _im2col(a: NDArray, kh: int, kw: int, stride: int, out_h: int, out_w: int) -> NDArray:
+    """The (N * out_h * out_w, kh * kw * C) matrix of the kh x kw windows of NHWC `a`: one view, one copy."""
+    a = compat.compact(a)
+    n, h, w, c = a.shape
+    sn, sh, sw = h * w * c, w * c, c
+    windows = compat.as_strided(
+        a, (n, out_h, out_w, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, 1)
+    )
+    return compat.compact(windows).reshape((n * out_h * out_w, kh * kw * c))
+
+
+def _out_size(size: int, k: int, stride: int) -> int:
+    return (size - k) // stride + 1
+
+
+def _check_conv_args(x_shape, w_shape, stride: int, padding: int) -> None:
+    if len(x_shape) != 4 or len(w_shape) != 4:
+        raise ValueError(f"expects NHWC input and (K, K, C_in, C_out) weight, got {x_shape} and {w_shape}")
+    if x_shape[3] != w_shape[2]:
+        raise ValueError(f"input channels {x_shape[3]} (shape {x_shape}) != weight C_in {w_shape[2]} ({w_shape})")
+    if stride < 1 or padding < 0:
+        raise ValueError(f"stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
+    if x_shape[1] + 2 * padding < w_shape[0] or x_shape[2] + 2 * padding < w_shape[1]:
+        raise ValueError(f"kernel {w_shape[:2]} is larger than the padded input {x_shape[1:3]} (padding {padding})")
+
+
+class Conv(TensorOp):
+    """Convolution of NHWC `A` with `B` of shape (K, K, C_in, C_out), zero `padding` on H and W, `stride`."""
+
+    def __init__(self, stride: Optional[int] = 1, padding: Optional[int] = 0):
+        self.stride = stride
+        self.padding = padding
+
+    def compute(self, A, B):
+        _check_conv_args(A.shape, B.shape, self.stride, self.padding)
+        A = _pad_hw(A, self.padding)
+        n, h, w, c = A.shape
+        kh, kw, _, c_out = B.shape
+        out_h, out_w = _out_size(h, kh, self.stride), _out_size(w, kw, self.stride)
+        col = _im2col(A, kh, kw, self.stride, out_h, out_w)
+        out = col @ compat.reshape(B, (kh * kw * c, c_out))
+        return out.reshape((n, out_h, out_w, c_out))
+
+    def gradient(self, out_grad, node):
+        A, B = node.inputs
+        grad_a = grad_b = None
+        if A.requires_grad:
+            grad_a = ConvBackwardInput(self.stride, self.padding, A.shape[1:3])(out_grad, B)
+        if B.requires_grad:
+            grad_b = ConvBackwardWeight(self.stride, self.padding, B.shape[:2])(A, out_grad)
+        return grad_a, grad_b
+
+
+def conv(a, b, stride=1, padding=1):
+    return Conv(stride, padding)(a, b)
+
+
+class ConvBackwardInput(TensorOp):
+    """dT/dx: the adjoint of conv(., w) applied to the output gradient g (a transposed convolution).
+
+    g is scattered with step `stride` into a zero map offset by K-1-padding (dilation and padding in
+    one strided write); a stride-1 correlation with the flipped, channel-swapped weight gives dx.
+    """
+
+    def __init__(self, stride: int, padding: int, input_hw: tuple):
+        self.stride = stride
+        self.padding = padding
+        self.input_hw = tuple(input_hw)
+
+    def compute(self, g, w):
+        n, out_h, out_w, c_out = g.shape
+        kh, kw, c_in, _ = w.shape
+        (h, wd), s, p = self.input_hw, self.stride, self.padding
+        full_h, full_w = h + kh - 1, wd + kw - 1
+        buf = compat.zeros((n, full_h, full_w, c_out), g)
+        rows = _placement(kh - 1 - p, s, out_h, full_h)
+        cols = _placement(kw - 1 - p, s, out_w, full_w)
+        if rows and cols:
+            buf[:, rows[0], cols[0], :] = g[:, rows[1], cols[1], :]
+        w_t = array_api.transpose(array_api.flip(w, (0, 1)), (0, 1, 3, 2))
+        out = _im2col(buf, kh, kw, 1, h, wd) @ compat.reshape(w_t, (kh * kw * c_out, c_in))
+        return out.reshape((n, h, wd, c_in))
+
+    def gradient(self, out_grad, node):
+        g, w = node.inputs
+        kernel = w.shape[:2]
+        return Conv(self.stride, self.padding)(out_grad, w), ConvBackwardWeight(self.stride, self.padding, kernel)(
+            out_grad, g
+        )
+
+
+def _placement(offset: int, stride: int, count: int, length: int):
+    """Where items i = 0..count-1 land at offset + i*stride inside [0, length): (target slice, source slice)."""
+    first = max(0, -(offset // stride))  # smallest i with offset + i*stride >= 0
+    last = min(count, max(0, -((offset - length) // stride)))  # items with offset + i*stride < length
+    if last <= first:
+        return None
+    start = offset + first * stride
+    return slice(start, offset + (last - 1) * stride + 1, stride), slice(first, last)
+
+
+class ConvBackwardWeight(TensorOp):
+    """dT/dw: im2col(x)^T @ g, the weight gradient of conv(x, w) for output gradient g."""
+
+    def __init__(self, stride: int, padding: int, kernel_hw: tuple):
+        self.stride = stride
+        self.padding = padding
+        self.kernel_hw = tuple(kernel_hw)
+
+    def compute(self, x, g):
+        x = _pad_hw(x, self.padding)
+        n, _, _, c_in = x.shape
+        _, out_h, out_w, c_out = g.shape
+        kh, kw = self.kernel_hw
+        col = _im2col(x, kh, kw, self.stride, out_h, out_w)
+        grad = array_api.transpose(col, (1, 0)) @ compat.reshape(g, (n * out_h * out_w, c_out))
+        return grad.reshape((kh, kw, c_in, c_out))
+
+    def gradient(self, out_grad, node):
+        x, g = node.inputs
+        return (
+            ConvBackwardInput(self.stride, self.padding, x.shape[1:3])(g, out_grad),
+            Conv(self.stride, self.padding)(x, out_grad),
+        )
