@@ -27,7 +27,7 @@ def _check(args: argparse.Namespace) -> int:
             return 2
         results, errors = headless.outcomes(headless.execute(path, timeout=args.timeout))
         print(headless.table(str(path), results, errors))
-        if errors or any(r.status == "failed" for r in results):
+        if headless.unexpected_errors(errors) or any(r.status == "failed" for r in results):
             status = 1
     return status
 
@@ -61,20 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("workbook", help="write the learner's workbook (never overwrites a notebook you changed)")
     p.add_argument("--out", default="exercises", help="folder of the workbook (default: exercises)")
     p.add_argument("--notebooks", help="folder of the textbook notebooks (default: the repository's notebooks/)")
-    p.set_defaults(run=_workbook)
+    p.set_defaults(handler=_workbook)
     p = sub.add_parser("check", help="run workbook notebooks headless and print a table of their exercises")
     p.add_argument("notebooks", nargs="+", help="e.g. exercises/00_welcome.ipynb")
     p.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
-    p.set_defaults(run=_check)
+    p.set_defaults(handler=_check)
     p = sub.add_parser("progress", help="the whole course at a glance")
     p.add_argument("--dir", default="exercises", help="folder of the workbook (default: exercises)")
     p.add_argument("--run", action="store_true", help="execute every notebook first (slow)")
     p.add_argument("--timeout", type=int, default=600, help="seconds per cell with --run (default 600)")
-    p.set_defaults(run=_progress)
+    p.set_defaults(handler=_progress)
     p = sub.add_parser("list", help="list every registered exercise and where it is installed")
-    p.set_defaults(run=_list)
+    p.set_defaults(handler=_list)
     args = parser.parse_args(argv)
-    return args.run(args)
+    return args.handler(args)
 
 
 if __name__ == "__main__":

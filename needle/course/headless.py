@@ -29,6 +29,11 @@ class CellError:
     ename: str
     evalue: str
 
+    @property
+    def waits_for_exercise(self) -> bool:
+        """A NotImplementedError: the cell uses an exercise whose stub is still there (not a failure)."""
+        return self.ename == "NotImplementedError"
+
 
 def execute(path: Path, timeout: int = 600) -> nbformat.NotebookNode:
     """Execute the notebook in its own folder with the current Python, continuing past errors."""
@@ -79,8 +84,17 @@ def table(title: str, results: list[Outcome], errors: list[CellError]) -> str:
     width = max([len(r.exercise) for r in results] + [8])
     lines = [title, f"  {'exercise':<{width}}  {'status':<13}  detail"]
     lines += [f"  {r.exercise:<{width}}  {r.status:<13}  {r.detail}".rstrip() for r in results]
-    lines += [f"  error in cell {e.cell}: {e.ename}: {e.evalue}" for e in errors]
+    waiting = [str(e.cell) for e in errors if e.waits_for_exercise]
+    unexpected = unexpected_errors(errors)
+    lines += [f"  error in cell {e.cell}: {e.ename}: {e.evalue}" for e in unexpected]
+    if waiting:
+        lines.append(f"  cells {', '.join(waiting)} wait for unfinished exercises (NotImplementedError)")
     counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "not attempted", "not run")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("passed", "failed"))
-    lines.append(f"  {len(results)} exercises: {summary}" + (f"; {len(errors)} cell errors" if errors else ""))
+    lines.append(f"  {len(results)} exercises: {summary}" + (f"; {len(unexpected)} cell errors" if unexpected else ""))
     return "\n".join(lines)
+
+
+def unexpected_errors(errors: list[CellError]) -> list[CellError]:
+    """The errors that are not explained by an unfinished exercise."""
+    return [e for e in errors if not e.waits_for_exercise]

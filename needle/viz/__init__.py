@@ -1,0 +1,7 @@
+"""Pictures for the notebooks: computation graphs, live training curves and image grids (no system graphviz needed)."""
+from .curves import LiveCurves
+from .figure import FigureView
+from .graph import GraphView, draw_graph
+from .images import image_grid
+
+__all__ = ["LiveCurves", "FigureView", "GraphView", "draw_graph", "image_grid"]
