@@ -118,8 +118,8 @@ def train_nn(X_tr, y_tr, X_te, y_te, hidden_dim: int = 500, epochs: int = 10, lr
     """Two-layer ReLU net; np.random.seed(0), W1 = randn(n, h)/sqrt(h), W2 = randn(h, k)/sqrt(k)."""
     n, k = X_tr.shape[1], y_tr.max() + 1
     np.random.seed(0)
-    W1 = np.random.randn(n, hidden_dim).astype(np.float32) / np.sqrt(hidden_dim)
-    W2 = np.random.randn(hidden_dim, k).astype(np.float32) / np.sqrt(k)
+    W1 = np.random.randn(n, hidden_dim).astype(np.float32) / np.float32(np.sqrt(hidden_dim))
+    W2 = np.random.randn(hidden_dim, k).astype(np.float32) / np.float32(np.sqrt(k))
     return _train(
         lambda: nn_epoch(X_tr, y_tr, W1, W2, lr=lr, batch=batch),
         lambda X: np.maximum(X @ W1, 0) @ W2,
