@@ -1,0 +1,1 @@
+"""Applications built on needle: the chapter-1/2 MNIST functions, models and training loops."""
