@@ -32,7 +32,7 @@ def _dtype_name(dtype) -> str:
     """Normalises a dtype spec ('float32', np.float64, 'bool', ...) to 'float32' or 'float64'."""
     if dtype is None:
         return "float32"
-    if dtype in _FLOAT_DTYPES:  # fast path for the hot call sites
+    if dtype.__class__ is str and dtype in _FLOAT_DTYPES:  # fast path (np.dtype objects compare equal too)
         return dtype
     try:
         name = np.dtype(dtype).name
@@ -176,8 +176,9 @@ class NDArray:
     def __init__(self, other, device: BackendDevice | None = None, dtype=None):
         """A new array (always a copy) from an NDArray or anything numpy accepts.
 
-        dtype None keeps float64 input as float64 and stores everything else as float32; bool and
-        integer dtypes are stored as float32 (0/1), other dtypes raise TypeError.
+        dtype None keeps a numpy float64 array as float64 and stores everything else (lists, ints,
+        bools, float32) as float32; bool and integer dtypes are stored as float32 (0/1); other
+        dtypes raise TypeError.
         """
         if device is not None:
             _check_device(device, "NDArray")
@@ -187,13 +188,11 @@ class NDArray:
             self._init(src if dtype is None else src.astype(dtype))
             return
         arr = other if isinstance(other, np.ndarray) else np.asarray(other)
-        if dtype is None:
-            dtype = "float64" if arr.dtype == np.float64 else "float32"
-        dtype = _dtype_name(dtype)
+        dtype = _dtype_name(_default_dtype(other, arr) if dtype is None else dtype)
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"NDArray: cannot store data of dtype {arr.dtype} (numbers only)")
         device = _check_device(device if device is not None else default_device(), "NDArray")
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+        arr = np.asarray(arr, dtype=dtype, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         array = NDArray.make(arr.shape, device=device, dtype=dtype)
         device.from_numpy(arr, array._handle)
         self._init(array)
@@ -222,9 +221,8 @@ class NDArray:
             if device.mod is None:
                 device._check()
             # a course-style device module's Array(size) knows only float32
-            handle = device.mod.Array(math.prod(shape)) if dtype == "float32" else device.mod.Array(
-                math.prod(shape), _dtype_name(dtype)
-            )
+            dtype = _dtype_name(dtype)
+            handle = device.mod.Array(math.prod(shape)) if dtype == "float32" else device.mod.Array(math.prod(shape), dtype)
         array._handle = handle
         return array
 
@@ -664,12 +662,17 @@ def _matmul_2d(a: NDArray, b: NDArray) -> NDArray:
     return out
 
 
+def _default_dtype(x, arr: np.ndarray, fallback: str = "float32") -> str:
+    """float64 for numpy float64 data (kept at full precision), else `fallback`."""
+    return "float64" if isinstance(x, (np.ndarray, np.generic)) and arr.dtype == np.float64 else fallback
+
+
 def _as_ndarray(x, device: BackendDevice, dtype: str) -> NDArray:
-    """`x` itself when an NDArray, else a new one on `device` (float64 input stays float64)."""
+    """`x` itself when an NDArray, else a new one on `device` (numpy float64 data stays float64)."""
     if isinstance(x, NDArray):
         return x
     arr = np.asarray(x)
-    return NDArray(arr, device=device, dtype="float64" if arr.dtype == np.float64 else dtype)
+    return NDArray(arr, device=device, dtype=_default_dtype(x, arr, dtype))
 
 
 # ---- module-level functions (numpy-style names, used as `array_api.<fn>` by the ops) ----
