@@ -1,0 +1,131 @@
+"""The learner's workbook: stubs instead of solutions, cleared outputs, never overwriting their work, and a
+generated workbook whose checks all report "not implemented yet" when executed."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from needle.course import headless, workbook
+
+TEXTBOOK = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(TEXTBOOK.glob("[0-9][0-9]_*.ipynb"))
+
+
+def solution_lines(source: str) -> list[str]:
+    lines, inside = [], False
+    for line in source.splitlines():
+        if workbook.BEGIN in line:
+            inside = True
+        elif workbook.END in line:
+            inside = False
+        elif inside and len(line.strip()) > 3:
+            lines.append(line.strip())
+    return lines
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exercises")
+    report = workbook.write_workbook(out, TEXTBOOK)
+    assert {w.action for w in report} == {"created"}
+    return out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_solution_text_survives(generated, path):
+    book = nbformat.read(path, as_version=4)
+    work = nbformat.read(generated / path.name, as_version=4)
+    assert len(book.cells) == len(work.cells)
+    exercises = 0
+    for cell, stub in zip(book.cells, work.cells):
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type == "code":
+            assert workbook.BEGIN not in stub.source and workbook.END not in stub.source
+        if "exercise" in tags:
+            exercises += 1
+            assert "not implemented yet" in stub.source
+            body = [ln.strip() for ln in stub.source.splitlines()]
+            leaked = [ln for ln in solution_lines(cell.source) if ln in body]
+            assert not leaked, f"solution lines left in the workbook: {leaked}"
+        if {"exercise", "check"} & set(tags):
+            assert stub.outputs == [] and stub.execution_count is None
+        else:
+            assert stub.source == cell.source
+    assert exercises > 0 or "exercise" not in json.dumps(book.metadata)
+
+
+def test_stub_keeps_the_indentation_and_uses_the_hint():
+    source = 'x = 1\n@course.exercise("welcome.sigmoid")\ndef f(x):\n    ### BEGIN SOLUTION\n    return 2\n    ### END SOLUTION\n'
+    stub = workbook.stub_source(source)
+    assert '    raise NotImplementedError("not implemented yet: sigmoid(x) = 1 / (1 + exp(-x))' in stub
+    assert "return 2" not in stub and stub.startswith("x = 1\n")
+
+
+def test_cpp_cells_get_a_cpp_stub():
+    source = "%%needle_cpp welcome.sigmoid\nvoid f() {\n  ### BEGIN SOLUTION\n  int a = 1;\n  ### END SOLUTION\n}\n"
+    stub = workbook.stub_source(source)
+    assert "  throw needle_course::NotImplemented(" in stub and "int a" not in stub
+
+
+@pytest.mark.parametrize("bad", ["### BEGIN SOLUTION\nx\n", "x\n### END SOLUTION\n",
+                                 "### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n"])
+def test_unbalanced_markers_are_an_error(bad):
+    with pytest.raises(ValueError, match="SOLUTION"):
+        workbook.stub_source(bad)
+
+
+def test_never_overwrites_a_notebook_the_learner_changed(tmp_path):
+    workbook.write_workbook(tmp_path, TEXTBOOK)
+    target = tmp_path / NOTEBOOKS[0].name
+    nb = nbformat.read(target, as_version=4)
+    nb.cells[0].source += "\nmy notes"
+    nbformat.write(nb, target)
+    before = target.read_bytes()
+    report = {w.name: w for w in workbook.write_workbook(tmp_path, TEXTBOOK)}
+    assert report[target.name].action == "kept" and "changed" in report[target.name].reason
+    assert target.read_bytes() == before
+
+
+def test_untouched_notebooks_are_left_alone_or_refreshed(tmp_path):
+    workbook.write_workbook(tmp_path, TEXTBOOK)
+    assert {w.action for w in workbook.write_workbook(tmp_path, TEXTBOOK)} == {"unchanged"}
+    (tmp_path / NOTEBOOKS[0].name).write_text("not json")
+    report = {w.name: w for w in workbook.write_workbook(tmp_path, TEXTBOOK)}
+    assert report[NOTEBOOKS[0].name].action == "kept"
+    assert (tmp_path / NOTEBOOKS[0].name).read_text() == "not json"
+
+
+def test_cli_writes_the_workbook(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "needle.course.cli", "workbook", "--out", str(tmp_path / "ex")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "created" in out and (tmp_path / "ex" / "00_welcome.ipynb").exists()
+
+
+def test_welcome_workbook_runs_with_every_check_not_implemented(generated):
+    path = generated / "00_welcome.ipynb"
+    proc = subprocess.run([sys.executable, "-m", "needle.course.cli", "check", str(path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "welcome.sigmoid  not attempted" in proc.stdout and "0 passed" in proc.stdout
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS[1:], ids=lambda p: p.name)
+def test_chapter_workbook_checks_never_pass(generated, path):
+    results, errors = headless.outcomes(headless.execute(generated / path.name))
+    assert results and all(r.status == "not attempted" for r in results), results
+    assert not headless.unexpected_errors(errors), errors
+
+
+def test_check_table_reports_failures_with_a_nonzero_exit(generated, tmp_path):
+    nb = nbformat.read(generated / "00_welcome.ipynb", as_version=4)
+    for cell in nb.cells:
+        if "exercise" in cell.metadata.get("tags", []):
+            cell.source = cell.source.replace('raise NotImplementedError(', 'return x  # wrong (')
+    wrong = tmp_path / "00_welcome.ipynb"
+    nbformat.write(nb, wrong)
+    proc = subprocess.run([sys.executable, "-m", "needle.course.cli", "check", str(wrong)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "welcome.sigmoid  failed" in proc.stdout
