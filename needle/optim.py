@@ -29,7 +29,7 @@ class Optimizer:
     def _grads(self, weight_decay: float) -> Iterator[tuple[int, Tensor, object]]:
         """(index, param, grad + weight_decay * param as a raw array) for each parameter with a gradient."""
         for i, p in enumerate(self.params):
-            if p.grad is None:
+            if getattr(p, "grad", None) is None:
                 continue
             g = p.grad.realize_cached_data()
             if weight_decay:
@@ -58,7 +58,7 @@ class SGD(Optimizer):
     def clip_grad_norm(self, max_norm: float = 0.25) -> float:
         """Scales all gradients (into new Tensors) so their joint L2 norm is at most max_norm;
         returns the norm before clipping."""
-        grads = [p for p in self.params if p.grad is not None]
+        grads = [p for p in self.params if getattr(p, "grad", None) is not None]
         total = sum(float(np.asarray((g * g).sum())) for g in (p.grad.realize_cached_data() for p in grads)) ** 0.5
         scale = max_norm / (total + 1e-6)
         if scale < 1:

@@ -1,0 +1,129 @@
+"""Optimizers: hand-computed updates, the course's golden losses, no in-place gradient changes."""
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle import nn
+from nn_cases import get_int_tensor, get_tensor, torch_or_skip
+
+
+def _param(values):
+    return nn.Parameter(ndl.Tensor(np.array(values, dtype=np.float32)))
+
+
+def _set_grad(p, values):
+    p.grad = ndl.Tensor(np.array(values, dtype=np.float32), requires_grad=False)
+
+
+def test_sgd_dampened_momentum_and_coupled_weight_decay_by_hand():
+    p = _param([1.0, -2.0])
+    opt = ndl.optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.5)
+    _set_grad(p, [0.2, 0.4])
+    opt.step()
+    # g = grad + 0.5 p = [0.7, -0.6]; u = 0.1 g = [0.07, -0.06]; p -= 0.1 u
+    np.testing.assert_allclose(p.numpy(), [1 - 0.007, -2 + 0.006], rtol=1e-6)
+    _set_grad(p, [0.2, 0.4])
+    opt.step()
+    g2 = np.array([0.2, 0.4]) + 0.5 * np.array([0.993, -1.994])
+    u2 = 0.9 * np.array([0.07, -0.06]) + 0.1 * g2
+    np.testing.assert_allclose(p.numpy(), np.array([0.993, -1.994]) - 0.1 * u2, rtol=1e-6)
+
+
+def test_adam_bias_correction_by_hand():
+    p = _param([0.5])
+    opt = ndl.optim.Adam([p], lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1)
+    theta, m, v = 0.5, 0.0, 0.0
+    for t, grad in enumerate([0.3, -0.2, 0.1], start=1):
+        _set_grad(p, [grad])
+        opt.step()
+        g = grad + 0.1 * theta
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        theta -= 0.01 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        np.testing.assert_allclose(p.numpy(), [theta], rtol=1e-5)
+    assert opt.t == 3
+
+
+def test_parameters_without_grad_are_skipped_and_reset_grad():
+    a, b = _param([1.0]), _param([2.0])
+    opt = ndl.optim.Adam([a, b], lr=0.1)
+    _set_grad(a, [1.0])
+    opt.step()
+    assert b.numpy()[0] == 2.0 and a.numpy()[0] != 1.0
+    opt.reset_grad()
+    assert a.grad is None and b.grad is None
+
+
+def test_clip_grad_norm_scales_into_new_tensors():
+    a, b = _param([0.0, 0.0]), _param([0.0])
+    _set_grad(a, [3.0, 0.0])
+    _set_grad(b, [4.0])
+    old = a.grad
+    opt = ndl.optim.SGD([a, b], lr=1.0)
+    norm = opt.clip_grad_norm(max_norm=1.0)
+    assert norm == pytest.approx(5.0)
+    np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(b.grad.numpy(), [0.8], rtol=1e-5)
+    np.testing.assert_allclose(old.numpy(), [3.0, 0.0])  # not modified in place
+    opt.clip_grad_norm(max_norm=10.0)  # under the limit: unchanged
+    np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0], rtol=1e-5)
+
+
+def _learn_model_1d(make_model, optimizer, epochs=1, **kwargs):
+    """The course's learn_model_1d: 1024 deterministic samples, batches of 32; returns the last loss."""
+    np.random.seed(42)
+    model = make_model()
+    X = get_tensor(1024, 64).numpy()
+    y = get_int_tensor(1024, low=0, high=16).numpy().astype(np.uint8)
+    loss_fn = nn.SoftmaxLoss()
+    opt = optimizer(model.parameters(), **kwargs)
+    for _ in range(epochs):
+        for X0, y0 in zip(np.array_split(X, 32), np.array_split(y, 32)):
+            opt.reset_grad()
+            loss = loss_fn(model(ndl.Tensor(X0, dtype="float32")), ndl.Tensor(y0))
+            loss.backward()
+            before = model.parameters()[0].grad.numpy().copy()
+            opt.step()
+            np.testing.assert_allclose(model.parameters()[0].grad.numpy(), before, err_msg="optimizer changed a gradient")
+    return float(loss.numpy())
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16))
+
+
+@pytest.mark.parametrize(
+    "make_model, optimizer, kwargs, epochs, expected",
+    [
+        (_mlp, ndl.optim.SGD, dict(lr=0.01, momentum=0.0), 1, 3.207009),
+        (_mlp, ndl.optim.SGD, dict(lr=0.01, momentum=0.9), 1, 3.311805),
+        (_mlp, ndl.optim.SGD, dict(lr=0.01, momentum=0.9, weight_decay=0.01), 1, 3.306993),
+        (lambda: nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Residual(nn.Linear(8, 8)), nn.Linear(8, 16)),
+         ndl.optim.SGD, dict(lr=0.01, weight_decay=0.001), 3, 2.852236),
+        (_mlp, ndl.optim.Adam, dict(lr=0.001), 1, 3.703999),
+        (_mlp, ndl.optim.Adam, dict(lr=0.001, weight_decay=0.01), 1, 3.705134),
+        (lambda: nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.BatchNorm1d(32), nn.Linear(32, 16)),
+         ndl.optim.Adam, dict(lr=0.001, weight_decay=0.001), 1, 3.296256),
+        (lambda: nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.LayerNorm1d(32), nn.Linear(32, 16)),
+         ndl.optim.Adam, dict(lr=0.01, weight_decay=0.01), 1, 2.82192),
+    ],
+    ids=["sgd", "sgd-momentum", "sgd-momentum-wd", "sgd-residual-3ep", "adam", "adam-wd", "adam-batchnorm",
+         "adam-layernorm"],
+)
+def test_course_golden_losses(make_model, optimizer, kwargs, epochs, expected):
+    assert _learn_model_1d(make_model, optimizer, epochs, **kwargs) == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
+def test_adam_matches_torch_without_weight_decay():
+    torch = torch_or_skip()
+    np.random.seed(0)
+    w0 = np.random.randn(5, 3).astype(np.float32)
+    grads = [np.random.randn(5, 3).astype(np.float32) for _ in range(4)]
+    p = nn.Parameter(ndl.Tensor(w0))
+    pt = torch.nn.Parameter(torch.tensor(w0))
+    ours, ref = ndl.optim.Adam([p], lr=0.05), torch.optim.Adam([pt], lr=0.05)
+    for g in grads:
+        p.grad = ndl.Tensor(g)
+        pt.grad = torch.tensor(g)
+        ours.step()
+        ref.step()
+    np.testing.assert_allclose(p.numpy(), pt.detach().numpy(), rtol=1e-5, atol=1e-6)
