@@ -116,16 +116,19 @@ def test_download_cifar_extracts_only_a_verified_tarball(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "cache2" / "cifar10").iterdir()) == []
 
 
-def test_download_mnist_layout(tmp_path, monkeypatch):
+def test_download_mnist_layout_and_full_split(tmp_path, monkeypatch):
     monkeypatch.setenv("NEEDLE_DATA", str(tmp_path / "cache"))
-    files = tuple(
-        remote.RemoteFile(p.name, (p.as_uri(),), remote.sha256_of(p), p.stat().st_size)
-        for p in sorted((data.data_dir() / "mnist").glob("*.gz"))
+    bundled = data.data_dir() / "mnist"
+    files = tuple(  # stand-ins: the bundled t10k files serve as both splits
+        remote.RemoteFile(f"{split}-{p.name[5:]}", (p.as_uri(),), remote.sha256_of(p), p.stat().st_size)
+        for split in ("train", "t10k")
+        for p in sorted(bundled.glob("t10k-*.gz"))
     )
     monkeypatch.setitem(remote.DATASETS, "mnist", files)
     folder = data.download("mnist")
-    ds = data.MNISTDataset(str(folder / "t10k-images-idx3-ubyte.gz"), str(folder / "t10k-labels-idx1-ubyte.gz"))
-    assert len(ds) == 10000
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f.name for f in files)
+    (X_tr, y_tr), (X_te, y_te) = data.mnist_split(full=True)
+    assert X_tr.shape == X_te.shape == (10000, 784) and y_tr.shape == (10000,)
 
 
 def test_registry_and_unknown_name():

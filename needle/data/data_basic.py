@@ -42,7 +42,8 @@ class DataLoader:
 
     With `shuffle`, every iteration draws a fresh `np.random.permutation(len(dataset))` (the course's
     order of random draws); the last batch may be short. `device`/`dtype` (beyond the course) choose
-    where the batch Tensors live and their dtype; None keeps the Tensor defaults.
+    where the batch Tensors live and their dtype; None keeps the Tensor defaults. Batches are data, so
+    their Tensors do not require grad.
     """
 
     def __init__(self, dataset: Dataset, batch_size: Optional[int] = 1, shuffle: bool = False, device=None, dtype=None):

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..data_basic import Dataset
 from ..paths import data_dir
+from ..remote import download
 
 __all__ = ["read_idx", "parse_mnist", "MNISTDataset", "mnist_split", "MNIST_TRAIN_SIZE"]
 
@@ -59,8 +60,17 @@ def parse_mnist(image_filename: str, label_filename: str) -> Tuple[np.ndarray, n
     return X, labels.astype(np.uint8)
 
 
-def mnist_split() -> Tuple[Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]:
-    """The bundled MNIST digits as ((X_train, y_train), (X_test, y_test)): first 8,000 / last 2,000."""
+def mnist_split(full: bool = False) -> Tuple[Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]:
+    """MNIST as ((X_train, y_train), (X_test, y_test)) in parse_mnist's format.
+
+    By default the bundled digits (the t10k split), split once here: the first 8,000 train, the last
+    2,000 test. `full=True` downloads (once, verified) the real 60,000 / 10,000 split into the cache.
+    """
+    if full:
+        folder = download("mnist")
+        return tuple(
+            parse_mnist(folder / f"{s}-images-idx3-ubyte.gz", folder / f"{s}-labels-idx1-ubyte.gz") for s in ("train", "t10k")
+        )
     folder = data_dir() / "mnist"
     X, y = parse_mnist(folder / "t10k-images-idx3-ubyte.gz", folder / "t10k-labels-idx1-ubyte.gz")
     n = MNIST_TRAIN_SIZE
