@@ -86,6 +86,15 @@ def test_mnist_split_is_a_fixed_partition():
     np.testing.assert_array_equal(np.concatenate([y_tr, y_te]), y)
 
 
+def test_mnist_dataset_course_golden_values():
+    ds = data.MNISTDataset(str(IMAGES), str(LABELS))  # values from the course's hw2 test on t10k
+    idx = [1, 42, 1000, 2000, 3000, 4000, 5000, 5005]
+    norms = [np.linalg.norm(ds[i][0]) for i in idx]
+    expected = [9.857545, 8.980832, 8.57207, 6.891522, 8.192135, 9.400087, 8.645003, 7.405202]
+    np.testing.assert_allclose(norms, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal([ds[i][1] for i in idx], [2, 4, 9, 6, 6, 9, 3, 1])
+
+
 def test_mnist_dataset_items_and_transforms():
     plain = data.MNISTDataset(str(IMAGES), str(LABELS))
     X, y = data.parse_mnist(str(IMAGES), str(LABELS))
