@@ -36,6 +36,17 @@ class Optimizer:
                 g = g + weight_decay * p.realize_cached_data()
             yield i, p, g
 
+    def clip_grad_norm(self, max_norm: float = 0.25) -> float:
+        """Scales all gradients (into new Tensors) so their joint L2 norm is at most max_norm;
+        returns the norm before clipping."""
+        grads = [p for p in self.params if getattr(p, "grad", None) is not None]
+        total = sum(float(np.asarray((g * g).sum())) for g in (p.grad.realize_cached_data() for p in grads)) ** 0.5
+        scale = max_norm / (total + 1e-6)
+        if scale < 1:
+            for p in grads:
+                p.grad = p.grad.detach() * scale
+        return total
+
 
 class SGD(Optimizer):
     """u <- momentum u + (1 - momentum) g (u starts at 0); p <- p - lr u. momentum = 0 is plain SGD."""
@@ -54,17 +65,6 @@ class SGD(Optimizer):
                 g = (1 - mom) * g if i not in self.u else mom * self.u[i] + (1 - mom) * g
                 self.u[i] = g
             p.cached_data = p.realize_cached_data() - self.lr * g
-
-    def clip_grad_norm(self, max_norm: float = 0.25) -> float:
-        """Scales all gradients (into new Tensors) so their joint L2 norm is at most max_norm;
-        returns the norm before clipping."""
-        grads = [p for p in self.params if getattr(p, "grad", None) is not None]
-        total = sum(float(np.asarray((g * g).sum())) for g in (p.grad.realize_cached_data() for p in grads)) ** 0.5
-        scale = max_norm / (total + 1e-6)
-        if scale < 1:
-            for p in grads:
-                p.grad = p.grad.detach() * scale
-        return total
 
 
 class Adam(Optimizer):

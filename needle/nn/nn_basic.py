@@ -207,15 +207,20 @@ class BatchNorm1d(Module):
         self.running_mean = init.zeros(dim, device=device, dtype=dtype)
         self.running_var = init.ones(dim, device=device, dtype=dtype)
 
+    def _update(self, running: Tensor, observed: Tensor) -> Tensor:
+        """(1 - momentum) running + momentum observed, on raw arrays (no graph), kept in running's dtype."""
+        old = running.realize_cached_data()
+        new = (1 - self.momentum) * old + self.momentum * observed.realize_cached_data().astype(old.dtype)
+        return Tensor(new, device=running.device, dtype=running.dtype, requires_grad=False)
+
     def _forward(self, x: Tensor, axes: tuple, shape: tuple) -> Tensor:
         """Normalises x over `axes`; `shape` is the per-feature shape broadcastable against x."""
         if x.shape[1] != self.dim:
             raise ValueError(f"{type(self).__name__}({self.dim}): input of shape {x.shape}")
         if self.training:
             mean, var = _batch_stats(x, axes, shape)
-            m = self.momentum
-            self.running_mean = (1 - m) * self.running_mean + m * mean.detach()
-            self.running_var = (1 - m) * self.running_var + m * var.detach()
+            self.running_mean = self._update(self.running_mean, mean)
+            self.running_var = self._update(self.running_var, var)
         else:
             mean, var = self.running_mean, self.running_var
         y = _normalize(x, axes, shape, mean, var, self.eps)
