@@ -233,6 +233,7 @@ def test_cifar_bundled_binary_subset():
     np.testing.assert_allclose(test[0][0][:, 0, 0] * 255, [158, 112, 49], atol=1e-4)  # test image 0, a cat
     assert test[0][1] == 3
     np.testing.assert_array_equal(np.bincount(train.y), [500] * 10)
+    assert data.CIFAR10_CLASSES == tuple((CIFAR / "batches.meta.txt").read_text().split())
     np.testing.assert_allclose(train.X.mean(axis=(0, 2, 3)) * 255, [125.27, 122.62, 113.31], atol=0.01)
     assert train[np.arange(4)][0].shape == (4, 3, 32, 32)
 

@@ -9,7 +9,10 @@ import numpy as np
 from ..data_basic import Dataset
 from ..paths import data_dir
 
-__all__ = ["CIFAR10Dataset", "load_cifar10_batch"]
+__all__ = ["CIFAR10Dataset", "load_cifar10_batch", "CIFAR10_CLASSES"]
+
+#: Label names in label order (as in batches.meta).
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 _RECORD = 1 + 3 * 32 * 32
 _TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
