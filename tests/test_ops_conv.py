@@ -1,0 +1,115 @@
+"""Conv (NHWC, im2col): forward against a direct nested-loop convolution, gradients by float64 central
+differences (all strides/paddings, including padding > K-1), non-contiguous inputs, second order."""
+import numpy as np
+import pytest
+
+import needle as ndl
+from ops_cases import LAYOUTS, OP_DEVICES, check_backward, make_input
+
+
+def conv_loops(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    """The definition: out[n, i, j, o] = sum_{a, b, c} xpad[n, i*s + a, j*s + b, c] * w[a, b, c, o]."""
+    x = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    n, h, wd, c = x.shape
+    kh, kw, _, co = w.shape
+    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    out = np.zeros((n, oh, ow, co))
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                for o in range(co):
+                    total = 0.0
+                    for a in range(kh):
+                        for bb in range(kw):
+                            for ch in range(c):
+                                total += x[b, i * stride + a, j * stride + bb, ch] * w[a, bb, ch, o]
+                    out[b, i, j, o] = total
+    return out
+
+
+# (N, H, W, C_in, C_out, K, stride, padding)
+SHAPES = [
+    (2, 5, 5, 3, 2, 3, 1, 1),
+    (1, 6, 5, 2, 3, 3, 2, 1),
+    (2, 7, 7, 1, 2, 3, 2, 0),
+    (1, 6, 6, 2, 2, 3, 3, 0),
+    (1, 5, 5, 2, 1, 2, 2, 2),
+    (1, 4, 4, 1, 2, 3, 1, 3),  # padding > K - 1: some output gradients fall entirely in the padding
+    (2, 4, 4, 3, 2, 1, 2, 0),
+    (1, 8, 8, 3, 2, 7, 4, 3),  # ResNet9's first layer, scaled down
+]
+IDS = ["x".join(map(str, s)) for s in SHAPES]
+
+
+def _arrays(shape, seed=0):
+    n, h, w, ci, co, k, _, _ = shape
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, h, w, ci)), rng.standard_normal((k, k, ci, co))
+
+
+@pytest.mark.parametrize("device", OP_DEVICES, ids=str)
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_conv_forward_matches_loops(shape, device):
+    x, w = _arrays(shape)
+    s, p = shape[6], shape[7]
+    out = ndl.conv(make_input(x, device), make_input(w, device), stride=s, padding=p)
+    np.testing.assert_allclose(out.numpy(), conv_loops(x, w, s, p), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("device", OP_DEVICES, ids=str)
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_conv_backward_matches_finite_differences(shape, device):
+    x, w = _arrays(shape, seed=1)
+    s, p = shape[6], shape[7]
+    check_backward(lambda a, b: ndl.conv(a, b, stride=s, padding=p), [x, w], device, "compact")
+
+
+@pytest.mark.parametrize("device", OP_DEVICES, ids=str)
+@pytest.mark.parametrize("layout", LAYOUTS[1:])
+def test_conv_non_contiguous_inputs(layout, device):
+    x, w = _arrays((2, 5, 4, 3, 2, 3, 2, 1), seed=2)
+    fn = lambda a, b: ndl.conv(a, b, stride=2, padding=1)  # noqa: E731
+    out = fn(make_input(x, device, layout), make_input(w, device, layout))
+    np.testing.assert_allclose(out.numpy(), conv_loops(x, w, 2, 1), rtol=1e-10, atol=1e-10)
+    check_backward(fn, [x, w], device, layout)
+
+
+@pytest.mark.parametrize("device", OP_DEVICES, ids=str)
+def test_conv_class_default_padding_and_float32(device):
+    x, w = _arrays((2, 6, 6, 3, 4, 3, 1, 0), seed=3)
+    a, b = ndl.Tensor(x.astype(np.float32), device=device), ndl.Tensor(w.astype(np.float32), device=device)
+    out = ndl.ops.Conv()(a, b)  # the class defaults to stride 1, padding 0; the helper conv() to padding 1
+    assert out.shape == (2, 4, 4, 4) and out.dtype == "float32"
+    np.testing.assert_allclose(out.numpy(), conv_loops(x, w, 1, 0), rtol=1e-4, atol=1e-4)
+    assert ndl.conv(a, b).shape == (2, 6, 6, 4)
+
+
+@pytest.mark.parametrize("device", OP_DEVICES, ids=str)
+def test_conv_gradient_of_gradient(device):
+    """d/dw of sum(V * dL/dx), L = sum(conv(x, w) * G), by central differences of our first gradient."""
+    x, w = _arrays((1, 4, 4, 2, 2, 3, 2, 1), seed=4)
+    g = np.random.default_rng(5).standard_normal((1, 2, 2, 2))
+
+    def input_grad(b):
+        a = make_input(x, device)  # dL/dx is linear in x: only its dependence on w is second order
+        G = ndl.Tensor(g, device=device, dtype="float64", requires_grad=False)
+        (ndl.conv(a, b, stride=2, padding=1) * G).sum().backward()
+        return a.grad
+
+    def weight_grad(a):
+        b = make_input(w, device)  # dL/dw is linear in w: only its dependence on x is second order
+        G = ndl.Tensor(g, device=device, dtype="float64", requires_grad=False)
+        (ndl.conv(a, b, stride=2, padding=1) * G).sum().backward()
+        return b.grad
+
+    check_backward(input_grad, [w], device, "compact", rtol=1e-4)
+    check_backward(weight_grad, [x], device, "compact", rtol=1e-4)
+
+
+@pytest.mark.parametrize("device", OP_DEVICES, ids=str)
+def test_conv_data_input_without_grad_gets_none(device):
+    x = ndl.Tensor(np.ones((1, 4, 4, 2)), device=device, requires_grad=False)
+    w = ndl.Tensor(np.ones((3, 3, 2, 1)), device=device)
+    ndl.conv(x, w).sum().backward()
+    assert w.grad.shape == (3, 3, 2, 1)
+    assert not hasattr(x, "grad")
