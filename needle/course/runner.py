@@ -14,6 +14,24 @@ def _learner_traceback(exc: BaseException) -> str:
     return text + "".join(traceback.format_exception_only(type(exc), exc))
 
 
+def _learner_code(impl: object, attr: str) -> object:
+    """The code object of the learner's function (or of the method `attr` of their class)."""
+    fn = vars(impl).get(attr, impl) if isinstance(impl, type) else impl
+    return getattr(fn, "__code__", None)
+
+
+def _stub_elsewhere(exc: BaseException, own_code: object) -> str:
+    """Where a NotImplementedError came from, when that is another stub rather than the exercise's own code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or tb.tb_frame.f_code is own_code or "/needle/course/" in tb.tb_frame.f_code.co_filename:
+        return ""
+    frame = tb.tb_frame
+    owner = frame.f_locals.get("self")
+    return (f"{type(owner).__name__}." if owner is not None else "") + frame.f_code.co_name
+
+
 def run(exercise_id: str) -> int:
     """Run the checks of `exercise_id`; return the number of cases that passed, or raise a check outcome."""
     __tracebackhide__ = True
@@ -25,7 +43,11 @@ def run(exercise_id: str) -> int:
         return ex.check(impl)
     except CheckFailed as failure:
         raise CheckFailed(f"{exercise_id}: {failure}") from None
-    except NotImplementedError:
+    except NotImplementedError as exc:
+        elsewhere = _stub_elsewhere(exc, _learner_code(impl, ex.target.rsplit(".", 1)[-1].rsplit(":", 1)[-1]))
+        if elsewhere:
+            raise NotImplementedYet(f"{exercise_id}: not implemented yet: it uses {elsewhere}, "
+                                    "which still raises NotImplementedError (do that exercise first)") from None
         raise NotImplementedYet(f"{exercise_id}: not implemented yet. Hint: {ex.hint}") from None
     except Exception as exc:  # the learner's code crashed: show where, as a failed check
         raise LearnerError(f"{exercise_id}: your code raised {type(exc).__name__}:\n{_learner_traceback(exc)}") from None

@@ -1,0 +1,287 @@
+"""Chapter 02 (course hw1): each op's compute and gradient, topological sort, reverse-mode AD, softmax loss, nn_epoch.
+
+Op forwards are compared with numpy on random shapes and strided views (float32); op gradients are called
+directly (so they do not depend on the learner's autodiff) and compared with float64 central differences.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable
+
+import numpy as np
+
+import needle as ndl
+
+from ..cases import numerical_gradients, random_shape, rng_for
+from ..compare import expect, expect_close
+from ..install import reference
+from ..registry import exercise_check
+
+OPS = "needle.ops.ops_mathematic"
+Case = tuple[tuple, list[tuple[int, ...]]]  # (constructor args, input shapes)
+
+
+def _swap_last(a: np.ndarray, axes: Any) -> np.ndarray:
+    i, j = axes if axes is not None else (-2, -1)
+    return np.swapaxes(a, i, j)
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One op exercise pair: its numpy meaning, its cases, the input domain and the hints."""
+
+    name: str
+    numpy: Callable[..., np.ndarray]  # numpy(args, *inputs)
+    cases: Callable[[np.random.Generator], list[Case]]
+    compute_hint: str
+    gradient_hint: str
+    domain: str = "normal"  # "normal", "positive" or "nonzero"
+
+
+def _unary(rng: np.random.Generator, args: tuple = ()) -> list[Case]:
+    return [(args, [random_shape(rng)]) for _ in range(3)]
+
+
+def _binary(rng: np.random.Generator) -> list[Case]:
+    return [((), [shape, shape]) for shape in (random_shape(rng) for _ in range(3))]
+
+
+SPECS = [
+    OpSpec("PowerScalar", lambda args, a: a ** args[0],
+           lambda rng: _unary(rng, (3,)) + _unary(rng, (-1.5,))[:2],
+           "a ** self.scalar", "d(a^s)/da = s * a^(s-1): out_grad * self.scalar * a ** (self.scalar - 1)", "positive"),
+    OpSpec("EWisePow", lambda args, a, b: a ** b, _binary,
+           "a ** b", "d/da = b * a^(b-1), d/db = a^b * log(a)", "positive"),
+    OpSpec("EWiseDiv", lambda args, a, b: a / b, _binary,
+           "a / b", "d/da = 1/b, d/db = -a/b^2 (as needle ops on node.inputs)", "nonzero"),
+    OpSpec("DivScalar", lambda args, a: a / args[0], lambda rng: _unary(rng, (2.5,)),
+           "a / self.scalar", "out_grad / self.scalar"),
+    OpSpec("MatMul", lambda args, a, b: a @ b,
+           lambda rng: [((), [(3, 4), (4, 5)]), ((), [(6, 3, 2), (6, 2, 3)]), ((), [(3, 2), (3, 2, 3)]),
+                        ((), [(2, 2, 3, 4), (4, 1)])],
+           "a @ b", "out_grad @ b^T and a^T @ out_grad, then sum over the batch axes an input was broadcast over"),
+    OpSpec("Summation", lambda args, a: np.sum(a, axis=args[0]),
+           lambda rng: [((None,), [(3, 4)]), (((1,),), [(3, 4)]), ((0,), [(5, 2)]), (((0, 2),), [(2, 3, 4)])],
+           "array_api.sum over self.axes (None: everything; an int or a tuple of axes)",
+           "reshape out_grad to the input shape with 1s at the summed axes, then broadcast_to the input shape"),
+    OpSpec("BroadcastTo", lambda args, a: np.broadcast_to(a, args[0]),
+           lambda rng: [(((3, 4),), [(1, 4)]), (((2, 3, 4),), [(3, 1)]), (((3, 2),), [(1, 1)]), (((4, 3),), [(3,)])],
+           "array_api.broadcast_to(a, self.shape)",
+           "sum out_grad over the axes broadcasting added or stretched, then reshape to the input shape"),
+    OpSpec("Reshape", lambda args, a: np.reshape(a, args[0]),
+           lambda rng: [(((4, 3),), [(3, 4)]), (((2, 3, 2),), [(12,)]), (((6,),), [(2, 1, 3)])],
+           "array_api.reshape(a, self.shape) (compact a first if it is a strided view)",
+           "reshape out_grad back to the input's shape"),
+    OpSpec("Negate", lambda args, a: -a, _unary, "-a", "-out_grad"),
+    OpSpec("Transpose", lambda args, a: _swap_last(a, args[0]),
+           lambda rng: [((None,), [(3, 4)]), ((None,), [(2, 3, 4)]), (((0, 2),), [(2, 3, 4)]), (((1, 0),), [(3, 5)])],
+           "swap the two axes self.axes (default: the last two); not a full permutation",
+           "transpose out_grad with the same two axes"),
+    OpSpec("Log", lambda args, a: np.log(a), _unary, "array_api.log(a)", "out_grad / a", "positive"),
+    OpSpec("Exp", lambda args, a: np.exp(a), _unary, "array_api.exp(a)", "out_grad * exp(a) (that is the node itself)"),
+    OpSpec("ReLU", lambda args, a: np.maximum(a, 0), _unary, "array_api.maximum(a, 0)",
+           "out_grad times the mask a > 0 (read node.inputs[0].realize_cached_data(); not ReLU of ReLU)", "nonzero"),
+]
+
+
+def _sample(rng: np.random.Generator, shape: tuple[int, ...], domain: str) -> np.ndarray:
+    if domain == "positive":
+        return rng.uniform(0.5, 2.0, size=shape)
+    if domain == "nonzero":
+        return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.3, 2.0, size=shape)
+    return rng.standard_normal(shape)
+
+
+def _raw(x: np.ndarray, dtype: str, strided: bool = False) -> Any:
+    """x as the backend's raw array (NDArray by default); optionally a non-contiguous view with the same values."""
+    if not strided or x.ndim == 0:
+        return ndl.Tensor(x, dtype=dtype, requires_grad=False).realize_cached_data()
+    wide = np.zeros(x.shape[:-1] + (2 * x.shape[-1],))
+    wide[..., ::2] = x
+    raw = ndl.Tensor(wide, dtype=dtype, requires_grad=False).realize_cached_data()
+    return raw[tuple([slice(None)] * (x.ndim - 1) + [slice(None, None, 2)])]
+
+
+def _op_class(name: str) -> type:
+    return getattr(ndl.ops.ops_mathematic, name)
+
+
+def _check_compute(spec: OpSpec, impl: Any) -> int:
+    """Forward of the learner's compute on every case, contiguous and strided, against numpy."""
+    rng = rng_for(f"autodiff.{spec.name}.compute")
+    cases = 0
+    for args, shapes in spec.cases(rng):
+        xs = [_sample(rng, s, spec.domain).astype(np.float32) for s in shapes]
+        op = _op_class(spec.name)(*args)
+        for strided in (False, True):
+            got = op.compute(*[_raw(x, "float32", strided) for x in xs])
+            expect_close(got, spec.numpy(args, *xs), what=f"{spec.name}{args}.compute",
+                         inputs={f"input {i}" + (" (strided view)" if strided else ""): x for i, x in enumerate(xs)},
+                         rtol=1e-5, atol=1e-5)
+            cases += 1
+    return cases
+
+
+def _check_gradient(spec: OpSpec, impl: Any) -> int:
+    """The learner's gradient, called on a node computed by the reference forward, against central differences."""
+    rng = rng_for(f"autodiff.{spec.name}.gradient")
+    ref_compute = reference(f"{OPS}:{spec.name}.compute")
+    cases = 0
+    for args, shapes in spec.cases(rng):
+        xs = [_sample(rng, s, spec.domain) for s in shapes]
+        op = _op_class(spec.name)(*args)
+        inputs = [ndl.Tensor(x, dtype="float64") for x in xs]
+        node = ndl.Tensor.__new__(ndl.Tensor)
+        node._init(op, inputs, cached_data=ref_compute(op, *[t.realize_cached_data() for t in inputs]))
+        out_grad = rng.standard_normal(node.shape)
+        grads = op.gradient_as_tuple(ndl.Tensor(out_grad, dtype="float64"), node)
+        expect(len(grads) == len(xs), f"{spec.name}.gradient returned {len(grads)} gradients for {len(xs)} inputs")
+        numeric = numerical_gradients(lambda *a: spec.numpy(args, *a), xs, out_grad)
+        for i, (got, want) in enumerate(zip(grads, numeric)):
+            expect(isinstance(got, ndl.Tensor), f"{spec.name}.gradient must return Tensors built from needle ops, "
+                                                f"got {type(got).__name__} for input {i}")
+            expect_close(got, want, what=f"{spec.name}{args}.gradient for input {i} (float64, vs central differences)",
+                         inputs={**{f"input {j}": x for j, x in enumerate(xs)}, "out_grad": out_grad},
+                         rtol=1e-6, atol=1e-6)
+        cases += 1
+    return cases
+
+
+for _spec in SPECS:
+    exercise_check(f"autodiff.{_spec.name}.compute", target=f"{OPS}:{_spec.name}.compute",
+                   hint=_spec.compute_hint)(partial(_check_compute, _spec))
+    exercise_check(f"autodiff.{_spec.name}.gradient", target=f"{OPS}:{_spec.name}.gradient",
+                   hint=_spec.gradient_hint)(partial(_check_gradient, _spec))
+
+
+# Graphs for topological sort and autodiff use only the ops the course gives (add, multiply and their scalar
+# forms), so these checks do not depend on the learner's op exercises.
+_GIVEN_OPS = {
+    "add": (lambda a, b: a + b, lambda a, b: a + b),
+    "mul": (lambda a, b: a * b, lambda a, b: a * b),
+    "add_scalar": (lambda a, c: a + c, lambda a, c: a + c),
+    "mul_scalar": (lambda a, c: a * c, lambda a, c: a * c),
+}
+
+
+def _random_recipe(rng: np.random.Generator, leaves: int, steps: int) -> list[tuple[str, int, Any]]:
+    """A random DAG: each step applies a given op to earlier values (index) and another value or a scalar."""
+    recipe = []
+    for step in range(steps):
+        count = leaves + step
+        kind = str(rng.choice(list(_GIVEN_OPS)))
+        i = int(rng.integers(max(0, count - 3), count))  # mostly recent values: deeper graphs
+        other = int(rng.integers(0, count)) if kind in ("add", "mul") else float(np.round(rng.uniform(-2, 2), 2))
+        recipe.append((kind, i, other))
+    return recipe
+
+
+def _evaluate(recipe: list, leaves: list, tensors: bool) -> list:
+    values = list(leaves)
+    for kind, i, other in recipe:
+        fn = _GIVEN_OPS[kind][0 if tensors else 1]
+        values.append(fn(values[i], values[other] if isinstance(other, int) else other))
+    return values
+
+
+def _describe_order(nodes: list, names: dict[int, str]) -> str:
+    return "[" + ", ".join(names.get(id(n), "?") for n in nodes) + "]"
+
+
+@exercise_check("autodiff.find_topo_sort", target="needle.autograd:find_topo_sort",
+                hint="post-order depth-first search: visit node.inputs left to right, append a node after its "
+                     "inputs, skip nodes already visited")
+def check_find_topo_sort(find_topo_sort: Callable) -> int:
+    rng = rng_for("autodiff.find_topo_sort")
+    ref = reference("needle.autograd:find_topo_sort")
+    cases = 0
+    for leaves, steps in ((1, 3), (2, 6), (3, 12), (2, 25)):
+        recipe = _random_recipe(rng, leaves, steps)
+        values = _evaluate(recipe, [ndl.Tensor(rng.standard_normal(2)) for _ in range(leaves)], tensors=True)
+        names = {id(v): f"v{k}" for k, v in enumerate(values)}
+        for outputs in ([values[-1]], [values[-1], values[leaves]]):
+            got, want = list(find_topo_sort(outputs)), ref(outputs)
+            steps_text = "; ".join(f"v{leaves + s} = {k}(v{i}, {'v%d' % o if isinstance(o, int) else o})"
+                                   for s, (k, i, o) in enumerate(recipe))
+            expect([id(n) for n in got] == [id(n) for n in want],
+                   f"find_topo_sort({_describe_order(outputs, names)}) gave {_describe_order(got, names)}, "
+                   f"expected {_describe_order(want, names)}\n  graph: {steps_text}")
+            cases += 1
+    return cases
+
+
+@exercise_check("autodiff.compute_gradient_of_variables", target="needle.autograd:compute_gradient_of_variables",
+                hint="walk reversed(find_topo_sort([output])); a node's adjoint is sum_node_list of the partial "
+                     "adjoints from its users; store it in node.grad and pass op.gradient_as_tuple to the inputs")
+def check_compute_gradient_of_variables(compute_gradients: Callable) -> int:
+    rng = rng_for("autodiff.compute_gradient_of_variables")
+    cases = 0
+    for leaves, steps in ((1, 2), (2, 5), (3, 10), (2, 20)):
+        recipe = _random_recipe(rng, leaves, steps)
+        xs = [rng.standard_normal(3) for _ in range(leaves)]
+        tensors = [ndl.Tensor(x, dtype="float64") for x in xs]
+        output = _evaluate(recipe, tensors, tensors=True)[-1]
+        out_grad = rng.standard_normal(3)
+        compute_gradients(output, ndl.Tensor(out_grad, dtype="float64"))
+        numeric = numerical_gradients(lambda *a: _evaluate(recipe, list(a), tensors=False)[-1], xs, out_grad)
+        for k, (tensor, want) in enumerate(zip(tensors, numeric)):
+            got = getattr(tensor, "grad", None)
+            if not np.any(want) and got is None:  # the output does not depend on this leaf
+                continue
+            expect(isinstance(got, ndl.Tensor), f"leaf v{k} has .grad = {got!r}, expected a Tensor")
+            expect_close(got, want, what=f"leaf v{k}.grad (float64, vs central differences)",
+                         inputs={f"v{j}": x for j, x in enumerate(xs)}, rtol=1e-6, atol=1e-6)
+        expect_close(output.grad, out_grad, what="output.grad (should be out_grad itself)")
+        cases += 1
+    return cases
+
+
+def _softmax_loss64(Z: np.ndarray, y: np.ndarray) -> float:
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    return float(np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(len(y)), y]))
+
+
+@exercise_check("autodiff.softmax_loss", target="needle.apps.simple_ml:softmax_loss",
+                hint="ndl.log(ndl.summation(ndl.exp(Z), axes=(1,))) minus ndl.summation(Z * y_one_hot, axes=(1,)), "
+                     "summed and divided by the batch size")
+def check_softmax_loss(softmax_loss: Callable) -> int:
+    rng = rng_for("autodiff.softmax_loss")
+    cases = 0
+    for _ in range(3):
+        m, k = int(rng.integers(1, 8)), int(rng.integers(2, 6))
+        Z, y = rng.standard_normal((m, k)), rng.integers(0, k, size=m)
+        one_hot = np.eye(k)[y]
+        Zt = ndl.Tensor(Z, dtype="float64")
+        loss = softmax_loss(Zt, ndl.Tensor(one_hot, dtype="float64", requires_grad=False))
+        expect(isinstance(loss, ndl.Tensor), f"softmax_loss must return a Tensor, got {type(loss).__name__}")
+        expect_close(loss, _softmax_loss64(Z, y), what="softmax_loss(Z, y_one_hot)", inputs={"Z": Z, "y": y},
+                     rtol=1e-10, atol=1e-10)
+        loss.backward()
+        numeric = numerical_gradients(lambda z: _softmax_loss64(z, y), [Z], np.ones(()))[0]
+        expect_close(Zt.grad, numeric, what="gradient of softmax_loss w.r.t. Z (float64)", inputs={"Z": Z, "y": y},
+                     rtol=1e-6, atol=1e-7)
+        cases += 1
+    return cases
+
+
+@exercise_check("autodiff.nn_epoch", target="needle.apps.simple_ml:nn_epoch",
+                hint="per minibatch: Tensors for X and the one-hot y, loss = softmax_loss(relu(X @ W1) @ W2, y), "
+                     "loss.backward(), then new W = Tensor(W.numpy() - lr * W.grad.numpy())")
+def check_nn_epoch(nn_epoch: Callable) -> int:
+    rng = rng_for("autodiff.nn_epoch")
+    ref = reference("needle.apps.simple_ml:nn_epoch")
+    cases = 0
+    for m, n, hidden, k, batch in ((20, 5, 6, 3, 7), (30, 4, 5, 4, 10)):
+        X = (rng.standard_normal((m, n)) / np.sqrt(n)).astype(np.float32)
+        y = rng.integers(0, k, size=m).astype(np.uint8)
+        W1 = (rng.standard_normal((n, hidden)) / np.sqrt(hidden)).astype(np.float32)
+        W2 = (rng.standard_normal((hidden, k)) / np.sqrt(k)).astype(np.float32)
+        got = nn_epoch(X, y, ndl.Tensor(W1), ndl.Tensor(W2), lr=0.2, batch=batch)
+        want = ref(X, y, ndl.Tensor(W1), ndl.Tensor(W2), lr=0.2, batch=batch)
+        expect(isinstance(got, tuple) and len(got) == 2, "nn_epoch must return the new (W1, W2)")
+        for name, g, w in zip(("W1", "W2"), got, want):
+            expect_close(g, w, what=f"{name} after one epoch (lr=0.2, batch={batch})", inputs={"X": X, "y": y},
+                         rtol=1e-4, atol=1e-5)
+        cases += 1
+    return cases
