@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+import types
 from typing import Any
 
 from .registry import Exercise
@@ -29,6 +30,19 @@ def resolve(target: str) -> tuple[Any, str]:
     for name in parents:
         owner = getattr(owner, name)
     return owner, attr
+
+
+def _for_class(value: Any, cls: type) -> Any:
+    """A learner's method whose zero-argument super() refers to `cls` (the reference class it is copied onto)."""
+    fn = value.__func__ if isinstance(value, (classmethod, staticmethod)) else value
+    if not isinstance(fn, types.FunctionType) or "__class__" not in fn.__code__.co_freevars:
+        return value
+    cells = tuple(types.CellType(cls) if name == "__class__" else cell
+                  for name, cell in zip(fn.__code__.co_freevars, fn.__closure__))
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, cells)
+    copy.__kwdefaults__, copy.__qualname__, copy.__doc__ = fn.__kwdefaults__, fn.__qualname__, fn.__doc__
+    copy.__dict__.update(fn.__dict__)
+    return type(value)(copy) if fn is not value else copy
 
 
 def _set(owner: Any, attr: str, value: Any) -> None:
@@ -54,13 +68,13 @@ def install(exercise: Exercise, obj: Any) -> None:
     if inspect.isclass(reference) and inspect.isclass(obj):
         for name, value in vars(obj).items():
             if name not in _SKIP_CLASS_ATTRS:
-                _set(reference, name, value)
+                _set(reference, name, _for_class(value, reference))
     elif inspect.isclass(owner):
         if inspect.isclass(obj):  # a class that defines the method: take the method
             obj_attr = vars(obj).get(attr, _MISSING)
             if obj_attr is _MISSING:
                 raise TypeError(f"{exercise.id}: class {obj.__name__} does not define {attr!r}")
-            _set(owner, attr, obj_attr)
+            _set(owner, attr, _for_class(obj_attr, owner))
         else:
             _set(owner, attr, obj)
     else:
