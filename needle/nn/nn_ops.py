@@ -1,8 +1,11 @@
-"""Ops the nn modules need beyond the course's set: an embedding gather and its scatter-add.
+"""Ops the nn modules need beyond the course's set, each replacing a one-hot matrix product:
 
-Embedding(ids) gives the numbers of one_hot(ids) @ weight but copies rows instead of building a
-(len(ids), num_embeddings) one-hot matrix; its gradient scatter-adds rows back. Each op is the
-other's gradient, so gradients of gradients work too."""
+- an embedding gather and its scatter-add: Embedding(ids) gives the numbers of one_hot(ids) @ weight
+  but copies rows instead of building a (len(ids), num_embeddings) one-hot matrix; its gradient
+  scatter-adds rows back. Each op is the other's gradient, so gradients of gradients work too.
+- a fused softmax cross-entropy: SoftmaxLoss's logsumexp(z) - sum(z * one_hot(y)) without the one-hot
+  matrix (the course's np.eye(k)[y] builds a k x k identity: 800 MB for a 10,000-word vocabulary).
+  Its gradient (softmax - one_hot) / n is an op of its own, with no second derivative."""
 from __future__ import annotations
 
 import ctypes
@@ -12,7 +15,8 @@ import numpy as np
 from needle.autograd import Tensor, TensorOp
 from needle.backend_selection import array_api
 
-__all__ = ["embedding", "EmbeddingGather", "EmbeddingScatter"]
+__all__ = ["embedding", "EmbeddingGather", "EmbeddingScatter", "softmax_cross_entropy", "SoftmaxCrossEntropy",
+           "SoftmaxCrossEntropyGrad"]
 
 _CTYPES = {"float32": ctypes.c_float, "float64": ctypes.c_double}
 
@@ -84,3 +88,53 @@ def embedding(weight: Tensor, ids) -> Tensor:
     if len(weight.shape) != 2:
         raise ValueError(f"embedding: weight must be 2-D (num, dim), got shape {weight.shape}")
     return EmbeddingGather(_check_ids(np.asarray(ids), weight.shape[0], "embedding"))(weight)
+
+
+class SoftmaxCrossEntropy(TensorOp):
+    """logits (n, k) -> mean over rows of logsumexp(row) - row[label] (a 0-d array)."""
+
+    def __init__(self, labels: np.ndarray):
+        self.labels = labels
+        self.probs = None
+
+    def compute(self, logits):
+        n = logits.shape[0]
+        api = np if isinstance(logits, np.ndarray) else array_api
+        top = logits.max(axis=1, keepdims=True)
+        e = api.exp(logits - api.broadcast_to(top, logits.shape))
+        total = api.sum(e, axis=1, keepdims=True)
+        self.probs = e / api.broadcast_to(total, logits.shape)  # kept for the gradient
+        lse = float(np.asarray(api.sum(api.log(total) + top)))
+        picked = float(host_view(logits)[np.arange(n), self.labels].sum(dtype=np.float64))
+        return _like(np.array((lse - picked) / n, dtype=logits.dtype), logits)
+
+    def gradient(self, out_grad: Tensor, node: Tensor):
+        return SoftmaxCrossEntropyGrad(self.labels, self.probs)(node.inputs[0], out_grad)
+
+
+class SoftmaxCrossEntropyGrad(TensorOp):
+    """(logits, scalar g) -> g * (softmax(logits) - one_hot(labels)) / n, from the forward's softmax."""
+
+    def __init__(self, labels: np.ndarray, probs):
+        self.labels = labels
+        self.probs = probs
+
+    def compute(self, logits, out_grad):
+        scale = float(np.asarray(out_grad)) / logits.shape[0]
+        grad = host_view(self.probs) * np.asarray(scale, dtype=self.probs.dtype)
+        grad[np.arange(grad.shape[0]), self.labels] -= scale
+        return _like(grad, logits)
+
+    def gradient(self, out_grad: Tensor, node: Tensor):
+        raise NotImplementedError("softmax_cross_entropy: no second derivative (use ops.logsumexp for one)")
+
+
+def softmax_cross_entropy(logits: Tensor, labels) -> Tensor:
+    """Mean cross-entropy of logits (n, k) against integer labels (n,): a 0-d Tensor."""
+    if len(logits.shape) != 2:
+        raise ValueError(f"softmax_cross_entropy: logits must be 2-D (n, k), got shape {logits.shape}")
+    n, k = logits.shape
+    ids = _check_ids(np.asarray(labels), k, "softmax_cross_entropy").reshape(-1)
+    if ids.shape[0] != n:
+        raise ValueError(f"softmax_cross_entropy: {ids.shape[0]} labels for {n} rows of logits")
+    return SoftmaxCrossEntropy(ids)(logits)
