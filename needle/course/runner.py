@@ -14,18 +14,22 @@ def _learner_traceback(exc: BaseException) -> str:
     return text + "".join(traceback.format_exception_only(type(exc), exc))
 
 
-def _learner_code(impl: object, attr: str) -> object:
-    """The code object of the learner's function (or of the method `attr` of their class)."""
-    fn = vars(impl).get(attr, impl) if isinstance(impl, type) else impl
-    return getattr(fn, "__code__", None)
+def _learner_code(impl: object, attr: str) -> set:
+    """The code objects of the learner's function, of the method `attr` of their class, or of every method of a
+    class installed whole (a stub in any of them is the exercise's own stub)."""
+    if isinstance(impl, type):
+        fns = [vars(impl)[attr]] if attr in vars(impl) else list(vars(impl).values())
+    else:
+        fns = [impl]
+    return {code for code in (getattr(getattr(f, "__func__", f), "__code__", None) for f in fns) if code is not None}
 
 
-def _stub_elsewhere(exc: BaseException, own_code: object) -> str:
+def _stub_elsewhere(exc: BaseException, own_code: set) -> str:
     """Where a NotImplementedError came from, when that is another stub rather than the exercise's own code."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    if tb is None or tb.tb_frame.f_code is own_code or "/needle/course/" in tb.tb_frame.f_code.co_filename:
+    if tb is None or tb.tb_frame.f_code in own_code or "/needle/course/" in tb.tb_frame.f_code.co_filename:
         return ""
     frame = tb.tb_frame
     owner = frame.f_locals.get("self")
