@@ -1,0 +1,110 @@
+"""Every registered check passes needle's own reference, reports a stub as "not implemented yet", and fails wrong code."""
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle import course
+from needle.course import install, registry
+from needle.course.errors import CheckFailed, NotImplementedYet
+
+PY_EXERCISES = [e.id for e in registry.all_exercises() if e.language == "python"]
+
+
+@pytest.fixture(autouse=True)
+def clean_install():
+    course.reset()
+    yield
+    course.reset()
+
+
+def _nudge(value: Any) -> Any:
+    """A slightly wrong version of a result (numbers, arrays, Tensors, NDArrays, tuples of them)."""
+    if isinstance(value, tuple):
+        return tuple(_nudge(v) for v in value)
+    if isinstance(value, ndl.Tensor):
+        return ndl.Tensor(value.numpy() * 1.01 + 0.01, dtype=value.dtype, requires_grad=value.requires_grad)
+    return value * 1.01 + 0.01
+
+
+def wrong_version(exercise: registry.Exercise) -> Callable:
+    """A plausible mistake for each kind of exercise."""
+    ref = install.reference(exercise.target)
+    if exercise.id == "autodiff.find_topo_sort":
+        return lambda nodes: list(reversed(ref(nodes)))
+    if exercise.id == "ml_refresher.add":
+        return lambda x, y: x - y
+    if exercise.id.endswith("_epoch") and exercise.chapter == "ml_refresher":
+        return lambda *args, **kwargs: None  # forgets to update the parameters
+    if exercise.id == "autodiff.compute_gradient_of_variables":
+        return lambda output, out_grad: None  # stores no gradients
+    if exercise.target.endswith(".gradient"):
+        return lambda self, out_grad, node: tuple(g * 1.1 for g in ref(self, out_grad, node)) \
+            if isinstance(ref(self, out_grad, node), tuple) else ref(self, out_grad, node) * 1.1
+    return lambda *args, **kwargs: _nudge(ref(*args, **kwargs))
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("not implemented yet")
+
+
+@pytest.mark.parametrize("exercise_id", PY_EXERCISES)
+def test_reference_passes(exercise_id, capsys):
+    course.exercise(exercise_id)(install.reference(registry.get(exercise_id).target))
+    course.check(exercise_id)
+    assert capsys.readouterr().out.startswith(f"✓ {exercise_id}:")
+
+
+@pytest.mark.parametrize("exercise_id", PY_EXERCISES)
+def test_stub_is_not_implemented(exercise_id):
+    course.exercise(exercise_id)(stub)
+    with pytest.raises(NotImplementedYet, match="not implemented yet. Hint:"):
+        course.check(exercise_id)
+
+
+@pytest.mark.parametrize("exercise_id", PY_EXERCISES)
+def test_wrong_code_fails(exercise_id):
+    course.exercise(exercise_id)(wrong_version(registry.get(exercise_id)))
+    with pytest.raises(CheckFailed):
+        course.check(exercise_id)
+
+
+def test_a_check_never_runs_the_reference_when_nothing_is_installed():
+    for exercise_id in PY_EXERCISES:
+        with pytest.raises(NotImplementedYet, match="run the exercise cell"):
+            course.check(exercise_id)
+
+
+def test_stub_in_a_dependency_is_named():
+    @course.exercise("autodiff.Log.compute")
+    def compute(self, a):
+        raise NotImplementedError("not implemented yet")
+
+    course.exercise("autodiff.softmax_loss")(install.reference("needle.apps.simple_ml:softmax_loss"))
+    with pytest.raises(NotImplementedYet, match="it uses Log.compute"):
+        course.check("autodiff.softmax_loss")
+
+
+def test_op_compute_check_sees_strided_inputs():
+    seen = []
+    ref = install.reference("needle.ops.ops_mathematic:EWiseDiv.compute")
+
+    @course.exercise("autodiff.EWiseDiv.compute")
+    def compute(self, a, b):
+        seen.append(a.is_compact())
+        return ref(self, a, b)
+
+    course.check("autodiff.EWiseDiv.compute")
+    assert True in seen and False in seen
+
+
+def test_a_compute_that_only_works_on_compact_inputs_fails():
+    @course.exercise("autodiff.Reshape.compute")
+    def compute(self, a):
+        if not a.is_compact():
+            raise ValueError("reshape of a non-compact array")
+        return ndl.array_api.reshape(a, self.shape)
+
+    with pytest.raises(CheckFailed, match="ValueError"):
+        course.check("autodiff.Reshape.compute")
