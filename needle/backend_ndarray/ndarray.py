@@ -212,17 +212,18 @@ class NDArray:
     @staticmethod
     def make(shape, strides=None, device=None, handle=None, offset: int = 0, dtype="float32") -> "NDArray":
         """A new NDArray over `handle` (a fresh buffer of `dtype` when None) with the given layout."""
-        array = NDArray.__new__(NDArray)
-        array._shape = shape = tuple(shape)
+        array = object.__new__(NDArray)
+        array._shape = shape = shape if shape.__class__ is tuple else tuple(shape)
         array._strides = layout.compact_strides(shape) if strides is None else tuple(strides)
         array._offset = offset
         array._device = device = device if device is not None else default_device()
         if handle is None:
-            if device.mod is None:
+            mod = device.mod
+            if mod is None:
                 device._check()
-            # a course-style device module's Array(size) knows only float32
             dtype = _dtype_name(dtype)
-            handle = device.mod.Array(math.prod(shape)) if dtype == "float32" else device.mod.Array(math.prod(shape), dtype)
+            # a course-style device module's Array(size) knows only float32
+            handle = mod.Array(math.prod(shape)) if dtype == "float32" else mod.Array(math.prod(shape), dtype)
         array._handle = handle
         return array
 
@@ -366,7 +367,10 @@ class NDArray:
 
     def permute(self, new_axes) -> "NDArray":
         """A view with the axes reordered: new axis i is old axis new_axes[i]."""
-        axes = layout.permutation(new_axes, self.ndim, self._shape)
+        axes = tuple(new_axes)
+        plain = all(a.__class__ is int for a in axes) and sorted(axes) == list(range(len(self._shape)))
+        if not plain:  # validate and normalise (negative axes, numpy ints, errors)
+            axes = layout.permutation(new_axes, len(self._shape), self._shape)
         return NDArray.make(
             tuple(self._shape[a] for a in axes),
             tuple(self._strides[a] for a in axes),
@@ -400,7 +404,7 @@ class NDArray:
         course's `out[i] = a` (view (1, m, n), a (m, n)) needs.
         """
         view = self[idxs]
-        if _is_scalar(other):
+        if other.__class__ is not NDArray and _is_scalar(other):
             self._device.scalar_setitem(view.size, float(other), self._handle, view._shape, view._strides, view._offset)
             return
         other = _as_ndarray(other, self._device, self.dtype)
@@ -431,7 +435,7 @@ class NDArray:
             return out
         else:
             b = _as_ndarray(other, self._device, self.dtype)
-        if b._device != self._device:
+        if b._device is not self._device and b._device != self._device:
             raise ValueError(f"NDArray {op}: operands on different devices ({self.device} and {b.device})")
         if b._shape != self._shape:
             raise ValueError(f"NDArray {op}: shapes {self.shape} and {b.shape} differ (broadcast explicitly)")
@@ -525,7 +529,7 @@ class NDArray:
     def __matmul__(self, other) -> "NDArray":
         """Matrix product of (..., m, n) and (..., n, p); leading (batch) axes broadcast as numpy's."""
         b = _as_ndarray(other, self._device, self.dtype)
-        if b._device != self._device:
+        if b._device is not self._device and b._device != self._device:
             raise ValueError(f"NDArray matmul: operands on different devices ({self.device} and {b.device})")
         if self.ndim < 2 or b.ndim < 2 or self._shape[-1] != b._shape[-2]:
             raise ValueError(f"NDArray matmul: shapes {self.shape} and {b.shape} are not aligned (need (..., m, n) @ (..., n, p))")
