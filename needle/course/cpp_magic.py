@@ -24,6 +24,7 @@ from typing import Any
 from . import install, registry
 
 _MODULE_BLOCK = re.compile(r"PYBIND11_MODULE\s*\(\s*\w+\s*,\s*(\w+)\s*\)")
+_SOLUTION_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION.*$", re.M)
 
 _PRELUDE = """#include <pybind11/pybind11.h>
 #include <stdexcept>
@@ -59,6 +60,7 @@ def translation_unit(cell: str, module_name: str) -> str:
     if not _MODULE_BLOCK.search(cell):
         raise CompileError("the cell needs a PYBIND11_MODULE(name, m) { m.def(...); } block that binds its functions")
     body = _MODULE_BLOCK.sub(r"static void needle_course_bind(pybind11::module_& \1)", cell, count=1)
+    body = _SOLUTION_MARKER.sub("", body)  # marker lines are not C++: blank them
     return _PRELUDE + body + _EPILOGUE.format(name=module_name)
 
 
