@@ -153,3 +153,61 @@ def evaluate_ptb(model: nn.Module, data: np.ndarray, seq_len: int = 40, loss_fn=
     """(accuracy, loss) of the model in eval mode over batchified PTB ids."""
     np.random.seed(4)
     return epoch_general_ptb(data, model, seq_len, loss_fn(), device=device, dtype=dtype, progress=progress)
+
+
+def _print_epoch(prefix: str):
+    def show(record: dict) -> None:
+        print(prefix + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()),
+              flush=True)
+
+    return show
+
+
+def main(argv=None) -> None:
+    """Real runs: `python -m needle.apps.training cifar10 --epochs 3` trains ResNet9 on the bundled CIFAR-10
+    subset; `python -m needle.apps.training ptb --model lstm --max-lines 2000` trains a language model on PTB."""
+    import argparse
+
+    from needle.apps.models import LanguageModel, ResNet9
+    from needle.data import CIFAR10Dataset, Corpus, DataLoader, batchify
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("task", choices=["cifar10", "ptb"])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 128 (cifar10), 16 (ptb)")
+    parser.add_argument("--lr", type=float, default=None, help="default: 0.001 Adam (cifar10), 4.0 SGD (ptb)")
+    parser.add_argument("--model", choices=["rnn", "lstm", "transformer"], default="lstm")
+    parser.add_argument("--max-lines", type=int, default=2000, help="PTB lines per split (ptb)")
+    parser.add_argument("--seq-len", type=int, default=20)
+    parser.add_argument("--embedding", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+    np.random.seed(0)
+    if args.task == "cifar10":
+        bs = args.batch_size or 128
+        train = DataLoader(CIFAR10Dataset(train=True), bs, shuffle=True)
+        test = DataLoader(CIFAR10Dataset(train=False), bs)
+        model = ResNet9()
+        train_cifar10(model, train, args.epochs, lr=args.lr or 0.001, progress=args.progress,
+                      callback=_print_epoch("train  "))
+        acc, loss = evaluate_cifar10(model, test, progress=args.progress)
+        print(f"test  acc {acc:.4f}  loss {loss:.4f}")
+        return
+    corpus = Corpus(max_lines=args.max_lines)
+    bs = args.batch_size or 16
+    train, test = batchify(corpus.train, bs), batchify(corpus.test, bs)
+    model = LanguageModel(args.embedding, len(corpus.dictionary), args.hidden, args.layers, seq_model=args.model,
+                          seq_len=args.seq_len)
+    optimizer = optim.SGD if args.model != "transformer" else optim.Adam
+    lr = args.lr or (4.0 if args.model != "transformer" else 0.003)
+    print(f"PTB: {len(corpus.dictionary)} words, train {train.shape}, test {test.shape}, {args.model}", flush=True)
+    train_ptb(model, train, args.seq_len, args.epochs, optimizer=optimizer, lr=lr, clip=0.25 if optimizer is optim.SGD
+              else None, progress=args.progress, callback=_print_epoch("train  "))
+    acc, loss = evaluate_ptb(model, test, args.seq_len, progress=args.progress)
+    print(f"test  acc {acc:.4f}  loss {loss:.4f}  perplexity {np.exp(loss):.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -180,17 +180,17 @@ def _broadcast(t: Tensor, shape: tuple, like: Tensor) -> Tensor:
     return t.reshape(shape).broadcast_to(like.shape)
 
 
-def _normalize(x: Tensor, axes: tuple, shape: tuple, mean: Tensor, var: Tensor, eps: float) -> Tensor:
-    """(x - mean) / sqrt(var + eps), the statistics given per feature (reduced over `axes`)."""
-    return (x - _broadcast(mean, shape, x)) / _broadcast((var + eps) ** 0.5, shape, x)
-
-
-def _batch_stats(x: Tensor, axes: tuple, shape: tuple) -> tuple[Tensor, Tensor]:
-    """Mean and biased variance of x over `axes` (the per-feature shape restored by `shape`)."""
-    n = int(np.prod([x.shape[a] for a in axes]))
-    mean = ops.summation(x, axes=axes) / n
-    centred = x - _broadcast(mean, shape, x)
-    return mean, ops.summation(centred * centred, axes=axes) / n
+def _standardize(x: Tensor, axes: tuple, shape: tuple, eps: float, mean: Tensor = None, var: Tensor = None):
+    """(x - mean) / sqrt(var + eps) with per-feature statistics (`shape` restores the reduced axes as 1s);
+    without mean/var, the batch mean and biased variance over `axes` are used. Returns (y, mean, var)."""
+    if mean is None:
+        n = int(np.prod([x.shape[a] for a in axes]))
+        mean = ops.summation(x, axes=axes) / n
+        centred = x - _broadcast(mean, shape, x)
+        var = ops.summation(centred * centred, axes=axes) / n
+    else:
+        centred = x - _broadcast(mean, shape, x)
+    return centred / _broadcast((var + eps) ** 0.5, shape, x), mean, var
 
 
 class BatchNorm1d(Module):
@@ -218,12 +218,11 @@ class BatchNorm1d(Module):
         if x.shape[1] != self.dim:
             raise ValueError(f"{type(self).__name__}({self.dim}): input of shape {x.shape}")
         if self.training:
-            mean, var = _batch_stats(x, axes, shape)
+            y, mean, var = _standardize(x, axes, shape, self.eps)
             self.running_mean = self._update(self.running_mean, mean)
             self.running_var = self._update(self.running_var, var)
         else:
-            mean, var = self.running_mean, self.running_var
-        y = _normalize(x, axes, shape, mean, var, self.eps)
+            y, _, _ = _standardize(x, axes, shape, self.eps, self.running_mean, self.running_var)
         return _broadcast(self.weight, shape, x) * y + _broadcast(self.bias, shape, x)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -253,8 +252,7 @@ class LayerNorm1d(Module):
             raise ValueError(f"LayerNorm1d({self.dim}): input of shape {x.shape}")
         last = len(x.shape) - 1
         shape = (*x.shape[:-1], 1)
-        mean, var = _batch_stats(x, (last,), shape)
-        y = _normalize(x, (last,), shape, mean, var, self.eps)
+        y, _, _ = _standardize(x, (last,), shape, self.eps)
         feat = (1,) * last + (self.dim,)
         return _broadcast(self.weight, feat, x) * y + _broadcast(self.bias, feat, x)
 

@@ -42,8 +42,8 @@ class Conv(Module):
     def forward(self, x: Tensor) -> Tensor:
         if len(x.shape) != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv({self.in_channels}, {self.out_channels}): expected NCHW input, got shape {x.shape}")
-        nhwc = ops.transpose(ops.transpose(x, (1, 2)), (2, 3))
+        nhwc = ops.transpose(x, (0, 2, 3, 1))  # one permuting view each way, no copy here
         out = ops.conv(nhwc, self.weight, stride=self.stride, padding=self.padding)
         if self.bias is not None:
             out = out + self.bias.reshape((1, 1, 1, self.out_channels)).broadcast_to(out.shape)
-        return ops.transpose(ops.transpose(out, (2, 3)), (1, 2))
+        return ops.transpose(out, (0, 3, 1, 2))

@@ -5,7 +5,8 @@
   scatter-adds rows back. Each op is the other's gradient, so gradients of gradients work too.
 - a fused softmax cross-entropy: SoftmaxLoss's logsumexp(z) - sum(z * one_hot(y)) without the one-hot
   matrix (the course's np.eye(k)[y] builds a k x k identity: 800 MB for a 10,000-word vocabulary).
-  Its gradient (softmax - one_hot) / n is an op of its own, with no second derivative."""
+  Its gradient (softmax - one_hot) / n is an op of its own, with no second derivative.
+- sigmoid as one op, (1 + tanh(x / 2)) / 2 (no exp to overflow), instead of four."""
 from __future__ import annotations
 
 import ctypes
@@ -15,7 +16,7 @@ import numpy as np
 from needle.autograd import Tensor, TensorOp
 from needle.backend_selection import array_api
 
-__all__ = ["embedding", "EmbeddingGather", "EmbeddingScatter", "softmax_cross_entropy", "SoftmaxCrossEntropy",
+__all__ = ["sigmoid", "Sigmoid", "embedding", "EmbeddingGather", "EmbeddingScatter", "softmax_cross_entropy", "SoftmaxCrossEntropy",
            "SoftmaxCrossEntropyGrad"]
 
 _CTYPES = {"float32": ctypes.c_float, "float64": ctypes.c_double}
@@ -41,6 +42,20 @@ def _like(values: np.ndarray, ref):
     if isinstance(ref, np.ndarray):
         return values
     return array_api.array(values, dtype=ref.dtype, device=ref.device)
+
+
+class Sigmoid(TensorOp):
+    """1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2; gradient s (1 - s) from the output."""
+
+    def compute(self, a):
+        return (array_api.tanh(a * 0.5) + 1.0) * 0.5
+
+    def gradient(self, out_grad: Tensor, node: Tensor):
+        return out_grad * node * (1.0 - node)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid()(x)
 
 
 def _check_ids(ids: np.ndarray, num: int, op: str) -> np.ndarray:

@@ -12,14 +12,9 @@ from needle import init, ops
 from needle.autograd import Tensor
 
 from .nn_basic import Module, Parameter
-from .nn_ops import embedding
+from .nn_ops import embedding, sigmoid
 
 __all__ = ["Sigmoid", "RNNCell", "RNN", "LSTMCell", "LSTM", "Embedding"]
-
-
-def sigmoid(x: Tensor) -> Tensor:
-    """1 / (1 + exp(-x)), written as (1 + tanh(x / 2)) / 2 so no exp can overflow."""
-    return (ops.tanh(x * 0.5) + 1.0) * 0.5
 
 
 class Sigmoid(Module):
