@@ -27,3 +27,13 @@ def num_params(model) -> int:
 
 def grad_of(x) -> np.ndarray:
     return x.grad.numpy()
+
+
+def check_against_torch(ours, ref, X: np.ndarray, torch, tol=1e-4, grad_tol=1e-3):
+    """Runs our module and the torch one on X; compares the outputs and the input gradients of sum(y^2)."""
+    x, xt = ndl.Tensor(X), torch.tensor(X, requires_grad=True)
+    y, yt = ours(x), ref(xt)
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=tol, atol=tol)
+    (y * y).sum().backward()
+    (yt * yt).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=grad_tol, atol=grad_tol)

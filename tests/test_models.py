@@ -103,3 +103,16 @@ def test_train_cifar10_history_and_callback():
     assert len(history) == 2 and seen == history
     assert history[-1] == {"epoch": 2, "acc": acc, "loss": loss}
     assert 0 <= acc <= 1 and np.isfinite(loss)
+
+
+def test_run_epoch_with_a_progress_bar(capsys):
+    from needle.apps.training import run_epoch
+
+    np.random.seed(0)
+    model = nn.Linear(3, 2)
+    batches = [(ndl.Tensor(np.random.randn(4, 3)), ndl.Tensor(np.array([0.0, 1.0, 1.0, 0.0]))) for _ in range(3)]
+    acc, loss = run_epoch(batches, model, nn.SoftmaxLoss(), progress=True, total=3, desc="unit")
+    logits = np.concatenate([model(X).numpy() for X, _ in batches])
+    labels = np.concatenate([y.numpy() for _, y in batches])
+    assert acc == pytest.approx((logits.argmax(1) == labels).mean())
+    assert "unit" in capsys.readouterr().err

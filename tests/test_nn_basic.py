@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 import needle as ndl
 from needle import nn
-from nn_cases import get_int_tensor, get_tensor, num_params, torch_or_skip
+from nn_cases import check_against_torch, get_int_tensor, get_tensor, num_params, torch_or_skip
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -151,12 +151,7 @@ def test_batchnorm_against_torch():
     np.random.seed(1)
     X = np.random.randn(8, 3, 4, 4).astype(np.float32)
     ours, ref = nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
-    x, xt = ndl.Tensor(X), torch.tensor(X, requires_grad=True)
-    y, yt = ours(x), ref(xt)
-    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-4, atol=1e-4)
-    (y * y).sum().backward()
-    (yt * yt).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-3, atol=1e-4)
+    check_against_torch(ours, ref, X, torch)
     np.testing.assert_allclose(ours.running_mean.numpy(), ref.running_mean.numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -236,3 +231,24 @@ def test_state_dict_names_and_buffers():
     assert list(sd) == ["modules.0.weight", "modules.0.bias", "modules.1.weight", "modules.1.bias",
                         "modules.1.running_mean", "modules.1.running_var"]
     assert sd["modules.0.bias"].shape == (1, 2)
+
+
+def test_softmax_loss_is_0d_and_checks_labels():
+    logits = ndl.Tensor(np.zeros((3, 4), dtype=np.float32))
+    loss = nn.SoftmaxLoss()(logits, ndl.Tensor(np.array([0.0, 1.0, 3.0])))
+    assert loss.shape == () and loss.numpy() == pytest.approx(np.log(4))
+    with pytest.raises(IndexError, match="softmax_cross_entropy"):
+        nn.SoftmaxLoss()(logits, ndl.Tensor(np.array([0.0, 1.0, 4.0])))
+    with pytest.raises(ValueError, match="2 labels for 3 rows"):
+        nn.SoftmaxLoss()(logits, ndl.Tensor(np.array([0.0, 1.0])))
+
+
+def test_softmax_loss_survives_huge_logits_and_scales_by_out_grad():
+    X = np.array([[1e5, 0.0, -1e5], [3.0, 2.0, 1.0]], dtype=np.float32)
+    x = ndl.Tensor(X)
+    loss = nn.SoftmaxLoss()(x, ndl.Tensor(np.array([1.0, 0.0])))
+    p = np.exp(X[1] - X[1].max()) / np.exp(X[1] - X[1].max()).sum()
+    assert loss.numpy() == pytest.approx((1e5 - np.log(p[0])) / 2, rel=1e-6)
+    (loss * 3.0).backward()
+    expect = np.stack([np.array([1.0, -1.0, 0.0]), p - np.array([1.0, 0, 0])]) * 3.0 / 2
+    np.testing.assert_allclose(x.grad.numpy(), expect, rtol=1e-5, atol=1e-6)

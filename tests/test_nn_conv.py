@@ -4,7 +4,7 @@ import pytest
 
 import needle as ndl
 from needle import nn
-from nn_cases import torch_or_skip
+from nn_cases import check_against_torch, torch_or_skip
 
 
 def _conv_numpy(X, W, b, stride):
@@ -65,12 +65,7 @@ def test_conv_matches_torch():
     ref.weight.data = torch.tensor(conv.weight.numpy().transpose(3, 2, 0, 1))
     ref.bias.data = torch.tensor(conv.bias.numpy())
     X = np.random.randn(2, 3, 8, 8).astype(np.float32)
-    x, xt = ndl.Tensor(X), torch.tensor(X, requires_grad=True)
-    y, yt = conv(x), ref(xt)
-    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-4, atol=1e-4)
-    (y * y).sum().backward()
-    (yt * yt).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-4, atol=1e-3)
+    check_against_torch(conv, ref, X, torch)
     np.testing.assert_allclose(conv.weight.grad.numpy(), ref.weight.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-4, atol=1e-3)
 
 
