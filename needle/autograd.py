@@ -123,7 +123,10 @@ class Value:
         self.requires_grad = requires_grad
 
     @classmethod
-    def make_const(cls, data, *, requires_grad: bool = False):
+    def make_const(cls, data, requires_grad: bool = False):
+        """A leaf holding `data` (a raw array, or the data of a Tensor)."""
+        if isinstance(data, Value):
+            data = data.realize_cached_data()
         value = cls.__new__(cls)
         value._init(None, [], cached_data=data, requires_grad=requires_grad)
         return value
@@ -212,29 +215,6 @@ class Tensor(Value):
         if _NUMPY_BACKEND:
             return numpy.array(numpy_array, dtype=dtype)
         return array_api.array(numpy_array, device=device, dtype=dtype)
-
-    @staticmethod
-    def make_from_op(op: Op, inputs: List["Value"]) -> "Tensor":
-        tensor = Tensor.__new__(Tensor)
-        tensor._init(op, inputs)
-        if not LAZY_MODE:
-            if len(inputs) > 1:
-                _check_same_device(op, inputs)
-            if not tensor.requires_grad:
-                return tensor.detach()
-            tensor.realize_cached_data()
-        return tensor
-
-    @staticmethod
-    def make_const(data, requires_grad: bool = False) -> "Tensor":
-        tensor = Tensor.__new__(Tensor)
-        tensor._init(
-            None,
-            [],
-            cached_data=data if not isinstance(data, Tensor) else data.realize_cached_data(),
-            requires_grad=requires_grad,
-        )
-        return tensor
 
     @property
     def data(self) -> "Tensor":

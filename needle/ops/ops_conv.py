@@ -30,8 +30,12 @@ def _im2col(a: NDArray, kh: int, kw: int, stride: int, out_h: int, out_w: int) -
     return compat.compact(windows).reshape((n * out_h * out_w, kh * kw * c))
 
 
-def _out_size(size: int, k: int, stride: int) -> int:
-    return (size - k) // stride + 1
+def _padded_im2col(x: NDArray, kh: int, kw: int, stride: int, padding: int):
+    """im2col of NHWC `x` zero-padded by `padding`, and the output's (N, out_h, out_w)."""
+    x = _pad_hw(x, padding)
+    n, h, w, _ = x.shape
+    out_h, out_w = (h - kh) // stride + 1, (w - kw) // stride + 1
+    return _im2col(x, kh, kw, stride, out_h, out_w), (n, out_h, out_w)
 
 
 def _check_conv_args(x_shape, w_shape, stride: int, padding: int) -> None:
@@ -51,14 +55,13 @@ class Conv(TensorOp):
     def __init__(self, stride: Optional[int] = 1, padding: Optional[int] = 0):
         self.stride = stride
         self.padding = padding
+        self._im2col = None  # (input array, its im2col matrix): reused by the weight gradient
 
     def compute(self, A, B):
         _check_conv_args(A.shape, B.shape, self.stride, self.padding)
-        A = _pad_hw(A, self.padding)
-        n, h, w, c = A.shape
-        kh, kw, _, c_out = B.shape
-        out_h, out_w = _out_size(h, kh, self.stride), _out_size(w, kw, self.stride)
-        col = _im2col(A, kh, kw, self.stride, out_h, out_w)
+        kh, kw, c, c_out = B.shape
+        col, (n, out_h, out_w) = _padded_im2col(A, kh, kw, self.stride, self.padding)
+        self._im2col = (A, col)
         out = col @ compat.reshape(B, (kh * kw * c, c_out))
         return out.reshape((n, out_h, out_w, c_out))
 
@@ -68,7 +71,10 @@ class Conv(TensorOp):
         if A.requires_grad:
             grad_a = ConvBackwardInput(self.stride, self.padding, A.shape[1:3])(out_grad, B)
         if B.requires_grad:
-            grad_b = ConvBackwardWeight(self.stride, self.padding, B.shape[:2])(A, out_grad)
+            op = ConvBackwardWeight(self.stride, self.padding, B.shape[:2])
+            if self._im2col is not None and self._im2col[0] is A.realize_cached_data():
+                op.cached_im2col = self._im2col
+            grad_b = op(A, out_grad)
         return grad_a, grad_b
 
 
@@ -127,15 +133,19 @@ class ConvBackwardWeight(TensorOp):
         self.stride = stride
         self.padding = padding
         self.kernel_hw = tuple(kernel_hw)
+        self.cached_im2col = None  # (x, im2col(x)) from the forward Conv, when it saw this very x
 
     def compute(self, x, g):
-        x = _pad_hw(x, self.padding)
-        n, _, _, c_in = x.shape
-        _, out_h, out_w, c_out = g.shape
         kh, kw = self.kernel_hw
-        col = _im2col(x, kh, kw, self.stride, out_h, out_w)
+        n, out_h, out_w, c_out = g.shape
+        if self.cached_im2col is not None and self.cached_im2col[0] is x:
+            col = self.cached_im2col[1]
+        else:
+            col, shape = _padded_im2col(x, kh, kw, self.stride, self.padding)
+            if shape != (n, out_h, out_w):
+                raise ValueError(f"output gradient {g.shape} does not match the conv output {shape} of input {x.shape}")
         grad = array_api.transpose(col, (1, 0)) @ compat.reshape(g, (n * out_h * out_w, c_out))
-        return grad.reshape((kh, kw, c_in, c_out))
+        return grad.reshape((kh, kw, x.shape[3], c_out))
 
     def gradient(self, out_grad, node):
         x, g = node.inputs
