@@ -24,7 +24,8 @@ _CTYPES = {"float32": ctypes.c_float, "float64": ctypes.c_double}
 
 def host_view(a) -> np.ndarray:
     """A numpy view of an array's memory without copying it when it lives on a CPU device
-    (cpu() exposes its buffer address, cpu_numpy() a numpy array); a copy otherwise."""
+    (cpu() exposes its buffer address, cpu_numpy() a numpy array); a copy otherwise.
+    The view keeps the (compacted) array alive, so its buffer cannot be freed under it."""
     if isinstance(a, np.ndarray):
         return a
     a = a.compact()
@@ -32,7 +33,9 @@ def host_view(a) -> np.ndarray:
     if getattr(a.device, "name", "") in ("cpu", "cpu_numpy") and handle is not None:
         buf = getattr(handle, "array", None)
         if buf is None:
-            buf = np.ctypeslib.as_array((_CTYPES[a.dtype] * handle.size).from_address(handle.ptr()))
+            raw = (_CTYPES[a.dtype] * handle.size).from_address(handle.ptr())
+            raw.owner = a  # numpy's view references `raw`, and `raw` the NDArray that owns the memory
+            buf = np.ctypeslib.as_array(raw)
         return buf.reshape(a.shape)
     return a.numpy()
 
