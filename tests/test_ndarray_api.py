@@ -26,6 +26,16 @@ def test_devices_course_contract():
     assert needle.array_api is nd and needle.default_device() == nd.cpu()
 
 
+def test_devices_survive_copy_and_pickle():
+    import copy
+    import pickle
+
+    for d in nd.all_devices():
+        assert copy.deepcopy(d) is d and copy.copy(d) is d and pickle.loads(pickle.dumps(d)) is d
+    with pytest.raises(TypeError, match=r"course\(\) cannot be pickled"):
+        pickle.dumps(nd.BackendDevice("course", nd.ndarray_backend_numpy))
+
+
 def test_disabled_cuda_raises_a_clear_message():
     if nd.cuda().enabled():
         pytest.skip("a GPU is present")

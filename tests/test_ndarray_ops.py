@@ -69,6 +69,16 @@ def test_comparisons_with_nan_follow_numpy(device):
         np.testing.assert_array_equal(fn(a, a).numpy(), fn(x, x).astype("float32"), err_msg=name)
 
 
+def test_maximum_and_max_propagate_nan_as_numpy(device):
+    x, y = np.array([1.0, np.nan, 3.0], "float32"), np.array([np.nan, 2.0, 1.0], "float32")
+    a, b = nd.array(x, device=device), nd.array(y, device=device)
+    np.testing.assert_array_equal(a.maximum(b).numpy(), np.maximum(x, y))
+    np.testing.assert_array_equal(b.maximum(a).numpy(), np.maximum(y, x))
+    np.testing.assert_array_equal(a.maximum(2.0).numpy(), np.maximum(x, 2.0))
+    assert np.isnan(a.max().numpy()) and np.isnan(a.sum().numpy())
+    np.testing.assert_array_equal(a.reshape((3, 1)).max(axis=1).numpy(), x)
+
+
 @EXAMPLES
 @given(data=st.data(), fn=st.sampled_from(["log", "exp", "tanh"]))
 def test_unary_ops_on_views(device, data, fn):

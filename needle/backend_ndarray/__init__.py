@@ -1,3 +1,3 @@
-"""The strided NDArray and its devices (cpu_numpy, cpu, cuda)."""
+"""The strided NDArray and its devices (cpu_numpy, cpu, cuda), as the course's `array_api`."""
 from .ndarray import *  # noqa: F401,F403
-from .ndarray import BackendDevice, NDArray, all_devices, cpu, cpu_numpy, cuda, default_device  # noqa: F401
+from .ndarray import __all__  # noqa: F401

@@ -37,14 +37,19 @@ def is_contiguous(shape: Shape, strides: Shape) -> bool:
     return True
 
 
-def as_shape(shape, op: str) -> Shape:
-    """A validated tuple of non-negative ints (an int means a 1-D shape)."""
+def int_tuple(shape, op: str) -> Shape:
+    """`shape` as a tuple of ints (an int means a 1-D shape); TypeError naming `op` otherwise."""
     if isinstance(shape, int):
-        shape = (shape,)
+        return (shape,)
     try:
-        shape = tuple(operator.index(s) for s in shape)
+        return tuple(operator.index(s) for s in shape)
     except TypeError:
         raise TypeError(f"{op}: shape must be a tuple of ints, got {shape!r}") from None
+
+
+def as_shape(shape, op: str) -> Shape:
+    """A validated tuple of non-negative ints (an int means a 1-D shape)."""
+    shape = int_tuple(shape, op)
     if any(s < 0 for s in shape):
         raise ValueError(f"{op}: negative dimension in shape {shape}")
     return shape
@@ -69,12 +74,7 @@ def check_bounds(op: str, shape: Shape, strides: Shape, offset: int, size: int) 
 
 def resolve_reshape(shape: Shape, new_shape) -> Shape:
     """The target shape of a reshape of `shape`, with one -1 resolved; sizes must agree."""
-    if isinstance(new_shape, int):
-        new_shape = (new_shape,)
-    try:
-        new_shape = tuple(operator.index(s) for s in new_shape)
-    except TypeError:
-        raise TypeError(f"reshape: shape must be a tuple of ints, got {new_shape!r}") from None
+    new_shape = int_tuple(new_shape, "reshape")
     size = math.prod(shape)
     if new_shape.count(-1) > 1 or any(s < -1 for s in new_shape):
         raise ValueError(f"reshape: invalid target shape {new_shape} for an array of shape {shape}")
@@ -89,7 +89,7 @@ def resolve_reshape(shape: Shape, new_shape) -> Shape:
 
 
 def normalize_axes(axis, ndim: int, op: str) -> Shape:
-    """Sorted, non-negative, distinct axes from None (all), an int or a sequence of ints."""
+    """Sorted, non-negative, distinct axes from None (all), an int or a sequence of ints; errors name `op`."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) or not hasattr(axis, "__iter__") else tuple(axis)
@@ -98,12 +98,12 @@ def normalize_axes(axis, ndim: int, op: str) -> Shape:
         try:
             ax = operator.index(ax)
         except TypeError:
-            raise TypeError(f"NDArray {op}: axis must be an int or a tuple of ints, got {axis!r}") from None
+            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}") from None
         if not -ndim <= ax < ndim:
-            raise ValueError(f"NDArray {op}: axis {ax} is out of range for an array with {ndim} dimensions")
+            raise ValueError(f"{op}: axis {ax} is out of range for an array with {ndim} dimensions")
         out.append(ax % ndim)
     if len(set(out)) != len(out):
-        raise ValueError(f"NDArray {op}: repeated axis in {axis}")
+        raise ValueError(f"{op}: repeated axis in {axis}")
     return tuple(sorted(out))
 
 
@@ -122,16 +122,17 @@ def permutation(new_axes, ndim: int, shape: Shape) -> Shape:
 
 
 def broadcast_strides(shape: Shape, strides: Shape, new_shape: Shape) -> Shape:
-    """Strides viewing (shape, strides) as `new_shape` by numpy's rules (stride 0 on new/size-1 axes)."""
+    """Strides viewing (shape, strides) as `new_shape` by numpy's rules (stride 0 on new and size-1 axes,
+    as np.broadcast_to gives them)."""
     extra = len(new_shape) - len(shape)
     if extra < 0:
         raise ValueError(f"broadcast_to: cannot broadcast shape {shape} to {new_shape} (fewer dimensions)")
     out = [0] * extra
     for old, stride, new in zip(shape, strides, new_shape[extra:]):
-        if old == new:
-            out.append(stride)
-        elif old == 1:
+        if old == 1:
             out.append(0)
+        elif old == new:
+            out.append(stride)
         else:
             raise ValueError(f"broadcast_to: cannot broadcast shape {shape} to {new_shape}")
     return tuple(out)

@@ -23,6 +23,12 @@ except ImportError as _cpu_import_error:  # pragma: no cover - depends on the bu
 else:
     _CPU_MISSING = ""
 
+__all__ = [  # the course's public names (`from .ndarray import *`), numpy-style functions included
+    "BackendDevice", "NDArray", "cpu", "cpu_numpy", "cuda", "default_device", "all_devices", "prod",
+    "array", "empty", "full", "broadcast_to", "reshape", "maximum", "log", "exp", "tanh", "sum", "max",
+    "flip", "matmul", "transpose", "swapaxes", "stack", "split",
+]
+
 _FLOAT_DTYPES = ("float32", "float64")
 # dtypes NDArray stores as float32: booleans and integers become 0/1 or integral floats
 _AS_FLOAT32 = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16"}
@@ -70,11 +76,25 @@ class BackendDevice:
     def __getattr__(self, name: str):
         mod = self.__dict__.get("mod")
         if mod is None:
+            if name.startswith("__"):  # copy/pickle probing optional hooks: not a use of the device
+                raise AttributeError(name)
             raise RuntimeError(self.__dict__.get("_missing", "device not available"))
         try:
             return getattr(mod, name)
         except AttributeError:
             raise AttributeError(f"device {self.name}() has no kernel {name!r}") from None
+
+    # a device is a stateless handle on a kernel module: copies are the device itself, pickles name it
+    def __copy__(self) -> "BackendDevice":
+        return self
+
+    def __deepcopy__(self, memo) -> "BackendDevice":
+        return self
+
+    def __reduce__(self):
+        if self.name not in _FACTORIES:
+            raise TypeError(f"device {self} cannot be pickled: only {', '.join(_FACTORIES)} can")
+        return _FACTORIES[self.name], ()
 
     def enabled(self) -> bool:
         return self.mod is not None
@@ -149,6 +169,9 @@ def cuda() -> BackendDevice:
 def default_device() -> BackendDevice:
     """cpu() when the C++ backend is built, else cpu_numpy()."""
     return _CPU if _CPU.mod is not None else _CPU_NUMPY
+
+
+_FACTORIES = {"cpu": cpu, "cuda": cuda, "cpu_numpy": cpu_numpy}
 
 
 def all_devices() -> list[BackendDevice]:
@@ -382,8 +405,6 @@ class NDArray:
     def broadcast_to(self, new_shape) -> "NDArray":
         """A view repeating size-1 (or missing leading) axes with stride 0, as numpy does."""
         new_shape = layout.as_shape(new_shape, "broadcast_to")
-        if new_shape == self._shape:
-            return self
         strides = layout.broadcast_strides(self._shape, self._strides, new_shape)
         return NDArray.make(new_shape, strides, self._device, self._handle, self._offset)
 
@@ -577,7 +598,7 @@ class NDArray:
     def _reduce(self, axis, keepdims: bool, kernel: str, op: str) -> "NDArray":
         """Reduces over `axis` (None, int or tuple) with the device's (outer, reduce, inner) kernel."""
         shape = self._shape
-        axes = layout.normalize_axes(axis, len(shape), op)
+        axes = layout.normalize_axes(axis, len(shape), f"NDArray {op}")
         if kernel == "reduce_max_axis" and any(shape[ax] == 0 for ax in axes):
             raise ValueError(f"NDArray {op}: zero-size axis in shape {shape} has no maximum")
         if keepdims:
@@ -618,7 +639,7 @@ class NDArray:
     # ---- course hw4 additions ----
     def flip(self, axes) -> "NDArray":
         """A compact copy reversed along `axes` (a negative-stride view, then compact)."""
-        axes = layout.normalize_axes(axes, self.ndim, "flip")
+        axes = layout.normalize_axes(axes, self.ndim, "NDArray flip")
         offset, strides = self._offset, list(self._strides)
         for ax in axes:
             if self._shape[ax]:
