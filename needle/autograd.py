@@ -136,27 +136,10 @@ class Value:
         value = cls.__new__(cls)
         value._init(op, inputs)
         if not LAZY_MODE:
-            if len(inputs) > 1:
-                _check_same_device(op, inputs)
             if not value.requires_grad:
                 return value.detach()
             value.realize_cached_data()
         return value
-
-
-def _check_same_device(op: Op, inputs) -> None:
-    """Raises a clear error when the inputs of one op live on different devices."""
-    if _NUMPY_BACKEND:
-        return
-    devices = [x.device for x in inputs]
-    first = devices[0]
-    for device in devices[1:]:
-        if device != first:
-            shapes = ", ".join(str(x.shape) for x in inputs)
-            raise ValueError(
-                f"{type(op).__name__}: inputs on different devices {[str(d) for d in devices]} "
-                f"(shapes {shapes}); move them with Tensor(x, device=...)"
-            )
 
 
 class TensorTuple(Value):
@@ -167,6 +150,9 @@ class TensorTuple(Value):
 
     def __getitem__(self, index: int):
         return needle.ops.tuple_get_item(self, index)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
     def tuple(self) -> tuple:
         return tuple(self[i] for i in range(len(self)))

@@ -6,6 +6,9 @@ from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp, Value
 
 class MakeTensorTuple(TensorTupleOp):
     def compute(self, *args) -> tuple:
+        devices = {str(a.device) for a in args if hasattr(a, "device")}  # numpy arrays have no device
+        if len(devices) > 1:
+            raise ValueError(f"items on different devices {sorted(devices)}; move them with Tensor(x, device=...)")
         return tuple(args)
 
     def gradient(self, out_grad, node):
