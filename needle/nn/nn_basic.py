@@ -31,24 +31,23 @@ class Parameter(Tensor):
     """A Tensor that a Module owns and an optimizer updates."""
 
 
-def _walk(value: Any, prefix: str) -> Iterator[tuple[str, Any, Any, Any]]:
-    """Yields (name, container, key, leaf) for every Tensor and Module reachable through
-    attributes, dicts, lists and tuples, in attribute order (the course's discovery order)."""
-    items: Any
+def _walk(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """Yields (dotted name, leaf) for every Tensor and Module reachable through attributes, dicts,
+    lists and tuples, in attribute order (the course's discovery order)."""
     if isinstance(value, Module):
-        items = ((k, v, vars(value), k) for k, v in vars(value).items())
+        items = vars(value).items()
     elif isinstance(value, dict):
-        items = ((k, v, value, k) for k, v in value.items())
+        items = value.items()
     elif isinstance(value, (list, tuple)):
-        items = ((str(i), v, value, i) for i, v in enumerate(value))
+        items = enumerate(value)
     else:
         return
-    for name, child, container, key in items:
-        full = f"{prefix}{name}"
+    for key, child in items:
+        name = f"{prefix}{key}"
         if isinstance(child, (Tensor, Module)):
-            yield full, container, key, child
+            yield name, child
         if isinstance(child, (Module, dict, list, tuple)):
-            yield from _walk(child, full + ".")
+            yield from _walk(child, name + ".")
 
 
 class Module:
@@ -59,10 +58,10 @@ class Module:
 
     def parameters(self) -> list[Tensor]:
         """Every Parameter of this module and its children, in attribute order."""
-        return [leaf for _, _, _, leaf in _walk(self, "") if isinstance(leaf, Parameter)]
+        return [leaf for _, leaf in _walk(self, "") if isinstance(leaf, Parameter)]
 
     def _children(self) -> list["Module"]:
-        return [leaf for _, _, _, leaf in _walk(self, "") if isinstance(leaf, Module)]
+        return [leaf for _, leaf in _walk(self, "") if isinstance(leaf, Module)]
 
     def eval(self) -> "Module":
         """Switches this module and its children to evaluation mode (Dropout off, running stats)."""
@@ -80,12 +79,12 @@ class Module:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every Parameter and buffer (plain Tensor attributes such as running_mean), by dotted name."""
-        return {name: leaf.numpy().copy() for name, _, _, leaf in _walk(self, "") if isinstance(leaf, Tensor)}
+        return {name: leaf.numpy().copy() for name, leaf in _walk(self, "") if isinstance(leaf, Tensor)}
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Copies arrays (or Tensors) into this module's tensors in place; a missing, unexpected or
         mis-shaped key raises KeyError/ValueError before anything is changed."""
-        own = {name: leaf for name, _, _, leaf in _walk(self, "") if isinstance(leaf, Tensor)}
+        own = {name: leaf for name, leaf in _walk(self, "") if isinstance(leaf, Tensor)}
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if strict and (missing or unexpected):
