@@ -2,6 +2,8 @@
 differences (all strides/paddings, including padding > K-1), non-contiguous inputs, second order."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import needle as ndl
 from ops_cases import LAYOUTS, OP_DEVICES, check_backward, make_input
@@ -37,6 +39,8 @@ SHAPES = [
     (1, 4, 4, 1, 2, 3, 1, 3),  # padding > K - 1: some output gradients fall entirely in the padding
     (2, 4, 4, 3, 2, 1, 2, 0),
     (1, 8, 8, 3, 2, 7, 4, 3),  # ResNet9's first layer, scaled down
+    (1, 7, 5, 2, 2, 2, 3, 1),  # kernel smaller than the stride: some input phases get no taps
+    (1, 9, 6, 1, 2, 5, 2, 2),
 ]
 IDS = ["x".join(map(str, s)) for s in SHAPES]
 
@@ -113,3 +117,18 @@ def test_conv_data_input_without_grad_gets_none(device):
     ndl.conv(x, w).sum().backward()
     assert w.grad.shape == (3, 3, 2, 1)
     assert not hasattr(x, "grad")
+
+
+@settings(max_examples=15)
+@given(h=st.integers(1, 7), w=st.integers(1, 7), k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 3),
+       c_in=st.integers(1, 2), c_out=st.integers(1, 2))
+def test_conv_random_geometry(h, w, k, s, p, c_in, c_out):
+    if h + 2 * p < k or w + 2 * p < k:
+        return  # no output: covered by the error test in test_ops.py
+    rng = np.random.default_rng(h * 1000 + w * 100 + k * 10 + s)
+    x, wt = rng.standard_normal((1, h, w, c_in)), rng.standard_normal((k, k, c_in, c_out))
+    fn = lambda a, b: ndl.conv(a, b, stride=s, padding=p)  # noqa: E731
+    for device in OP_DEVICES:
+        np.testing.assert_allclose(fn(make_input(x, device), make_input(wt, device)).numpy(), conv_loops(x, wt, s, p),
+                                   rtol=1e-10, atol=1e-10)
+        check_backward(fn, [x, wt], device, "compact")
