@@ -40,11 +40,17 @@ def exercises(chapter: str | None = None) -> list[str]:
     return [e.id for e in registry.all_exercises() if chapter is None or e.chapter == chapter]
 
 
+def _show_outcome(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
+    """Show a check's outcome as its message alone: the traceback through the check machinery is noise."""
+    shell._showtraceback(etype, value, [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"])
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """`%load_ext needle.course` registers the `%%needle_cpp` cell magic (importing needle.course does it too)."""
-    from .cpp_magic import register_magic
+    """`%load_ext needle.course`: the `%%needle_cpp` cell magic and short check reports (importing does it too)."""
+    from .cpp_magic import CompileError, register_magic
 
     register_magic(ipython)
+    ipython.set_custom_exc((CheckFailed, NotImplementedYet, CompileError), _show_outcome)
 
 
 def _register_in_running_ipython() -> None:
