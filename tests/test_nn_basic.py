@@ -190,6 +190,9 @@ def test_dropout_mask_rule_golden():
     d = nn.Dropout(0.9)
     d.eval()
     np.testing.assert_allclose(d(x).numpy(), x.numpy())
+    assert np.all(nn.Dropout(1.0)(x).numpy() == 0)
+    with pytest.raises(ValueError, match="Dropout"):
+        nn.Dropout(1.5)
 
 
 def test_dropout_zero_still_draws_like_the_course():

@@ -261,6 +261,8 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p must lie in [0, 1], got {p}")
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
@@ -270,7 +272,7 @@ class Dropout(Module):
             np.random.random_sample(int(np.prod(x.shape)))
             return x
         mask = init.randb(*x.shape, p=1 - self.p, device=x.device, dtype=x.dtype)
-        return x * mask / (1 - self.p)
+        return x * mask / (1 - self.p) if self.p < 1 else x * mask
 
 
 class Residual(Module):
