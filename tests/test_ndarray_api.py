@@ -231,6 +231,56 @@ def test_kernels_reject_bad_layouts_without_crashing(device):
         device.matmul(a._handle, a._handle, other, 3, 3, 3)
 
 
+@st.composite
+def raw_layouts(draw):
+    """A buffer size and an arbitrary (often out-of-bounds) strided layout over it."""
+    ndim = draw(st.integers(0, 4))
+    shape = tuple(draw(st.lists(st.integers(0, 4), min_size=ndim, max_size=ndim)))
+    strides = tuple(draw(st.lists(st.integers(-6, 6), min_size=ndim, max_size=ndim)))
+    return draw(st.integers(0, 40)), shape, strides, draw(st.integers(-3, 45))
+
+
+def _inside(size, shape, strides, offset) -> bool:
+    if 0 in shape:
+        return True
+    lo = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    hi = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
+    return 0 <= lo and hi < size
+
+
+
+@EXAMPLES
+@given(layout=raw_layouts(), dtype=st.sampled_from(["float32", "float64"]))
+def test_kernels_fuzzed_layouts_never_crash(device, layout, dtype):
+    """compact / to_numpy / setitem kernels on random layouts: the numpy answer when the layout lies
+    inside the buffer, a ValueError otherwise; never a crash."""
+    size, shape, strides, offset = layout
+    x = np.arange(size, dtype=dtype)
+    buf = device.Array(size, dtype)
+    device.from_numpy(x, buf)
+    n = int(np.prod(shape))
+    out = device.Array(n, dtype)
+    if not _inside(size, shape, strides, offset):
+        for call in (lambda: device.compact(buf, out, shape, strides, offset),
+                     lambda: device.to_numpy(buf, shape, strides, offset),
+                     lambda: device.ewise_setitem(out, buf, shape, strides, offset),
+                     lambda: device.scalar_setitem(n, 1.0, buf, shape, strides, offset)):
+            with pytest.raises(ValueError):
+                call()
+        return
+    idx = np.zeros(shape, dtype=np.int64) + offset
+    for axis, s in enumerate(strides):
+        idx = idx + s * np.arange(shape[axis]).reshape((-1,) + (1,) * (len(shape) - axis - 1))
+    want = x[idx] if n else np.zeros(shape, dtype)
+    device.compact(buf, out, shape, strides, offset)
+    np.testing.assert_array_equal(device.to_numpy(out, (n,), (1,), 0), want.reshape(-1))
+    np.testing.assert_array_equal(device.to_numpy(buf, shape, strides, offset), want)
+    device.scalar_setitem(n, -1.0, buf, shape, strides, offset)
+    expected = x.copy()
+    expected[idx] = -1.0
+    np.testing.assert_array_equal(device.to_numpy(buf, (size,), (1,), 0), expected)
+
+
 # ---- NEEDLE_BACKEND ----
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
