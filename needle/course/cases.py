@@ -44,3 +44,10 @@ def numerical_gradients(f: Callable[..., np.ndarray], inputs: Sequence[np.ndarra
             g[i] = (hi - lo) / (2 * eps)
         grads.append(g)
     return grads
+
+
+def softmax_loss64(Z: np.ndarray, y: np.ndarray) -> float:
+    """Mean softmax cross-entropy of logits Z (m, k) against integer labels y, in float64 (max-shifted, stable)."""
+    Z = np.asarray(Z, dtype=np.float64)
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    return float(np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(len(y)), y]))
