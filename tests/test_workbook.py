@@ -129,3 +129,52 @@ def test_check_table_reports_failures_with_a_nonzero_exit(generated, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "needle.course.cli", "check", str(wrong)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "welcome.sigmoid  failed" in proc.stdout
+
+
+from hypothesis import given, settings, strategies as st
+
+_plain = st.from_regex(r"[a-z_][a-z0-9_ =+()]{0,20}", fullmatch=True).filter(lambda s: "SOLUTION" not in s)
+_segment = st.one_of(
+    st.tuples(st.just("plain"), _plain),
+    st.tuples(st.just("solution"), st.tuples(st.sampled_from(["", "    ", "        "]),
+                                             st.lists(st.integers(0, 10**6), min_size=0, max_size=4))),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_segment, max_size=12))
+def test_stub_source_removes_every_solution_line_and_keeps_the_rest(segments):
+    lines, kept, regions = ['@course.exercise("welcome.sigmoid")'], ['@course.exercise("welcome.sigmoid")'], []
+    for kind, value in segments:
+        if kind == "plain":
+            lines.append(value)
+            kept.append(value)
+        else:
+            indent, tokens = value
+            lines += [indent + workbook.BEGIN] + [f"{indent}secret_{t} = {t}" for t in tokens] + [indent + workbook.END]
+            kept.append(None)
+            regions.append(indent)
+    stub = workbook.stub_source("\n".join(lines)).split("\n")
+    assert "secret_" not in "\n".join(stub)
+    assert len(stub) == len(kept)
+    stubs = [line for line, want in zip(stub, kept) if want is None]
+    assert [line[: len(line) - len(line.lstrip())] for line in stubs] == regions
+    assert all(line.strip().startswith('raise NotImplementedError("not implemented yet: ') for line in stubs)
+    assert [line for line, want in zip(stub, kept) if want is not None] == [w for w in kept if w is not None]
+
+
+def test_progress_reads_saved_outputs_and_list_names_every_exercise(tmp_path):
+    workbook.write_workbook(tmp_path, TEXTBOOK)
+    path = tmp_path / "00_welcome.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    check = next(c for c in nb.cells if "check" in c.metadata.get("tags", []))
+    check.execution_count = 3
+    check.outputs = [nbformat.v4.new_output("stream", name="stdout", text="✓ welcome.sigmoid: 17 cases passed\n")]
+    nbformat.write(nb, path)
+    out = subprocess.run([sys.executable, "-m", "needle.course.cli", "progress", "--dir", str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "welcome.sigmoid  passed" in out and "1 passed" in out
+    listed = subprocess.run([sys.executable, "-m", "needle.course.cli", "list"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "welcome.sigmoid" in listed and "needle.course.warmup:sigmoid" in listed
+    assert "autodiff.EWiseDiv.gradient" in listed and "ml_refresher.softmax_regression_epoch_cpp" in listed
