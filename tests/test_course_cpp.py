@@ -17,11 +17,18 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("needle_cache")
 
 
+@pytest.fixture(scope="module")
+def ipython():
+    """An in-process IPython for this module only (cleared after, so other tests see no running IPython)."""
+    yield IPython.core.interactiveshell.InteractiveShell.instance()
+    IPython.core.interactiveshell.InteractiveShell.clear_instance()
+
+
 @pytest.fixture
-def shell(cache, monkeypatch):
+def shell(ipython, cache, monkeypatch):
     monkeypatch.setenv("NEEDLE_CACHE", str(cache))
     course.reset()
-    ip = IPython.core.interactiveshell.InteractiveShell.instance()
+    ip = ipython
     ip.run_cell("%load_ext needle.course\nfrom needle import course", store_history=False)
     yield ip
     course.reset()
