@@ -101,3 +101,38 @@ def test_live_curves_outside_a_notebook_only_record(monkeypatch):
         curves.update(2, accuracy=1.0)
     with pytest.raises(ValueError):
         LiveCurves(())
+
+
+from needle.viz import strided_layout, strided_view
+from needle.viz.strided import element_positions
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.mark.parametrize("make_view", [
+    lambda a: a.permute((1, 0)),
+    lambda a: a[1:3, ::2],
+    lambda a: a[0:1, :].broadcast_to((3, 4)),
+    lambda a: a[::-1, 1:],  # negative strides and an offset
+])
+def test_strided_view_maps_every_element_to_its_buffer_position(make_view):
+    base = np.arange(12, dtype=np.float32).reshape(3, 4)
+    view = make_view(ndl.NDArray(base))
+    picture = strided_view(view)
+    positions = element_positions(view.shape, view.strides, view._offset)
+    assert np.array_equal(base.reshape(-1)[positions], view.numpy().reshape(-1))  # the drawn mapping is the view
+    root = ET.fromstring(picture.svg)
+    labels = [t.text for t in root.iter(f"{SVG}text") if t.text.startswith("@")]
+    assert labels == [f"@{p}" for p in positions]
+    assert f"strides {tuple(view.strides)}" in repr(picture)
+
+
+def test_strided_layout_says_compact_and_rejects_bad_views():
+    assert "(compact)" in repr(strided_layout(np.arange(6), (2, 3), (3, 1), 0))
+    assert "(not compact)" in repr(strided_layout(np.arange(6), (3, 2), (1, 3), 0))
+    with pytest.raises(ValueError, match="outside a buffer"):
+        strided_layout(np.arange(6), (2, 3), (3, 1), 1)
+    with pytest.raises(ValueError, match="differ in length"):
+        strided_layout(np.arange(6), (2, 3), (3,), 0)
+    with pytest.raises(ValueError, match="at most"):
+        strided_layout(np.arange(100), (100,), (1,), 0)

@@ -1,7 +1,8 @@
-"""Pictures for the notebooks: computation graphs, live training curves and image grids (no system graphviz needed)."""
+"""Pictures for the notebooks: computation graphs, strided layouts, live training curves and image grids (no system graphviz needed)."""
 from .curves import LiveCurves
 from .figure import FigureView
 from .graph import GraphView, draw_graph
 from .images import image_grid
+from .strided import StridedView, strided_layout, strided_view
 
-__all__ = ["LiveCurves", "FigureView", "GraphView", "draw_graph", "image_grid"]
+__all__ = ["LiveCurves", "FigureView", "GraphView", "draw_graph", "image_grid", "StridedView", "strided_layout", "strided_view"]
