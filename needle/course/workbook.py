@@ -18,8 +18,9 @@ _NB_VERSION = 4
 
 
 def textbook_dir() -> Path:
-    """notebooks/ next to the needle package (the repository checkout)."""
-    return Path(__file__).resolve().parents[2] / "notebooks"
+    """notebooks/ next to the needle package (a repository checkout), else ./notebooks."""
+    beside_package = Path(__file__).resolve().parents[2] / "notebooks"
+    return beside_package if beside_package.is_dir() else Path.cwd() / "notebooks"
 
 
 def exercise_ids(source: str) -> list[str]:
