@@ -97,7 +97,7 @@ def test_train_cifar10_history_and_callback():
     dataset.X, dataset.y = dataset.X[:64], dataset.y[:64]
     seen = []
     history = []
-    model = ResNet9()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))  # the loop, not ResNet9, is under test here
     acc, loss = train_cifar10(model, ndl.data.DataLoader(dataset, batch_size=32), n_epochs=2, history=history,
                               callback=seen.append)
     assert len(history) == 2 and seen == history
