@@ -152,6 +152,18 @@ def test_numpy_interop(device):
     assert isinstance(x + a, nd.NDArray)
     with pytest.raises(ValueError, match="always copies"):
         np.array(a, copy=False)
+    np.testing.assert_array_equal((x > a).numpy(), np.zeros((2, 3)))
+    np.testing.assert_array_equal((np.float32(2) >= a).numpy(), (2 >= x).astype("float32"))
+    np.testing.assert_array_equal((np.float32(2) < a).numpy(), (2 < x).astype("float32"))
+    # numpy functions and non-operator ufuncs work on the values and return numpy results
+    assert np.sum(a) == 15.0 and np.max(a) == 5.0 and np.mean(a) == 2.5
+    np.testing.assert_array_equal(np.sum(a, axis=1), [3.0, 12.0])
+    for r in (np.abs(-a), np.exp(a), np.maximum(a, 2.0), np.stack([a, a]), np.isnan(a)):
+        assert isinstance(r, np.ndarray)
+    np.testing.assert_allclose(np.exp(a), np.exp(x), rtol=1e-6)
+    np.testing.assert_array_equal(np.concatenate([a, x]), np.concatenate([x, x]))
+    with pytest.raises(TypeError, match="cannot write into an NDArray"):
+        np.add(x, 1.0, out=a)
     assert float(a[1, 2]) == 5.0 and bool(a[0, 1]) and not bool(a[0, 0])
     with pytest.raises(ValueError, match="ambiguous"):
         bool(a)

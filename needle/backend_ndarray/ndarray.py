@@ -8,6 +8,7 @@ layout is not dense.
 from __future__ import annotations
 
 import math
+import operator
 from numbers import Number
 from typing import Iterable, Sequence
 
@@ -193,7 +194,6 @@ def _is_scalar(x) -> bool:
 class NDArray:
     """A strided view (shape, strides, offset) over a flat buffer (`_handle`) on a device."""
 
-    __array_ufunc__ = None  # numpy defers to our operators: np.float32(2) * a stays an NDArray
     __hash__ = None
 
     def __init__(self, other, device: BackendDevice | None = None, dtype=None):
@@ -342,11 +342,26 @@ class NDArray:
         """A numpy copy of the elements."""
         return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
 
+    # numpy interop: an operator with a numpy operand gives an NDArray (`np.float32(2) * a`,
+    # `x @ a`); numpy functions and other ufuncs (`np.sum(a)`, `np.abs(a)`) work on a copy of the
+    # values and return numpy results, as for any array-like.
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         if copy is False:
             raise ValueError("NDArray: conversion to numpy always copies (the buffer lives on a device)")
         arr = self.numpy()
         return arr if dtype is None else arr.astype(dtype)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        ops = _OPERATOR_UFUNCS.get(ufunc)
+        if ops is not None and method == "__call__" and not kwargs and len(inputs) == 2:
+            a, b = inputs
+            return ops[0](a, b) if isinstance(a, NDArray) else ops[1](b, a)
+        if any(isinstance(o, NDArray) for o in kwargs.get("out", ())):
+            raise TypeError(f"numpy {ufunc.__name__}: cannot write into an NDArray (use NDArray operations)")
+        return getattr(ufunc, method)(*_numpy_values(inputs), **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return func(*_numpy_values(args), **_numpy_values(kwargs))
 
     def is_compact(self) -> bool:
         """Dense row-major over the whole buffer (so flat kernels may read it directly)."""
@@ -658,6 +673,34 @@ class NDArray:
         out = self._device.full(tuple(s + l + r for s, (l, r) in zip(self._shape, axes)), 0.0, self.dtype)
         out[tuple(slice(l, l + s) for s, (l, _) in zip(self._shape, axes))] = self
         return out
+
+
+# ufunc -> (op(ndarray, other), reflected op(ndarray, other) for `other <op> ndarray`)
+_OPERATOR_UFUNCS = {
+    np.add: (operator.add, NDArray.__radd__),
+    np.subtract: (operator.sub, NDArray.__rsub__),
+    np.multiply: (operator.mul, NDArray.__rmul__),
+    np.true_divide: (operator.truediv, NDArray.__rtruediv__),
+    np.power: (operator.pow, NDArray.__rpow__),
+    np.matmul: (operator.matmul, NDArray.__rmatmul__),
+    np.equal: (operator.eq, operator.eq),
+    np.not_equal: (operator.ne, operator.ne),
+    np.greater: (operator.gt, operator.lt),
+    np.greater_equal: (operator.ge, operator.le),
+    np.less: (operator.lt, operator.gt),
+    np.less_equal: (operator.le, operator.ge),
+}
+
+
+def _numpy_values(x):
+    """`x` with every NDArray (also inside lists, tuples and dicts) replaced by a numpy copy."""
+    if isinstance(x, NDArray):
+        return x.numpy()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_numpy_values(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _numpy_values(v) for k, v in x.items()}
+    return x
 
 
 def _kernel(device: BackendDevice, name: str):
