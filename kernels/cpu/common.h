@@ -1,0 +1,168 @@
+// Shared pieces of the CPU backend: the aligned buffer, dtype dispatch, argument checks, threading.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// Hot loops are compiled for AVX-512, AVX2 and plain x86-64, and the best is picked at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NEEDLE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NEEDLE_CLONES
+#endif
+#define NEEDLE_INLINE inline __attribute__((always_inline))
+
+namespace needle {
+namespace cpu {
+
+constexpr size_t ALIGNMENT = 256;
+/// Below this many elements a kernel runs on one thread (waking the team costs more than it saves).
+constexpr size_t PARALLEL_MIN = size_t(1) << 15;
+
+enum class DType { f32, f64 };
+
+inline DType parse_dtype(const std::string& s) {
+  if (s == "float32") return DType::f32;
+  if (s == "float64") return DType::f64;
+  throw std::invalid_argument("Array: unsupported dtype '" + s + "' (expected 'float32' or 'float64')");
+}
+
+inline size_t itemsize(DType d) { return d == DType::f32 ? 4 : 8; }
+inline const char* dtype_name(DType d) { return d == DType::f32 ? "float32" : "float64"; }
+
+/// Raw aligned memory, freed with std::free. Large blocks are 2 MiB aligned and asked to use huge pages
+/// (as numpy does): a fresh 64 MiB array then costs 32 page faults instead of 16384.
+inline void* aligned_bytes(size_t bytes) {
+  constexpr size_t HUGE_PAGE = size_t(1) << 21;
+  const bool large = bytes >= (size_t(1) << 22);
+  const size_t align = large ? HUGE_PAGE : ALIGNMENT;
+  bytes = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+  if (large) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+/// A flat, 256-byte aligned buffer of float32 or float64 elements.
+struct AlignedArray {
+  AlignedArray(size_t size, DType dtype) : ptr(aligned_bytes(size * itemsize(dtype))), size(size), dtype(dtype) {}
+  ~AlignedArray() { std::free(ptr); }
+  AlignedArray(const AlignedArray&) = delete;
+  AlignedArray& operator=(const AlignedArray&) = delete;
+  size_t ptr_as_int() const { return reinterpret_cast<size_t>(ptr); }
+  template <typename T>
+  T* data() const { return static_cast<T*>(ptr); }
+
+  void* ptr;
+  size_t size;
+  DType dtype;
+};
+
+using Shape = std::vector<int64_t>;
+
+/// Calls fn(float{}) or fn(double{}) for the buffer's dtype, so one generic lambda serves both.
+template <typename Fn>
+inline void dispatch(DType d, Fn fn) {
+  if (d == DType::f32)
+    fn(float{});
+  else
+    fn(double{});
+}
+
+// ---- argument checks: a bad call from Python raises ValueError, it never crashes ----
+
+inline void require(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument(msg);
+}
+
+inline void same_dtype(const char* op, const AlignedArray& a, const AlignedArray& b) {
+  require(a.dtype == b.dtype, std::string(op) + ": dtype mismatch (" + dtype_name(a.dtype) + " vs " +
+                                  dtype_name(b.dtype) + ")");
+}
+
+inline void size_at_least(const char* op, const char* what, const AlignedArray& a, size_t n) {
+  require(a.size >= n, std::string(op) + ": " + what + " holds " + std::to_string(a.size) +
+                           " elements, needs " + std::to_string(n));
+}
+
+/// Number of elements of a shape; saturates at SIZE_MAX on overflow so size checks still fail.
+inline size_t prod(const Shape& shape) {
+  size_t n = 1;
+  for (auto s : shape) {
+    if (s <= 0) return 0;
+    if (__builtin_mul_overflow(n, static_cast<size_t>(s), &n)) return SIZE_MAX;
+  }
+  return n;
+}
+
+/// Checks that every element a strided view (shape, strides, offset) touches lies inside `a`.
+inline void check_view(const char* op, const AlignedArray& a, const Shape& shape, const Shape& strides,
+                       int64_t offset) {
+  require(shape.size() == strides.size(), std::string(op) + ": shape and strides differ in length");
+  for (size_t i = 0; i < shape.size(); ++i) {
+    require(shape[i] >= 0, std::string(op) + ": negative dimension in shape");
+    if (shape[i] == 0) return;  // an empty view touches nothing
+  }
+  __int128 lo = offset, hi = offset;  // 128-bit: absurd strides from Python must not overflow
+  for (size_t i = 0; i < shape.size(); ++i) {
+    const __int128 span = static_cast<__int128>(shape[i] - 1) * strides[i];
+    (span < 0 ? lo : hi) += span;
+  }
+  require(lo >= 0 && hi < static_cast<__int128>(a.size),
+          std::string(op) + ": strided view reaches outside its buffer (offset " + std::to_string(offset) +
+              ", buffer of " + std::to_string(a.size) + " elements)");
+}
+
+/// Threads to use for `work` elements of streaming work: 1 below PARALLEL_MIN, else the team size.
+inline int threads_for(size_t work) {
+#ifdef _OPENMP
+  return work < PARALLEL_MIN ? 1 : omp_get_max_threads();
+#else
+  (void)work;
+  return 1;
+#endif
+}
+
+/// This thread's number in the current OpenMP team (0 outside one).
+inline int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+/// fn(begin, end) over [0, n), split across threads when the total work (n * cost elements) is large.
+/// The range is cut into pieces handed out dynamically (up to 16 per thread, none below a quarter of
+/// PARALLEL_MIN), so a thread that the OS schedules late on a busy machine does not hold up the others.
+template <typename Fn>
+inline void parallel_for(size_t n, size_t cost, Fn fn) {
+  const size_t work = n * std::max<size_t>(cost, 1);
+  const int t = threads_for(work);
+  if (t <= 1 || n < 2) {
+    fn(size_t(0), n);
+    return;
+  }
+  const size_t pieces = std::min({size_t(t) * 16, std::max<size_t>(t, work / (PARALLEL_MIN / 4)), n});
+#pragma omp parallel for num_threads(t) schedule(dynamic, 1)
+  for (size_t i = 0; i < pieces; ++i) fn(n * i / pieces, n * (i + 1) / pieces);
+}
+
+}  // namespace cpu
+}  // namespace needle

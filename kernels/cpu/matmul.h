@@ -1,0 +1,315 @@
+// Packed, register-blocked matrix multiply (BLIS-style) for strided operands.
+//
+// C (M x N, compact) = A (M x K) @ B (K x N), where A and B are arbitrary strided 2-D views, so transposed
+// and broadcast operands cost nothing extra: both are copied ("packed") block by block into buffers laid
+// out for the micro-kernel, padded with zeros at the edges so every shape runs the same full-speed code.
+// The micro-kernel keeps an MR x NR tile of C in vector registers: per step of k it loads NR values of B
+// and broadcasts MR values of A. Blocking: a KC x MR sliver of A stays in L1, a KC x NB block of B in
+// L2, the packed A panel in L3. Threads split the B blocks (wide C) or the A slivers (narrow C), or take
+// whole matrices of a batch when there are enough of them.
+#pragma once
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "common.h"
+
+namespace needle {
+namespace cpu {
+namespace gemm {
+
+/// A strided 2-D view: element (i, j) is at ptr[i * rs + j * cs].
+template <typename T>
+struct View {
+  const T* ptr;
+  int64_t rs, cs;
+  NEEDLE_INLINE T at(size_t i, size_t j) const {
+    return ptr[static_cast<int64_t>(i) * rs + static_cast<int64_t>(j) * cs];
+  }
+};
+
+/// Packs rows [i0, i0+mc) x cols [k0, k0+kc) of A into slivers of MR rows: sliver s holds, for each k,
+/// its MR values contiguously (rows past mc are zero).
+template <typename T, int MR>
+NEEDLE_INLINE void pack_a_impl(View<T> a, size_t i0, size_t mc, size_t k0, size_t kc, T* dst) {
+  for (size_t s = 0; s * MR < mc; ++s) {
+    T* d = dst + s * kc * MR;
+    const size_t rows = std::min<size_t>(MR, mc - s * MR);
+    if (rows < MR) std::fill(d, d + kc * MR, T(0));
+    if (std::abs(a.cs) <= std::abs(a.rs)) {  // rows are the contiguous direction: read along k
+      for (size_t r = 0; r < rows; ++r)
+        for (size_t k = 0; k < kc; ++k) d[k * MR + r] = a.at(i0 + s * MR + r, k0 + k);
+    } else {
+      for (size_t k = 0; k < kc; ++k)
+        for (size_t r = 0; r < rows; ++r) d[k * MR + r] = a.at(i0 + s * MR + r, k0 + k);
+    }
+  }
+}
+
+/// Packs rows [k0, k0+kc) x cols [j0, j0+nc) of B into slivers of NR columns: sliver s holds, for each
+/// k, its NR values contiguously (columns past nc are zero).
+template <typename T, int NR>
+NEEDLE_INLINE void pack_b_impl(View<T> b, size_t k0, size_t kc, size_t j0, size_t nc, T* dst) {
+  for (size_t s = 0; s * NR < nc; ++s) {
+    T* d = dst + s * kc * NR;
+    const size_t cols = std::min<size_t>(NR, nc - s * NR);
+    if (b.cs == 1 && cols == NR) {
+      for (size_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, &b.ptr[(k0 + k) * b.rs + j0 + s * NR], NR * sizeof(T));
+      continue;
+    }
+    if (cols < NR) std::fill(d, d + kc * NR, T(0));
+    if (std::abs(b.cs) <= std::abs(b.rs)) {
+      for (size_t k = 0; k < kc; ++k)
+        for (size_t c = 0; c < cols; ++c) d[k * NR + c] = b.at(k0 + k, j0 + s * NR + c);
+    } else {
+      for (size_t c = 0; c < cols; ++c)
+        for (size_t k = 0; k < kc; ++k) d[k * NR + c] = b.at(k0 + k, j0 + s * NR + c);
+    }
+  }
+}
+
+/// C[0:mr, 0:nr] (+)= packed A sliver (kc x MR) @ packed B sliver (kc x NR); the full MR x NR tile is
+/// always computed in registers, only the valid part is written.
+template <typename T, int VB, int MR, int NV>
+NEEDLE_INLINE void micro_impl(size_t kc, const T* __restrict pa, const T* __restrict pb, T* __restrict c,
+                              size_t ldc, bool accumulate, size_t mr, size_t nr) {
+  typedef T V __attribute__((vector_size(VB)));
+  constexpr int VL = VB / sizeof(T), NR = NV * VL;
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = V{};
+#pragma GCC unroll 4
+  for (size_t k = 0; k < kc; ++k) {
+    V b[NV];
+    for (int v = 0; v < NV; ++v) std::memcpy(&b[v], pb + k * NR + v * VL, sizeof(V));
+    for (int i = 0; i < MR; ++i) {
+      const T a = pa[k * MR + i];
+      for (int v = 0; v < NV; ++v) acc[i][v] += b[v] * a;
+    }
+  }
+  if (mr == MR && nr == NR) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) {
+        T* cp = c + i * ldc + v * VL;
+        V old = V{};
+        if (accumulate) std::memcpy(&old, cp, sizeof(V));
+        old += acc[i][v];
+        std::memcpy(cp, &old, sizeof(V));
+      }
+    return;
+  }
+  alignas(64) T tile[MR * NR];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) std::memcpy(tile + i * NR + v * VL, &acc[i][v], sizeof(V));
+  for (size_t i = 0; i < mr; ++i)
+    for (size_t j = 0; j < nr; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+}
+
+// One kernel per instruction set: VB-byte vectors, an MR x (NV vectors) register tile.
+#define NEEDLE_GEMM_KERNEL(NAME, TARGET, VB, MR_, NV)                                                       \
+  template <typename T>                                                                                     \
+  struct NAME {                                                                                             \
+    static constexpr int MR = MR_, NR = NV * VB / int(sizeof(T));                                           \
+    TARGET static void micro(size_t kc, const T* pa, const T* pb, T* c, size_t ldc, bool acc, size_t mr,    \
+                             size_t nr) {                                                                   \
+      micro_impl<T, VB, MR, NV>(kc, pa, pb, c, ldc, acc, mr, nr);                                           \
+    }                                                                                                       \
+    TARGET static void pack_a(View<T> a, size_t i0, size_t mc, size_t k0, size_t kc, T* dst) {              \
+      pack_a_impl<T, MR>(a, i0, mc, k0, kc, dst);                                                           \
+    }                                                                                                       \
+    TARGET static void pack_b(View<T> b, size_t k0, size_t kc, size_t j0, size_t nc, T* dst) {              \
+      pack_b_impl<T, NR>(b, k0, kc, j0, nc, dst);                                                           \
+    }                                                                                                       \
+  };
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+NEEDLE_GEMM_KERNEL(Avx512, __attribute__((target("avx512f,avx2,fma"))), 64, 12, 2)
+NEEDLE_GEMM_KERNEL(Avx2, __attribute__((target("avx2,fma"))), 32, 6, 2)
+#endif
+NEEDLE_GEMM_KERNEL(Generic, , 16, 4, 2)
+#undef NEEDLE_GEMM_KERNEL
+
+/// Packing memory kept between calls (buffers are reused, never re-faulted): one pair per thread.
+template <typename T>
+struct Scratch {
+  std::unique_ptr<T, decltype(&std::free)> buf{nullptr, &std::free};
+  size_t cap = 0;
+  T* get(size_t n) {
+    if (n > cap) {
+      buf.reset(static_cast<T*>(aligned_bytes(n * sizeof(T))));
+      cap = n;
+    }
+    return buf.get();
+  }
+};
+
+/// The scratch pairs of threads 0..n-1. Not thread_local: GCC skips the dynamic initialisation of
+/// function-scope thread_local objects used inside OpenMP regions. Calls come one at a time (the GIL).
+template <typename T>
+std::vector<Scratch<T>>& scratch_pool(size_t n) {
+  static std::vector<Scratch<T>> pool;
+  if (pool.size() < 2 * n) pool.resize(2 * n);
+  return pool;
+}
+
+inline size_t round_up(size_t x, size_t r) { return (x + r - 1) / r * r; }
+inline size_t ceil_div(size_t x, size_t r) { return (x + r - 1) / r; }
+
+/// One product C = A @ B with M x K x N sizes and ldc = N, for the kernel set K.
+template <typename T, typename Kn>
+struct Gemm {
+  static constexpr size_t KC = 1536 / sizeof(T);                                   // A sliver KC x MR in L1
+  static constexpr size_t NB = (786432 / (KC * sizeof(T))) / Kn::NR * Kn::NR;      // B block KC x NB in L2
+  static constexpr size_t MP = 3072 / Kn::MR * Kn::MR;                             // A panel MP x KC in L3
+  static constexpr size_t NP = 8192 / Kn::NR * Kn::NR;                             // B panel KC x NP in L3
+
+  View<T> a, b;
+  T* c;
+  size_t M, K, N;
+
+  size_t a_buffer() const { return round_up(std::min(M, MP), Kn::MR) * KC; }
+  size_t b_buffer() const { return round_up(std::min(N, NP), Kn::NR) * KC; }
+
+  /// Runs the product on a team of nth threads (all of them call it), or alone (nth = 1). pa and pb are
+  /// shared packing buffers of a_buffer() and b_buffer() elements.
+  void run(int nth, T* pa, T* pb) const {
+    // body(i) for i < count: shared out dynamically across the team, with a barrier at the end
+    auto each = [nth](size_t count, auto body) {
+      if (nth > 1) {
+#pragma omp for schedule(dynamic, 1)
+        for (size_t i = 0; i < count; ++i) body(i);
+      } else {
+        for (size_t i = 0; i < count; ++i) body(i);
+      }
+    };
+    for (size_t j0 = 0; j0 < N; j0 += NP) {
+      const size_t nc = std::min(NP, N - j0);
+      const size_t bslivers = ceil_div(nc, Kn::NR);
+      for (size_t i0 = 0; i0 < M; i0 += MP) {
+        const size_t mc = std::min(MP, M - i0);
+        const size_t aslivers = ceil_div(mc, Kn::MR);
+        // work items: column blocks of C (each a B block in one thread's L2) when C is wide enough,
+        // else groups of A slivers; a few per thread, so a late thread's share is taken by the others
+        size_t nsplit = std::min(ceil_div(nc, NB), bslivers), msplit = 1;
+        if (nsplit < static_cast<size_t>(2 * nth)) msplit = std::min<size_t>(aslivers, 4 * nth / nsplit + 1);
+        for (size_t k0 = 0; k0 < K; k0 += KC) {
+          const size_t kc = std::min(KC, K - k0);
+          each(aslivers + bslivers, [&](size_t s) {
+            if (s < aslivers) {
+              Kn::pack_a(a, i0 + s * Kn::MR, std::min<size_t>(Kn::MR, mc - s * Kn::MR), k0, kc, pa + s * kc * Kn::MR);
+            } else {
+              s -= aslivers;
+              Kn::pack_b(b, k0, kc, j0 + s * Kn::NR, std::min<size_t>(Kn::NR, nc - s * Kn::NR), pb + s * kc * Kn::NR);
+            }
+          });
+          each(nsplit * msplit, [&](size_t w) {
+            const size_t bs0 = bslivers * (w % nsplit) / nsplit, bs1 = bslivers * (w % nsplit + 1) / nsplit;
+            const size_t as0 = aslivers * (w / nsplit) / msplit, as1 = aslivers * (w / nsplit + 1) / msplit;
+            for (size_t as = as0; as < as1; ++as) {
+              const size_t row = as * Kn::MR, mr = std::min<size_t>(Kn::MR, mc - row);
+              for (size_t bs = bs0; bs < bs1; ++bs) {
+                const size_t col = bs * Kn::NR, nr = std::min<size_t>(Kn::NR, nc - col);
+                Kn::micro(kc, pa + as * kc * Kn::MR, pb + bs * kc * Kn::NR, c + (i0 + row) * N + j0 + col, N,
+                          k0 > 0, mr, nr);
+              }
+            }
+          });
+        }
+      }
+    }
+  }
+};
+
+/// out[q] = A[q] @ B[q] for q < batch; A[q] starts at a + q * a_bs, B[q] at b + q * b_bs.
+template <typename T, typename Kn>
+void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t batch, size_t M, size_t K, size_t N) {
+  auto product = [&](size_t q) {
+    return Gemm<T, Kn>{{a.ptr + static_cast<int64_t>(q) * a_bs, a.rs, a.cs},
+                       {b.ptr + static_cast<int64_t>(q) * b_bs, b.rs, b.cs},
+                       out + q * M * N, M, K, N};
+  };
+  const double flops = 2.0 * M * K * N;
+  const int nth = flops * batch < 4e5 ? 1 : threads_for(PARALLEL_MIN);
+  auto& pool = scratch_pool<T>(nth);
+  auto run_alone = [&](size_t q, int tid) {
+    const auto g = product(q);
+    g.run(1, pool[2 * tid].get(g.a_buffer()), pool[2 * tid + 1].get(g.b_buffer()));
+  };
+  if (nth == 1) {
+    for (size_t q = 0; q < batch; ++q) run_alone(q, 0);
+    return;
+  }
+  if (batch >= static_cast<size_t>(nth) && (batch % nth == 0 || flops < 5e7)) {
+    // enough independent products: each thread runs whole ones with its own buffers
+#pragma omp parallel for num_threads(nth) schedule(dynamic)
+    for (size_t q = 0; q < batch; ++q) run_alone(q, thread_id());
+    return;
+  }
+  const auto g0 = product(0);
+  T* pa = pool[0].get(g0.a_buffer());
+  T* pb = pool[1].get(g0.b_buffer());
+#pragma omp parallel num_threads(nth)
+  for (size_t q = 0; q < batch; ++q) product(q).run(nth, pa, pb);
+}
+
+enum class Isa { generic, avx2, avx512 };
+
+inline Isa detect_isa() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return Isa::avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+#endif
+  return Isa::generic;
+}
+
+/// Picks the kernel set for this CPU once, then runs the batched product with it.
+template <typename T>
+void run(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t batch, size_t M, size_t K, size_t N) {
+  static const Isa isa = detect_isa();
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  if (isa == Isa::avx512) return batched<T, Avx512<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
+  if (isa == Isa::avx2) return batched<T, Avx2<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
+#endif
+  batched<T, Generic<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
+}
+
+}  // namespace gemm
+
+/// out[q] = A[q] @ B[q] for strided A (batch, m, n) and B (batch, n, p); out is compact (batch, m, p).
+void MatmulStrided(const AlignedArray& a, const AlignedArray& b, AlignedArray* out, size_t batch, size_t m,
+                   size_t n, size_t p, int64_t a_off, Shape a_str, int64_t b_off, Shape b_str) {
+  same_dtype("matmul", a, b);
+  same_dtype("matmul", a, *out);
+  require(a_str.size() == 3 && b_str.size() == 3, "matmul: strides must have 3 entries (batch, row, col)");
+  require(out != &a && out != &b, "matmul: out must not be one of the inputs");
+  const Shape a_shape{int64_t(batch), int64_t(m), int64_t(n)}, b_shape{int64_t(batch), int64_t(n), int64_t(p)};
+  require(a_shape[0] >= 0 && a_shape[1] >= 0 && a_shape[2] >= 0 && b_shape[2] >= 0, "matmul: sizes too large");
+  check_view("matmul", a, a_shape, a_str, a_off);
+  check_view("matmul", b, b_shape, b_str, b_off);
+  size_at_least("matmul", "out", *out, prod({a_shape[0], a_shape[1], b_shape[2]}));
+  if (batch == 0 || m == 0 || p == 0) return;
+  dispatch(a.dtype, [&](auto t) {
+    using T = decltype(t);
+    T* c = out->data<T>();
+    if (n == 0) {
+      std::fill(c, c + batch * m * p, T(0));
+      return;
+    }
+    gemm::View<T> va{a.data<T>() + a_off, a_str[1], a_str[2]}, vb{b.data<T>() + b_off, b_str[1], b_str[2]};
+    if (batch > 1 && b_str[0] == 0 && a_str[0] == static_cast<int64_t>(m) * a_str[1]) {
+      // a stack of A's against one shared B is a single tall product
+      gemm::run(va, 0, vb, 0, c, 1, batch * m, n, p);
+    } else {
+      gemm::run(va, a_str[0], vb, b_str[0], c, batch, m, n, p);
+    }
+  });
+}
+
+void Matmul(const AlignedArray& a, const AlignedArray& b, AlignedArray* out, size_t m, size_t n, size_t p) {
+  MatmulStrided(a, b, out, 1, m, n, p, 0, {0, int64_t(n), 1}, 0, {0, int64_t(p), 1});
+}
+
+}  // namespace cpu
+}  // namespace needle
