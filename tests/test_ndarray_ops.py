@@ -16,7 +16,7 @@ BINARY = {
     "div": operator.truediv,
     "maximum": lambda a, b: a.maximum(b) if isinstance(a, nd.NDArray) else np.maximum(a, b),
 }
-COMPARE = {"eq": operator.eq, "ne": operator.ne, "ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
+COMPARE = {name: getattr(operator, name) for name in ("eq", "ne", "ge", "gt", "le", "lt")}
 
 
 def close(got, want, dtype=None):

@@ -356,11 +356,13 @@ class NDArray:
         if ops is not None and method == "__call__" and not kwargs and len(inputs) == 2:
             a, b = inputs
             return ops[0](a, b) if isinstance(a, NDArray) else ops[1](b, a)
-        if any(isinstance(o, NDArray) for o in kwargs.get("out", ())):
-            raise TypeError(f"numpy {ufunc.__name__}: cannot write into an NDArray (use NDArray operations)")
+        _refuse_numpy_writes(ufunc.__name__, kwargs.get("out", ()))
         return getattr(ufunc, method)(*_numpy_values(inputs), **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
+        out = kwargs.get("out")
+        targets = (out if isinstance(out, tuple) else (out,)) + (args[:1] if func in _NUMPY_WRITERS else ())
+        _refuse_numpy_writes(func.__name__, targets)
         return func(*_numpy_values(args), **_numpy_values(kwargs))
 
     def is_compact(self) -> bool:
@@ -568,7 +570,9 @@ class NDArray:
         if b._device is not self._device and b._device != self._device:
             raise ValueError(f"NDArray matmul: operands on different devices ({self.device} and {b.device})")
         if self.ndim < 2 or b.ndim < 2 or self._shape[-1] != b._shape[-2]:
-            raise ValueError(f"NDArray matmul: shapes {self.shape} and {b.shape} are not aligned (need (..., m, n) @ (..., n, p))")
+            raise ValueError(
+                f"NDArray matmul: shapes {self.shape} and {b.shape} are not aligned (need (..., m, n) @ (..., n, p))"
+            )
         a = self
         if a.dtype != b.dtype:
             a, b = a.astype("float64"), b.astype("float64")
@@ -690,6 +694,16 @@ _OPERATOR_UFUNCS = {
     np.less: (operator.lt, operator.gt),
     np.less_equal: (operator.le, operator.ge),
 }
+
+
+# numpy functions that write into their first argument: on an NDArray they would write into a copy
+_NUMPY_WRITERS = {np.copyto, np.put, np.place, np.putmask, np.fill_diagonal, np.put_along_axis}
+
+
+def _refuse_numpy_writes(name: str, targets) -> None:
+    """numpy works on copies of NDArrays, so a write into one would be lost: refuse it."""
+    if any(isinstance(t, NDArray) for t in targets):
+        raise TypeError(f"numpy {name}: cannot write into an NDArray (use NDArray operations or setitem)")
 
 
 def _numpy_values(x):
