@@ -184,6 +184,20 @@ def test_matmul_course_device_takes_the_tiled_path(m, n, p):
     close(batched @ b, (x[..., ::-1] @ y).astype("float32"))
 
 
+@EXAMPLES
+@given(data=st.data())
+def test_course_device_on_random_views(data):
+    """A learner's course-style device (no strided matmul, no axis reductions) through the fallbacks."""
+    dev = course_device({})
+    _, v, y = data.draw(views(dev))
+    axis = data.draw(reduce_axes(y.ndim))
+    close(v.sum(axis=axis), np.asarray(np.sum(y, axis=axis)), dtype=y.dtype.name)
+    if y.size:
+        close(v.max(axis=axis, keepdims=True), np.max(y, axis=axis, keepdims=True), dtype=y.dtype.name)
+    a, x, b, z = data.draw(matmul_operands(dev))
+    close(a @ b, x @ z)
+
+
 def test_course_device_reductions_and_elementwise():
     dev = course_device({})
     x = np.random.default_rng(2).standard_normal((3, 4, 5)).astype("float32")
