@@ -7,6 +7,7 @@ transposed/broadcast batches and awkward sizes, special values for exp/log/tanh,
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -329,6 +330,35 @@ def test_matmul_tiled_uses_the_course_layout(dtype):
     out = mod.Array(m * p, dtype)
     mod.matmul_tiled(buffer(tiled(x)), buffer(tiled(y)), out, m, n, p)
     np.testing.assert_allclose(read(out, (m // t, p // t, t, t)), tiled(x @ y), **matmul_tol(dtype, n))
+
+
+PORTABLE_GEMM = textwrap.dedent(
+    """
+    import numpy as np
+    import needle.backend_ndarray as nd
+    mod = nd.cpu().mod
+    rng = np.random.default_rng(9)
+    for dtype, tol in (("float32", 1e-4), ("float64", 1e-11)):
+        for m, n, p in ((1, 1, 1), (7, 33, 257), (13, 400, 9), (65, 2, 31)):
+            x, y = rng.standard_normal((m, n)).astype(dtype), rng.standard_normal((p, n)).astype(dtype)
+            a, b = nd.array(x, device=nd.cpu(), dtype=dtype), nd.array(y, device=nd.cpu(), dtype=dtype)
+            got = (a @ b.permute((1, 0))).numpy()
+            np.testing.assert_allclose(got, x.astype("float64") @ y.T, rtol=tol, atol=tol * n)
+    print(mod.__gemm_isa__)
+    """
+)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "generic"])
+def test_portable_gemm_kernels_match_numpy(isa):
+    """The AVX2 and plain x86-64 kernels, forced with NEEDLE_CPU_ISA, on a machine that may have AVX-512."""
+    env = dict(os.environ, NEEDLE_CPU_ISA=isa)
+    proc = subprocess.run([sys.executable, "-c", PORTABLE_GEMM], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    used = proc.stdout.split()[-1]
+    if isa == "avx2" and used == "generic":  # pragma: no cover - a CPU without AVX2
+        pytest.skip("this CPU has no AVX2")
+    assert used == isa
 
 
 # ---- bad arguments: ValueError, never a crash -----------------------------------------------------

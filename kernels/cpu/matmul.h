@@ -255,19 +255,35 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
 
 enum class Isa { generic, avx2, avx512 };
 
+inline const char* isa_name(Isa isa) {
+  return isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2" : "generic";
+}
+
+/// The best kernel set this CPU supports; NEEDLE_CPU_ISA=avx2|generic asks for a lesser one (to test
+/// and time the portable kernels on a machine that has AVX-512).
 inline Isa detect_isa() {
+  Isa best = Isa::generic;
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return Isa::avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::avx2;
+  if (__builtin_cpu_supports("avx512f")) best = Isa::avx512;
 #endif
-  return Isa::generic;
+  const char* want = std::getenv("NEEDLE_CPU_ISA");
+  for (Isa isa : {Isa::generic, Isa::avx2})
+    if (want != nullptr && std::string(want) == isa_name(isa) && isa < best) return isa;
+  return best;
+}
+
+/// The kernel set in use, chosen once per process.
+inline Isa current_isa() {
+  static const Isa isa = detect_isa();
+  return isa;
 }
 
 /// Picks the kernel set for this CPU once, then runs the batched product with it.
 template <typename T>
 void run(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t batch, size_t M, size_t K, size_t N) {
-  static const Isa isa = detect_isa();
+  const Isa isa = current_isa();
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
   if (isa == Isa::avx512) return batched<T, Avx512<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
   if (isa == Isa::avx2) return batched<T, Avx2<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
