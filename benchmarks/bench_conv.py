@@ -15,6 +15,8 @@ import needle as ndl
 from .common import best_time, print_table, torch_or_none
 
 BATCH = 128
+# many short rounds, best one kept: robust to other processes on a shared 2-core machine
+REPEAT, MIN_TIME = 20, 0.02
 # (name, input H = W, C_in, C_out, kernel, stride, how many times ResNet9 runs this shape)
 LAYERS = [
     ("ConvBN(3,16,7,4)", 32, 3, 16, 7, 4, 1),
@@ -90,9 +92,9 @@ def main(argv=None) -> None:
     for i, (name, size, c_in, c_out, k, stride, count) in enumerate(LAYERS):
         x, w, g, pad = _arrays(size, c_in, c_out, k, stride)
         input_grad = i > 0
-        t_needle = best_time(needle_step(x, w, g, stride, pad, input_grad), repeat=5, min_time=0.2)
-        t_numpy = best_time(numpy_step(x, w, g, stride, pad, input_grad), repeat=5, min_time=0.2)
-        t_torch = best_time(torch_step(torch, x, w, g, stride, pad, input_grad), repeat=5, min_time=0.2) if torch else float("nan")
+        t_needle = best_time(needle_step(x, w, g, stride, pad, input_grad), repeat=REPEAT, min_time=MIN_TIME)
+        t_numpy = best_time(numpy_step(x, w, g, stride, pad, input_grad), repeat=REPEAT, min_time=MIN_TIME)
+        t_torch = best_time(torch_step(torch, x, w, g, stride, pad, input_grad), repeat=REPEAT, min_time=MIN_TIME) if torch else float("nan")
         totals += count * np.array([t_needle, t_numpy, t_torch])
         rows.append((f"{name} {size}x{size}", t_needle * 1e3, t_numpy * 1e3, t_torch * 1e3, t_needle / t_numpy, t_needle / t_torch))
         print(f"  {name}: needle {t_needle * 1e3:.2f} ms", file=sys.stderr, flush=True)
