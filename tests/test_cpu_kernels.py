@@ -339,7 +339,7 @@ PORTABLE_GEMM = textwrap.dedent(
     mod = nd.cpu().mod
     rng = np.random.default_rng(9)
     for dtype, tol in (("float32", 1e-4), ("float64", 1e-11)):
-        for m, n, p in ((1, 1, 1), (7, 33, 257), (13, 400, 9), (65, 2, 31)):
+        for m, n, p in ((1, 1, 1), (7, 33, 257), (13, 400, 9), (65, 2, 31), (29, 45, 6), (30, 20, 40)):
             x, y = rng.standard_normal((m, n)).astype(dtype), rng.standard_normal((p, n)).astype(dtype)
             a, b = nd.array(x, device=nd.cpu(), dtype=dtype), nd.array(y, device=nd.cpu(), dtype=dtype)
             got = (a @ b.permute((1, 0))).numpy()

@@ -33,16 +33,29 @@ struct View {
 /// its MR values contiguously (rows past mc are zero).
 template <typename T, int MR>
 NEEDLE_INLINE void pack_a_impl(View<T> a, size_t i0, size_t mc, size_t k0, size_t kc, T* dst) {
+  constexpr size_t KB = 16;  // row-major A: copy KB-wide strips of each row, then interleave them in L1
   for (size_t s = 0; s * MR < mc; ++s) {
     T* d = dst + s * kc * MR;
     const size_t rows = std::min<size_t>(MR, mc - s * MR);
     if (rows < MR) std::fill(d, d + kc * MR, T(0));
-    if (std::abs(a.cs) <= std::abs(a.rs)) {  // rows are the contiguous direction: read along k
-      for (size_t r = 0; r < rows; ++r)
-        for (size_t k = 0; k < kc; ++k) d[k * MR + r] = a.at(i0 + s * MR + r, k0 + k);
+    const T* first = a.ptr + static_cast<int64_t>(i0 + s * MR) * a.rs + static_cast<int64_t>(k0) * a.cs;
+    if (a.cs == 1) {
+      T strip[MR][KB] = {};  // rows past `rows` stay zero
+      for (size_t k = 0; k < kc; k += KB) {
+        const size_t w = std::min(KB, kc - k);
+        for (size_t r = 0; r < rows; ++r) {
+          const T* src = first + static_cast<int64_t>(r) * a.rs + k;
+          if (w == KB)
+            std::memcpy(strip[r], src, KB * sizeof(T));  // fixed size: one or two vector moves
+          else
+            for (size_t kk = 0; kk < w; ++kk) strip[r][kk] = src[kk];
+        }
+        for (size_t kk = 0; kk < w; ++kk)
+          for (size_t r = 0; r < MR; ++r) d[(k + kk) * MR + r] = strip[r][kk];
+      }
     } else {
       for (size_t k = 0; k < kc; ++k)
-        for (size_t r = 0; r < rows; ++r) d[k * MR + r] = a.at(i0 + s * MR + r, k0 + k);
+        for (size_t r = 0; r < rows; ++r) d[k * MR + r] = first[static_cast<int64_t>(r) * a.rs + static_cast<int64_t>(k) * a.cs];
     }
   }
 }
@@ -125,7 +138,9 @@ NEEDLE_INLINE void micro_impl(size_t kc, const T* __restrict pa, const T* __rest
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 NEEDLE_GEMM_KERNEL(Avx512, __attribute__((target("avx512f,avx2,fma"))), 64, 12, 2)
+NEEDLE_GEMM_KERNEL(Avx512Narrow, __attribute__((target("avx512f,avx2,fma"))), 64, 16, 1)  // for narrow C
 NEEDLE_GEMM_KERNEL(Avx2, __attribute__((target("avx2,fma"))), 32, 6, 2)
+NEEDLE_GEMM_KERNEL(Avx2Narrow, __attribute__((target("avx2,fma"))), 32, 8, 1)
 #endif
 NEEDLE_GEMM_KERNEL(Generic, , 16, 4, 2)
 #undef NEEDLE_GEMM_KERNEL
@@ -280,13 +295,23 @@ inline Isa current_isa() {
   return isa;
 }
 
-/// Picks the kernel set for this CPU once, then runs the batched product with it.
+/// The wide kernel set, or the narrow one (one vector per row of the tile) when C has so few columns
+/// that the wide tile would mostly compute padding (N = 10 or 16 against a 32-wide tile).
+template <typename T, typename Wide, typename Narrow>
+void pick_width(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t batch, size_t M, size_t K, size_t N) {
+  if (N < 4 * Wide::NR && round_up(N, Narrow::NR) < round_up(N, Wide::NR))
+    batched<T, Narrow>(a, a_bs, b, b_bs, out, batch, M, K, N);
+  else
+    batched<T, Wide>(a, a_bs, b, b_bs, out, batch, M, K, N);
+}
+
+/// Runs the batched product with the best kernel set of this CPU.
 template <typename T>
 void run(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t batch, size_t M, size_t K, size_t N) {
   const Isa isa = current_isa();
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-  if (isa == Isa::avx512) return batched<T, Avx512<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
-  if (isa == Isa::avx2) return batched<T, Avx2<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
+  if (isa == Isa::avx512) return pick_width<T, Avx512<T>, Avx512Narrow<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
+  if (isa == Isa::avx2) return pick_width<T, Avx2<T>, Avx2Narrow<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
 #endif
   batched<T, Generic<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
 }
