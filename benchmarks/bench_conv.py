@@ -7,6 +7,7 @@ for the first layer, whose input is data). The target is needle / PyTorch <= 2.
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 
@@ -15,8 +16,7 @@ import needle as ndl
 from .common import best_time, print_table, torch_or_none
 
 BATCH = 128
-# many short rounds, best one kept: robust to other processes on a shared 2-core machine
-REPEAT, MIN_TIME = 20, 0.02
+ROUNDS, MIN_TIME = 20, 0.02
 # (name, input H = W, C_in, C_out, kernel, stride, how many times ResNet9 runs this shape)
 LAYERS = [
     ("ConvBN(3,16,7,4)", 32, 3, 16, 7, 4, 1),
@@ -36,6 +36,20 @@ def _arrays(size, c_in, c_out, k, stride):
     w = rng.standard_normal((k, k, c_in, c_out), dtype=np.float32)
     g = rng.standard_normal((BATCH, out, out, c_out), dtype=np.float32)
     return x, w, g, pad
+
+
+def interleaved_best(fns, rounds: int = ROUNDS, min_time: float = MIN_TIME) -> list[float]:
+    """Best seconds per call of each fn, timed in alternating short rounds (needle, numpy, torch, needle, ...),
+    so that load from other processes on the shared machine hits every contender alike."""
+    calls = [max(1, int(min_time / best_time(fn, repeat=1, min_time=0.0))) for fn in fns]
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            for _ in range(calls[i]):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / calls[i])
+    return best
 
 
 def needle_step(x, w, g, stride, pad, input_grad: bool):
@@ -92,9 +106,10 @@ def main(argv=None) -> None:
     for i, (name, size, c_in, c_out, k, stride, count) in enumerate(LAYERS):
         x, w, g, pad = _arrays(size, c_in, c_out, k, stride)
         input_grad = i > 0
-        t_needle = best_time(needle_step(x, w, g, stride, pad, input_grad), repeat=REPEAT, min_time=MIN_TIME)
-        t_numpy = best_time(numpy_step(x, w, g, stride, pad, input_grad), repeat=REPEAT, min_time=MIN_TIME)
-        t_torch = best_time(torch_step(torch, x, w, g, stride, pad, input_grad), repeat=REPEAT, min_time=MIN_TIME) if torch else float("nan")
+        steps = [needle_step(x, w, g, stride, pad, input_grad), numpy_step(x, w, g, stride, pad, input_grad)]
+        if torch:
+            steps.append(torch_step(torch, x, w, g, stride, pad, input_grad))
+        t_needle, t_numpy, t_torch = (interleaved_best(steps) + [float("nan")])[:3]
         totals += count * np.array([t_needle, t_numpy, t_torch])
         rows.append((f"{name} {size}x{size}", t_needle * 1e3, t_numpy * 1e3, t_torch * 1e3, t_needle / t_numpy, t_needle / t_torch))
         print(f"  {name}: needle {t_needle * 1e3:.2f} ms", file=sys.stderr, flush=True)

@@ -6,11 +6,10 @@ import numpy as np
 
 import needle as ndl
 
-from .common import best_time, print_table, torch_or_none
+from .bench_conv import interleaved_best
+from .common import print_table, torch_or_none
 
 LR = 0.1
-# many short rounds, best one kept: robust to other processes on a shared 2-core machine
-REPEAT, MIN_TIME = 20, 0.02
 SIZES = [(100, 784, 100, 10), (100, 784, 500, 10), (1000, 784, 500, 10)]  # (batch, inputs, hidden, classes)
 
 
@@ -77,9 +76,8 @@ def main(argv=None) -> None:
     rows = []
     for sizes in SIZES:
         args = _data(*sizes)
-        t_needle = best_time(needle_step(*args), repeat=REPEAT, min_time=MIN_TIME)
-        t_numpy = best_time(numpy_step(*args), repeat=REPEAT, min_time=MIN_TIME)
-        t_torch = best_time(torch_step(torch, *args), repeat=REPEAT, min_time=MIN_TIME) if torch else float("nan")
+        steps = [needle_step(*args), numpy_step(*args)] + ([torch_step(torch, *args)] if torch else [])
+        t_needle, t_numpy, t_torch = (interleaved_best(steps) + [float("nan")])[:3]
         rows.append(("batch %d, %d-%d-%d" % sizes, t_needle * 1e3, t_numpy * 1e3, t_torch * 1e3,
                      t_needle / t_numpy, t_needle / t_torch))
     print_table("two-layer net SGD step on cpu() (ms; ratio = needle / other)",
