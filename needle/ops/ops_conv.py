@@ -171,9 +171,8 @@ class ConvBackwardWeight(TensorOp):
             col, shape = _padded_im2col(x, kh, kw, self.stride, self.padding)
             if shape != (n, out_h, out_w):
                 raise ValueError(f"output gradient {g.shape} does not match the conv output {shape} of input {x.shape}")
-        # (g^T col)^T rather than col^T g: the same product, and the matmul kernel prefers the wide output
-        grad_t = array_api.transpose(compat.reshape(g, (n * out_h * out_w, c_out)), (1, 0)) @ col
-        return compat.reshape(array_api.transpose(grad_t, (1, 0)), (kh, kw, x.shape[3], c_out))
+        grad = array_api.transpose(col, (1, 0)) @ compat.reshape(g, (n * out_h * out_w, c_out))
+        return grad.reshape((kh, kw, x.shape[3], c_out))
 
     def gradient(self, out_grad, node):
         x, g = node.inputs
