@@ -135,6 +135,18 @@ def test_fill_and_from_numpy_round_trip_large_buffers():
         np.testing.assert_array_equal(read(buf), x.astype(dtype))
 
 
+def test_large_buffers_are_reused_after_free_and_keep_no_stale_size():
+    first = mod.Array(3_000_000)
+    address = first.ptr()
+    del first
+    again = mod.Array(3_000_000)  # same size class: the cached block comes back, no fresh page faults
+    assert again.ptr() == address
+    mod.fill(again, 1.5)
+    np.testing.assert_array_equal(read(again), np.full(3_000_000, 1.5, "float32"))
+    other = mod.Array(3_000_000, "float64")  # twice the bytes: a different block
+    assert other.ptr() != again.ptr()
+
+
 # ---- elementwise ----------------------------------------------------------------------------------
 
 BINARY = {

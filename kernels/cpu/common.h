@@ -1,4 +1,4 @@
-// Shared pieces of the CPU backend: the aligned buffer, dtype dispatch, argument checks, threading.
+// Shared pieces of the CPU backend: the buffer type, dtype dispatch, argument checks, threading.
 #pragma once
 
 #include <algorithm>
@@ -10,13 +10,11 @@
 #include <string>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+#include "memory.h"
 
 // Hot loops are compiled for AVX-512, AVX2 and plain x86-64, and the best is picked at load time.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -29,7 +27,6 @@
 namespace needle {
 namespace cpu {
 
-constexpr size_t ALIGNMENT = 256;
 /// Below this many elements a kernel runs on one thread (waking the team costs more than it saves).
 constexpr size_t PARALLEL_MIN = size_t(1) << 15;
 
@@ -44,25 +41,10 @@ inline DType parse_dtype(const std::string& s) {
 inline size_t itemsize(DType d) { return d == DType::f32 ? 4 : 8; }
 inline const char* dtype_name(DType d) { return d == DType::f32 ? "float32" : "float64"; }
 
-/// Raw aligned memory, freed with std::free. Large blocks are 2 MiB aligned and asked to use huge pages
-/// (as numpy does): a fresh 64 MiB array then costs 32 page faults instead of 16384.
-inline void* aligned_bytes(size_t bytes) {
-  constexpr size_t HUGE_PAGE = size_t(1) << 21;
-  const bool large = bytes >= (size_t(1) << 22);
-  const size_t align = large ? HUGE_PAGE : ALIGNMENT;
-  bytes = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
-  void* p = std::aligned_alloc(align, bytes);
-  if (p == nullptr) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  if (large) madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-  return p;
-}
-
 /// A flat, 256-byte aligned buffer of float32 or float64 elements.
 struct AlignedArray {
   AlignedArray(size_t size, DType dtype) : ptr(aligned_bytes(size * itemsize(dtype))), size(size), dtype(dtype) {}
-  ~AlignedArray() { std::free(ptr); }
+  ~AlignedArray() { release_bytes(ptr, size * itemsize(dtype)); }
   AlignedArray(const AlignedArray&) = delete;
   AlignedArray& operator=(const AlignedArray&) = delete;
   size_t ptr_as_int() const { return reinterpret_cast<size_t>(ptr); }
