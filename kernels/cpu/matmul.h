@@ -246,10 +246,16 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
   };
   const double flops = 2.0 * M * K * N;
   const int nth = flops * batch < 4e5 ? 1 : threads_for(PARALLEL_MIN);
+  // every product has the same sizes: allocate all buffers up front (an exception must not escape
+  // from inside an OpenMP region)
+  const auto g0 = product(0);
   auto& pool = scratch_pool<T>(nth);
+  for (int t = 0; t < nth; ++t) {
+    pool[2 * t].get(g0.a_buffer());
+    pool[2 * t + 1].get(g0.b_buffer());
+  }
   auto run_alone = [&](size_t q, int tid) {
-    const auto g = product(q);
-    g.run(1, pool[2 * tid].get(g.a_buffer()), pool[2 * tid + 1].get(g.b_buffer()));
+    product(q).run(1, pool[2 * tid].get(g0.a_buffer()), pool[2 * tid + 1].get(g0.b_buffer()));
   };
   if (nth == 1) {
     for (size_t q = 0; q < batch; ++q) run_alone(q, 0);
@@ -261,7 +267,6 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
     for (size_t q = 0; q < batch; ++q) run_alone(q, thread_id());
     return;
   }
-  const auto g0 = product(0);
   T* pa = pool[0].get(g0.a_buffer());
   T* pb = pool[1].get(g0.b_buffer());
 #pragma omp parallel num_threads(nth)
