@@ -181,7 +181,7 @@ class TensorTuple(Value):
 class Tensor(Value):
     """An n-dimensional array that records the ops that produced it."""
 
-    grad: "Tensor"
+    grad: Optional["Tensor"] = None  # set by backward(); None until a gradient reaches this tensor
 
     def __init__(self, array, *, device=None, dtype=None, requires_grad: bool = True, **kwargs):
         if isinstance(array, Tensor):

@@ -20,8 +20,11 @@ from .ops_tuple import make_tuple
 
 
 def _scalar(value):
-    """Plain Python numbers for scalar ops, so numpy scalars never promote float32 data to float64."""
-    return value.item() if isinstance(value, numpy.generic) else value
+    """Plain Python numbers for scalar ops: numpy scalars and size-1 arrays (hw1 draws scalars with
+    np.random.randn(1)) become floats, so they never broadcast or promote float32 data to float64."""
+    if isinstance(value, numpy.generic) or (isinstance(value, numpy.ndarray) and value.size == 1):
+        return value.item()
+    return value
 
 
 def _same_shape(a, b) -> None:
