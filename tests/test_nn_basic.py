@@ -255,3 +255,44 @@ def test_softmax_loss_survives_huge_logits_and_scales_by_out_grad():
     (loss * 3.0).backward()
     expect = np.stack([np.array([1.0, -1.0, 0.0]), p - np.array([1.0, 0, 0])]) * 3.0 / 2
     np.testing.assert_allclose(x.grad.numpy(), expect, rtol=1e-5, atol=1e-6)
+
+
+def _finite_difference(f, arrays, k, eps=1e-6):
+    """Central differences of the scalar f(*arrays) with respect to arrays[k] (float64)."""
+    grad = np.zeros_like(arrays[k])
+    for idx in np.ndindex(*arrays[k].shape):
+        plus = [a.copy() for a in arrays]
+        minus = [a.copy() for a in arrays]
+        plus[k][idx] += eps
+        minus[k][idx] -= eps
+        grad[idx] = (f(*plus) - f(*minus)) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("kind", ["batchnorm2d-train", "batchnorm1d-eval", "layernorm-3d"])
+def test_fused_normalization_gradients_by_finite_differences(kind):
+    rng = np.random.default_rng(5)
+    shape, dim = {"batchnorm2d-train": ((3, 2, 2, 3), 2), "batchnorm1d-eval": ((4, 3), 3),
+                  "layernorm-3d": ((2, 3, 4), 4)}[kind]
+    X, W, B = rng.standard_normal(shape), rng.standard_normal(dim), rng.standard_normal(dim)
+    G = rng.standard_normal(shape)
+    if kind.startswith("batchnorm2d"):
+        module = nn.BatchNorm2d(dim, dtype="float64")
+    elif kind.startswith("batchnorm1d"):
+        module = nn.BatchNorm1d(dim, dtype="float64")
+        module.running_mean = ndl.Tensor(rng.standard_normal(dim), dtype="float64", requires_grad=False)
+        module.running_var = ndl.Tensor(rng.random(dim) + 0.5, dtype="float64", requires_grad=False)
+        module.eval()
+    else:
+        module = nn.LayerNorm1d(dim, dtype="float64")
+
+    def loss(x, w, b):  # (training-mode output does not depend on the running statistics it updates)
+        module.weight.data = ndl.Tensor(w, dtype="float64")
+        module.bias.data = ndl.Tensor(b, dtype="float64")
+        return float((module(ndl.Tensor(x, dtype="float64")).numpy() * G).sum())
+
+    x = ndl.Tensor(X, dtype="float64")
+    module.weight.data, module.bias.data = ndl.Tensor(W, dtype="float64"), ndl.Tensor(B, dtype="float64")
+    (module(x) * ndl.Tensor(G, dtype="float64")).sum().backward()
+    for k, got in enumerate([x.grad, module.weight.grad, module.bias.grad]):
+        np.testing.assert_allclose(got.numpy(), _finite_difference(loss, [X, W, B], k), rtol=1e-5, atol=1e-6)

@@ -8,7 +8,7 @@ import numpy as np
 from needle import init, ops
 from needle.autograd import Tensor
 
-from .nn_ops import softmax_cross_entropy
+from .nn_ops import Normalize, softmax_cross_entropy
 
 __all__ = [
     "Parameter",
@@ -174,27 +174,9 @@ class SoftmaxLoss(Module):
         return softmax_cross_entropy(logits, y.numpy() if isinstance(y, Tensor) else y)
 
 
-def _broadcast(t: Tensor, shape: tuple, like: Tensor) -> Tensor:
-    """Reshapes a per-feature tensor to `shape` (size-1 axes elsewhere) and broadcasts it to like's shape."""
-    return t.reshape(shape).broadcast_to(like.shape)
-
-
-def _standardize(x: Tensor, axes: tuple, shape: tuple, eps: float, mean: Tensor = None, var: Tensor = None):
-    """(x - mean) / sqrt(var + eps) with per-feature statistics (`shape` restores the reduced axes as 1s);
-    without mean/var, the batch mean and biased variance over `axes` are used. Returns (y, mean, var)."""
-    if mean is None:
-        n = int(np.prod([x.shape[a] for a in axes]))
-        mean = ops.summation(x, axes=axes) / n
-        centred = x - _broadcast(mean, shape, x)
-        var = ops.summation(centred * centred, axes=axes) / n
-    else:
-        centred = x - _broadcast(mean, shape, x)
-    return centred / _broadcast((var + eps) ** 0.5, shape, x), mean, var
-
-
 class BatchNorm1d(Module):
-    """Batch normalisation over axis 0 of (N, dim) inputs; running statistics use the biased variance
-    (what the course's golden values need, although its notebook says unbiased)."""
+    """Batch normalisation over axis 0 of (N, dim) inputs, as one fused op; running statistics use the
+    biased variance (what the course's golden values need, although its notebook says unbiased)."""
 
     def __init__(self, dim: int, eps: float = 1e-5, momentum: float = 0.1, device=None, dtype: str = "float32"):
         super().__init__()
@@ -206,26 +188,28 @@ class BatchNorm1d(Module):
         self.running_mean = init.zeros(dim, device=device, dtype=dtype)
         self.running_var = init.ones(dim, device=device, dtype=dtype)
 
-    def _update(self, running: Tensor, observed: Tensor) -> Tensor:
+    def _update(self, running: Tensor, observed: np.ndarray) -> Tensor:
         """(1 - momentum) running + momentum observed, on raw arrays (no graph), kept in running's dtype."""
         old = running.realize_cached_data()
-        new = (1 - self.momentum) * old + self.momentum * observed.realize_cached_data().astype(old.dtype)
+        obs = Tensor(observed.reshape(self.dim), device=running.device, dtype=running.dtype, requires_grad=False)
+        new = (1 - self.momentum) * old + self.momentum * obs.realize_cached_data()
         return Tensor(new, device=running.device, dtype=running.dtype, requires_grad=False)
 
-    def _forward(self, x: Tensor, axes: tuple, shape: tuple) -> Tensor:
-        """Normalises x over `axes`; `shape` is the per-feature shape broadcastable against x."""
-        if x.shape[1] != self.dim:
+    def _forward(self, x: Tensor, axes: tuple) -> Tensor:
+        """Normalises x over `axes` (axis 1 holds the features)."""
+        if len(x.shape) < 2 or x.shape[1] != self.dim:
             raise ValueError(f"{type(self).__name__}({self.dim}): input of shape {x.shape}")
-        if self.training:
-            y, mean, var = _standardize(x, axes, shape, self.eps)
-            self.running_mean = self._update(self.running_mean, mean)
-            self.running_var = self._update(self.running_var, var)
-        else:
-            y, _, _ = _standardize(x, axes, shape, self.eps, self.running_mean, self.running_var)
-        return _broadcast(self.weight, shape, x) * y + _broadcast(self.bias, shape, x)
+        if not self.training:
+            stats = (self.running_mean.realize_cached_data(), self.running_var.realize_cached_data())
+            return Normalize(axes, 1, self.eps, stats)(x, self.weight, self.bias)
+        norm = Normalize(axes, 1, self.eps)
+        y = norm(x, self.weight, self.bias)
+        self.running_mean = self._update(self.running_mean, norm.mean)
+        self.running_var = self._update(self.running_var, norm.var)
+        return y
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._forward(x, (0,), (1, self.dim))
+        return self._forward(x, (0,))
 
 
 class BatchNorm2d(BatchNorm1d):
@@ -233,7 +217,7 @@ class BatchNorm2d(BatchNorm1d):
     (no transposes to (N*H*W, C) and back)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._forward(x, (0, 2, 3), (1, self.dim, 1, 1))
+        return self._forward(x, (0, 2, 3))
 
 
 class LayerNorm1d(Module):
@@ -250,10 +234,7 @@ class LayerNorm1d(Module):
         if x.shape[-1] != self.dim:
             raise ValueError(f"LayerNorm1d({self.dim}): input of shape {x.shape}")
         last = len(x.shape) - 1
-        shape = (*x.shape[:-1], 1)
-        y, _, _ = _standardize(x, (last,), shape, self.eps)
-        feat = (1,) * last + (self.dim,)
-        return _broadcast(self.weight, feat, x) * y + _broadcast(self.bias, feat, x)
+        return Normalize((last,), last, self.eps)(x, self.weight, self.bias)
 
 
 class Dropout(Module):

@@ -6,7 +6,9 @@
 - a fused softmax cross-entropy: SoftmaxLoss's logsumexp(z) - sum(z * one_hot(y)) without the one-hot
   matrix (the course's np.eye(k)[y] builds a k x k identity: 800 MB for a 10,000-word vocabulary).
   Its gradient (softmax - one_hot) / n is an op of its own, with no second derivative.
-- sigmoid as one op, (1 + tanh(x / 2)) / 2 (no exp to overflow), instead of four."""
+- sigmoid as one op, (1 + tanh(x / 2)) / 2 (no exp to overflow), instead of four.
+- BatchNorm/LayerNorm as one op (Normalize) computed on host views with numpy's broadcasting, instead of
+  some fifteen ops that each copy a broadcast operand; its gradient has no second derivative."""
 from __future__ import annotations
 
 import ctypes
@@ -16,7 +18,7 @@ import numpy as np
 from needle.autograd import Tensor, TensorOp
 from needle.backend_selection import array_api
 
-__all__ = ["sigmoid", "Sigmoid", "embedding", "EmbeddingGather", "EmbeddingScatter", "softmax_cross_entropy", "SoftmaxCrossEntropy",
+__all__ = ["Normalize", "NormalizeGrad", "sigmoid", "Sigmoid", "embedding", "EmbeddingGather", "EmbeddingScatter", "softmax_cross_entropy", "SoftmaxCrossEntropy",
            "SoftmaxCrossEntropyGrad"]
 
 _CTYPES = {"float32": ctypes.c_float, "float64": ctypes.c_double}
@@ -156,3 +158,62 @@ def softmax_cross_entropy(logits: Tensor, labels) -> Tensor:
     if ids.shape[0] != n:
         raise ValueError(f"softmax_cross_entropy: {ids.shape[0]} labels for {n} rows of logits")
     return SoftmaxCrossEntropy(ids)(logits)
+
+
+class Normalize(TensorOp):
+    """(x, weight, bias) -> weight * (x - mean) / sqrt(var + eps) + bias, the statistics taken over `axes`
+    (batch mean and biased variance) or given as `stats` = (mean, var) per feature; weight and bias are per
+    feature along `feature_axis`. One op for BatchNorm and LayerNorm instead of some fifteen (and their
+    broadcast copies); it keeps the batch statistics in .mean / .var for the running averages."""
+
+    def __init__(self, axes: tuple, feature_axis: int, eps: float, stats=None):
+        self.axes = axes
+        self.feature_axis = feature_axis
+        self.eps = eps
+        self.stats = stats
+
+    def _feature_shape(self, ndim: int, size: int) -> tuple:
+        return tuple(size if i == self.feature_axis else 1 for i in range(ndim))
+
+    def compute(self, x, weight, bias):
+        xh = host_view(x)
+        shape = self._feature_shape(xh.ndim, weight.shape[0])
+        if self.stats is None:
+            self.mean = xh.mean(axis=self.axes, keepdims=True)
+            centred = xh - self.mean
+            self.var = (centred * centred).mean(axis=self.axes, keepdims=True)
+        else:
+            self.mean, self.var = (host_view(s).reshape(shape) for s in self.stats)
+            centred = xh - self.mean
+        self.inv = 1.0 / np.sqrt(self.var + np.asarray(self.eps, dtype=self.var.dtype))
+        self.xhat = centred * self.inv
+        self.w = host_view(weight).reshape(shape)
+        return _like(self.xhat * self.w + host_view(bias).reshape(shape), x)
+
+    def gradient(self, out_grad: Tensor, node: Tensor):
+        return tuple(NormalizeGrad(self, k)(out_grad) for k in range(3))
+
+
+class NormalizeGrad(TensorOp):
+    """The gradient of Normalize for input k (0: x, 1: weight, 2: bias) from the forward's saved values."""
+
+    def __init__(self, norm: Normalize, k: int):
+        self.norm = norm
+        self.k = k
+
+    def compute(self, out_grad):
+        n, g = self.norm, host_view(out_grad)
+        param_axes = tuple(i for i in range(g.ndim) if i != n.feature_axis)
+        if self.k == 1:
+            return _like((g * n.xhat).sum(axis=param_axes), out_grad)
+        if self.k == 2:
+            return _like(g.sum(axis=param_axes), out_grad)
+        dxhat = g * n.w
+        if n.stats is not None:  # fixed statistics: a per-feature affine map
+            return _like(dxhat * n.inv, out_grad)
+        mean_d = dxhat.mean(axis=n.axes, keepdims=True)
+        mean_dx = (dxhat * n.xhat).mean(axis=n.axes, keepdims=True)
+        return _like(n.inv * (dxhat - mean_d - n.xhat * mean_dx), out_grad)
+
+    def gradient(self, out_grad: Tensor, node: Tensor):
+        raise NotImplementedError("normalize: no second derivative (fused BatchNorm/LayerNorm)")
