@@ -118,11 +118,14 @@ def test_lstm_matches_torch_forward_and_backward():
     outt, (ht, ct) = ref(xt)
     np.testing.assert_allclose(out.numpy(), outt.detach().numpy(), **TOL)
     np.testing.assert_allclose(c.numpy(), ct.detach().numpy(), **TOL)
-    (out.sum() + (h * h).sum()).backward()
-    (outt.sum() + (ht * ht).sum()).backward()
+    (out.sum() + (h * h).sum() + (c * c).sum()).backward()
+    (outt.sum() + (ht * ht).sum() + (ct * ct).sum()).backward()
     np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(
         ours.lstm_cells[0].W_hh.grad.numpy(), ref.weight_hh_l0.grad.numpy().T, rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        ours.lstm_cells[1].bias_ih.grad.numpy(), ref.bias_ih_l1.grad.numpy(), rtol=1e-4, atol=1e-5
     )
 
 

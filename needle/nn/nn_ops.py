@@ -8,7 +8,8 @@
   Its gradient (softmax - one_hot) / n is an op of its own, with no second derivative.
 - sigmoid as one op, (1 + tanh(x / 2)) / 2 (no exp to overflow), instead of four.
 - BatchNorm/LayerNorm as one op (Normalize) computed on host views with numpy's broadcasting, instead of
-  some fifteen ops that each copy a broadcast operand; its gradient has no second derivative."""
+  some fifteen ops that each copy a broadcast operand; its gradient has no second derivative.
+- an LSTM step's gate arithmetic as two ops (LSTMGates for c', LSTMOutput for h'), same trade-off."""
 from __future__ import annotations
 
 import ctypes
@@ -18,7 +19,7 @@ import numpy as np
 from needle.autograd import Tensor, TensorOp
 from needle.backend_selection import array_api
 
-__all__ = ["Normalize", "NormalizeGrad", "sigmoid", "Sigmoid", "embedding", "EmbeddingGather", "EmbeddingScatter", "softmax_cross_entropy", "SoftmaxCrossEntropy",
+__all__ = ["LSTMGates", "LSTMOutput", "LSTMStepGrad", "Normalize", "NormalizeGrad", "sigmoid", "Sigmoid", "embedding", "EmbeddingGather", "EmbeddingScatter", "softmax_cross_entropy", "SoftmaxCrossEntropy",
            "SoftmaxCrossEntropyGrad"]
 
 _CTYPES = {"float32": ctypes.c_float, "float64": ctypes.c_double}
@@ -217,3 +218,67 @@ class NormalizeGrad(TensorOp):
 
     def gradient(self, out_grad: Tensor, node: Tensor):
         raise NotImplementedError("normalize: no second derivative (fused BatchNorm/LayerNorm)")
+
+
+def _sigmoid_np(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+class LSTMGates(TensorOp):
+    """(z (bs, 4h) pre-activations in PyTorch's gate order i, f, g, o; c (bs, h)) -> c' = f c + i g.
+    With LSTMOutput, one LSTM step is two ops instead of some fifteen; the gates are kept for both."""
+
+    def compute(self, z, c):
+        zh = host_view(z)
+        h = zh.shape[1] // 4
+        self.i, self.f = _sigmoid_np(zh[:, :h]), _sigmoid_np(zh[:, h : 2 * h])
+        self.g, self.o = np.tanh(zh[:, 2 * h : 3 * h]), _sigmoid_np(zh[:, 3 * h :])
+        self.c = np.array(host_view(c))
+        return _like(self.f * self.c + self.i * self.g, c)
+
+    def gradient(self, out_grad: Tensor, node: Tensor):
+        return LSTMStepGrad(self, "gates_z")(out_grad), LSTMStepGrad(self, "gates_c")(out_grad)
+
+
+class LSTMOutput(TensorOp):
+    """(z, c') -> h' = o tanh(c'), with o from the LSTMGates op of the same step."""
+
+    def __init__(self, gates: LSTMGates):
+        self.gates = gates
+
+    def compute(self, z, c_new):
+        self.tanh_c = np.tanh(host_view(c_new))
+        return _like(self.gates.o * self.tanh_c, c_new)
+
+    def gradient(self, out_grad: Tensor, node: Tensor):
+        return LSTMStepGrad(self, "output_z")(out_grad), LSTMStepGrad(self, "output_c")(out_grad)
+
+
+class LSTMStepGrad(TensorOp):
+    """Gradients of LSTMGates / LSTMOutput from their saved gate values (no second derivative)."""
+
+    def __init__(self, op, which: str):
+        self.op = op
+        self.which = which
+
+    def compute(self, out_grad):
+        d = host_view(out_grad)
+        gates = self.op if self.which.startswith("gates") else self.op.gates
+        i, f, g, o = gates.i, gates.f, gates.g, gates.o
+        if self.which == "gates_c":
+            return _like(d * f, out_grad)
+        if self.which == "output_c":
+            t = self.op.tanh_c
+            return _like(d * o * (1.0 - t * t), out_grad)
+        h = d.shape[1]
+        dz = np.zeros((d.shape[0], 4 * h), dtype=d.dtype)
+        if self.which == "gates_z":
+            dz[:, :h] = d * g * i * (1.0 - i)
+            dz[:, h : 2 * h] = d * gates.c * f * (1.0 - f)
+            dz[:, 2 * h : 3 * h] = d * i * (1.0 - g * g)
+        else:  # output_z: only the output gate
+            dz[:, 3 * h :] = d * self.op.tanh_c * o * (1.0 - o)
+        return _like(dz, out_grad)
+
+    def gradient(self, out_grad: Tensor, node: Tensor):
+        raise NotImplementedError("LSTM step: no second derivative (fused gates)")

@@ -12,7 +12,7 @@ from needle import init, ops
 from needle.autograd import Tensor
 
 from .nn_basic import Module, Parameter
-from .nn_ops import embedding, sigmoid
+from .nn_ops import LSTMGates, LSTMOutput, embedding, sigmoid
 
 __all__ = ["Sigmoid", "RNNCell", "RNN", "LSTMCell", "LSTM", "Embedding"]
 
@@ -87,11 +87,11 @@ class LSTMCell(_Cell):
     def step(self, xw: Tensor, state: Optional[tuple]) -> tuple[Tensor, Tensor]:
         h, c = state if state is not None else (None, None)
         z = self.preactivation(xw, h)
-        bs = z.shape[0]
-        i, f, g, o = _unpack(ops.split(z.reshape((bs, 4, self.hidden_size)), axis=1))
-        i, f, o = sigmoid(i), sigmoid(f), sigmoid(o)
-        c_new = i * ops.tanh(g) if c is None else f * c + i * ops.tanh(g)
-        return o * ops.tanh(c_new), c_new
+        if c is None:
+            c = init.zeros(z.shape[0], self.hidden_size, device=z.device, dtype=z.dtype)
+        gates = LSTMGates()
+        c_new = gates(z, c)
+        return LSTMOutput(gates)(z, c_new), c_new
 
     def forward(self, X: Tensor, h: Optional[tuple] = None) -> tuple[Tensor, Tensor]:
         return self.step(self.project_input(X), h)
