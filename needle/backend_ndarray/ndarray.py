@@ -8,6 +8,7 @@ layout is not dense.
 from __future__ import annotations
 
 import math
+import os
 import operator
 from numbers import Number
 from typing import Iterable, Sequence
@@ -15,6 +16,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import layout, ndarray_backend_numpy
+
+# Idle OpenMP threads sleep instead of spinning: between kernels, Python runs on one core, and spinning
+# workers steal it (and every other process's) time; measured 2.6 vs 33 ms per MLP step on 2 busy cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:  # the compiled CPU backend; without it needle still works on cpu_numpy()
     from . import ndarray_backend_cpu
