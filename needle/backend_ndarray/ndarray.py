@@ -125,7 +125,9 @@ class BackendDevice:
         i = np.asarray(i.numpy() if isinstance(i, NDArray) else i).astype(np.int64)
         if i.size and (i.min() < 0 or i.max() >= n):
             raise IndexError(f"one_hot: labels must lie in [0, {n}), got min {i.min()} max {i.max()}")
-        return NDArray(np.eye(n, dtype=_dtype_name(dtype))[i], device=self)
+        rows = np.zeros(i.shape + (n,), dtype=_dtype_name(dtype))  # never the n x n identity itself
+        np.put_along_axis(rows, i[..., None], 1.0, axis=-1)
+        return NDArray(rows, device=self)
 
     def empty(self, shape, dtype="float32") -> "NDArray":
         """An uninitialised compact array."""
