@@ -27,8 +27,9 @@
 namespace needle {
 namespace cpu {
 
-/// Below this many elements a kernel runs on one thread (waking the team costs more than it saves).
-constexpr size_t PARALLEL_MIN = size_t(1) << 15;
+/// Below this many elements a kernel runs on one thread: waking the team (idle workers sleep, see
+/// OMP_WAIT_POLICY in ndarray.py) costs ~30 us, more than two threads save on smaller arrays.
+constexpr size_t PARALLEL_MIN = size_t(1) << 19;
 
 enum class DType { f32, f64 };
 

@@ -245,7 +245,7 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
                        out + q * M * N, M, K, N};
   };
   const double flops = 2.0 * M * K * N;
-  const int nth = flops * batch < 4e5 ? 1 : threads_for(PARALLEL_MIN);
+  const int nth = flops * batch < 4e6 ? 1 : threads_for(PARALLEL_MIN);  // 4 MFLOP: ~40 us on one core
   // every product has the same sizes: allocate all buffers up front (an exception must not escape
   // from inside an OpenMP region)
   const auto g0 = product(0);
