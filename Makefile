@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.needle-installed
 PYTEST_ARGS ?= -n auto  # pytest-xdist: one worker per core
 
-.PHONY: install test lab bench workbook clean
+.PHONY: install test lab bench workbook notebooks clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -33,3 +33,7 @@ bench: install
 
 clean:
 	rm -rf build $(VENV) .pytest_cache
+
+# Re-execute the textbook in place (after a change that affects its outputs), then commit it.
+notebooks: install
+	$(PY) tools/execute_notebooks.py
