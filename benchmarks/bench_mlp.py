@@ -47,7 +47,8 @@ def numpy_step(X, y, W1, W2):
 
     def step():
         Z1 = np.maximum(X @ W1, 0)
-        E = np.exp(Z1 @ W2)
+        Z2 = Z1 @ W2
+        E = np.exp(Z2 - Z2.max(axis=1, keepdims=True))  # stable softmax, as needle's loss
         G2 = E / E.sum(axis=1, keepdims=True) - Iy
         G1 = (Z1 > 0) * (G2 @ W2.T)
         W1[...] -= LR / batch * (X.T @ G1)

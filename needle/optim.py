@@ -10,6 +10,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from needle.autograd import Tensor
+from needle.backend_selection import array_api
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -26,10 +27,14 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
-    def _grads(self, weight_decay: float) -> Iterator[tuple[int, Tensor, object]]:
-        """(index, param, grad + weight_decay * param as a raw array) for each parameter with a gradient."""
+    def _grads(self, weight_decay: float, fused: str = "") -> Iterator[tuple[int, Tensor, object]]:
+        """(index, param, grad + weight_decay * param as a raw array) for each parameter with a gradient;
+        the gradient is None where the parameter's device has the `fused` kernel for the whole update."""
         for i, p in enumerate(self.params):
             if getattr(p, "grad", None) is None:
+                continue
+            if fused and hasattr(getattr(p.realize_cached_data(), "device", None), fused):
+                yield i, p, None
                 continue
             g = p.grad.realize_cached_data()
             if weight_decay:
@@ -88,7 +93,12 @@ class Adam(Optimizer):
         b1, b2 = self.beta1, self.beta2
         step_size = self.lr / (1 - b1**self.t)
         v_scale = (1 - b2**self.t) ** -0.5
-        for i, p, g in self._grads(self.weight_decay):
+        for i, p, g in self._grads(self.weight_decay, fused="adam_step"):
+            if g is None:  # the device fuses the whole update (and the weight decay) into one kernel
+                p.cached_data, self.m[i], self.v[i] = array_api.adam_step(
+                    p.realize_cached_data(), p.grad.realize_cached_data(), self.m.get(i), self.v.get(i), lr=self.lr,
+                    beta1=b1, beta2=b2, eps=self.eps, weight_decay=self.weight_decay, t=self.t)
+                continue
             m = (1 - b1) * g if i not in self.m else b1 * self.m[i] + (1 - b1) * g
             v = (1 - b2) * (g * g) if i not in self.v else b2 * self.v[i] + (1 - b2) * (g * g)
             self.m[i], self.v[i] = m, v

@@ -127,3 +127,38 @@ def test_adam_matches_torch_without_weight_decay():
         ours.step()
         ref.step()
     np.testing.assert_allclose(p.numpy(), pt.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_fused_adam_kernel_matches_the_elementwise_update(dtype, weight_decay):
+    """cpu() runs Adam as one fused kernel, cpu_numpy() as the readable elementwise formula: same parameters."""
+    from needle.backend_ndarray import cpu, cpu_numpy
+
+    if not hasattr(cpu(), "adam_step"):
+        pytest.skip("the C++ backend has no fused adam_step")
+    result = {}
+    for dev in (cpu(), cpu_numpy()):
+        rng = np.random.default_rng(0)
+        params = [ndl.Tensor(rng.standard_normal(s).astype(dtype), device=dev) for s in [(7, 5), (5,), (3, 2, 2)]]
+        opt = ndl.optim.Adam(params, lr=0.01, weight_decay=weight_decay)
+        for _ in range(4):
+            for p in params:  # a strided (transposed) gradient view on one of them
+                g = rng.standard_normal(p.shape[::-1]).astype(dtype).T
+                p.grad = ndl.Tensor(g, device=dev)
+            opt.step()
+        result[dev.name] = [p.numpy() for p in params]
+    for a, b in zip(result["cpu"], result["cpu_numpy"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-6)
+
+
+def test_fused_adam_kernel_rejects_mismatched_buffers():
+    from needle.backend_ndarray import cpu
+
+    if not hasattr(cpu(), "adam_step"):
+        pytest.skip("the C++ backend has no fused adam_step")
+    a, b = cpu().Array(4), cpu().Array(5)
+    with pytest.raises(ValueError, match="adam_step: operand sizes differ"):
+        cpu().adam_step(a, b, a, a, a, a, a, 0.1, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.001, True)
+    with pytest.raises(ValueError, match="adam_step: dtype"):
+        cpu().adam_step(a, cpu().Array(4, "float64"), a, a, a, a, a, 0.1, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.001, True)

@@ -2,7 +2,7 @@
 // Python (NDArray); these functions see raw buffers, sizes and strides, check them, and raise
 // ValueError on bad arguments. The kernels live in the headers next to this file:
 //   common.h (buffer, checks, threading), strided.h (compact/setitem/fill), elementwise.h + vmath.h,
-//   reduce.h, matmul.h (the packed GEMM behind every matmul).
+//   reduce.h, matmul.h (the packed GEMM behind every matmul), optim.h (the fused Adam update).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -10,6 +10,7 @@
 #include "common.h"
 #include "elementwise.h"
 #include "matmul.h"
+#include "optim.h"
 #include "reduce.h"
 #include "strided.h"
 
@@ -143,4 +144,11 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
   m.def("matmul", Matmul);
   m.def("matmul_tiled", MatmulTiled);
   m.def("matmul_strided", MatmulStrided);
+
+  // Beyond the course's contract: a fused Adam update (needle.optim.Adam uses it when the device has it).
+  m.def("adam_step", [](const AlignedArray& p, const AlignedArray& g, const AlignedArray& m, const AlignedArray& v,
+                        AlignedArray* out_p, AlignedArray* out_m, AlignedArray* out_v, double lr, double beta1,
+                        double beta2, double eps, double weight_decay, double bias1, double bias2, bool first) {
+    AdamStep(p, g, m, v, out_p, out_m, out_v, {lr, beta1, beta2, eps, weight_decay, bias1, bias2, first});
+  });
 }

@@ -32,7 +32,7 @@ else:
 __all__ = [  # the course's public names (`from .ndarray import *`), numpy-style functions included
     "BackendDevice", "NDArray", "cpu", "cpu_numpy", "cuda", "default_device", "all_devices", "prod",
     "array", "empty", "full", "broadcast_to", "reshape", "maximum", "log", "exp", "tanh", "sum", "max",
-    "flip", "matmul", "transpose", "swapaxes", "stack", "split",
+    "flip", "matmul", "transpose", "swapaxes", "stack", "split", "adam_step",
 ]
 
 _FLOAT_DTYPES = ("float32", "float64")
@@ -854,3 +854,18 @@ def split(a: NDArray, axis: int = 0) -> list[NDArray]:
     axis = layout.normalize_axes(axis, a.ndim, "split")[0]
     rest = a.shape[:axis] + a.shape[axis + 1 :]
     return [a[(slice(None),) * axis + (i,)].compact().reshape(rest) for i in range(a.shape[axis])]
+
+
+def adam_step(param: NDArray, grad: NDArray, m: NDArray | None, v: NDArray | None, *, lr: float, beta1: float,
+              beta2: float, eps: float, weight_decay: float, t: int) -> tuple[NDArray, NDArray, NDArray]:
+    """One Adam update in a single fused kernel (devices with `adam_step`): new (param, m, v), nothing in place.
+    m and v are None at the first step, where the moments start from zero."""
+    if param.shape != grad.shape:
+        raise ValueError(f"adam_step: parameter shape {param.shape} and gradient shape {grad.shape} differ")
+    param, grad = param.compact(), grad.compact()
+    first = m is None or v is None
+    m, v = (param, param) if first else (m.compact(), v.compact())
+    out = [NDArray.make(param.shape, device=param.device, dtype=param.dtype) for _ in range(3)]
+    param.device.adam_step(param._handle, grad._handle, m._handle, v._handle, *(o._handle for o in out), lr, beta1,
+                           beta2, eps, weight_decay, 1 - beta1**t, 1 - beta2**t, first)
+    return out[0], out[1], out[2]
