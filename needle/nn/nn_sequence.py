@@ -54,8 +54,11 @@ class _Cell(Module):
         return out
 
     def preactivation(self, xw: Tensor, h: Optional[Tensor]) -> Tensor:
-        """The projected input plus h W_hh (nothing to add while h is the zero state)."""
-        return xw if h is None else xw + h @ self.W_hh
+        """The projected input plus h W_hh; a missing h is the zero state, kept in the graph (as the course
+        does) so that W_hh always gets its gradient, zero after a single step."""
+        if h is None:
+            h = init.zeros(xw.shape[0], self.hidden_size, device=xw.device, dtype=xw.dtype)
+        return xw + h @ self.W_hh
 
 
 class RNNCell(_Cell):
