@@ -178,3 +178,16 @@ def test_progress_reads_saved_outputs_and_list_names_every_exercise(tmp_path):
                             capture_output=True, text=True, check=True).stdout
     assert "welcome.sigmoid" in listed and "needle.course.warmup:sigmoid" in listed
     assert "autodiff.EWiseDiv.gradient" in listed and "ml_refresher.softmax_regression_epoch_cpp" in listed
+
+
+def test_progress_and_check_report_an_unreadable_notebook_instead_of_crashing(tmp_path):
+    workbook.write_workbook(tmp_path, TEXTBOOK)
+    broken = tmp_path / "00_welcome.ipynb"
+    broken.write_text(broken.read_text() + "# a stray edit outside the JSON\n")
+    for command in (["progress", "--dir", str(tmp_path)], ["check", str(broken)]):
+        proc = subprocess.run([sys.executable, "-m", "needle.course.cli", *command], capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        assert f"cannot read {broken} (NotJSONError" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "needle.course.cli", "progress", "--dir", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert "01_ml_refresher.ipynb" in proc.stdout  # the readable notebooks are still shown

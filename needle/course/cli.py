@@ -9,6 +9,18 @@ import nbformat
 
 from . import headless, registry, workbook
 
+_UNREADABLE = (nbformat.reader.NotJSONError, nbformat.ValidationError, OSError, UnicodeDecodeError)
+
+
+def _load(path: Path, run: bool, timeout: int) -> nbformat.NotebookNode | None:
+    """The notebook (executed first if `run`), or None after saying why it cannot be read."""
+    try:
+        return headless.execute(path, timeout=timeout) if run else nbformat.read(path, as_version=4)
+    except _UNREADABLE as err:
+        print(f"needle-course: cannot read {path} ({type(err).__name__}: {str(err)[:200]}); fix it, or delete it "
+              "and run `needle-course workbook` to write it anew", file=sys.stderr)
+        return None
+
 
 def _workbook(args: argparse.Namespace) -> int:
     notebooks = Path(args.notebooks) if args.notebooks else None
@@ -25,7 +37,11 @@ def _check(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"needle-course check: no notebook {path}", file=sys.stderr)
             return 2
-        results, errors = headless.outcomes(headless.execute(path, timeout=args.timeout))
+        nb = _load(path, run=True, timeout=args.timeout)
+        if nb is None:
+            status = 2
+            continue
+        results, errors = headless.outcomes(nb)
         print(headless.table(str(path), results, errors))
         if headless.unexpected_errors(errors) or any(r.status == "failed" for r in results):
             status = 1
@@ -39,13 +55,17 @@ def _progress(args: argparse.Namespace) -> int:
         print(f"needle-course progress: no workbook notebooks in {folder}; run `needle-course workbook` first",
               file=sys.stderr)
         return 2
+    status = 0
     for path in paths:
-        nb = headless.execute(path, timeout=args.timeout) if args.run else nbformat.read(path, as_version=4)
+        nb = _load(path, run=args.run, timeout=args.timeout)
+        if nb is None:
+            status = 2
+            continue
         results, errors = headless.outcomes(nb)
         print(headless.table(path.name, results, errors))
     if not args.run:
         print("(from the outputs saved in each notebook; --run executes them first)")
-    return 0
+    return status
 
 
 def _list(args: argparse.Namespace) -> int:
