@@ -155,7 +155,7 @@ def _shape_args(shape: tuple) -> tuple:
 _CPU = BackendDevice("cpu", ndarray_backend_cpu, _CPU_MISSING)
 _CPU_NUMPY = BackendDevice("cpu_numpy", ndarray_backend_numpy)
 _CUDA = BackendDevice(
-    "cuda", None, "cuda() is not available: no GPU/CuPy here. Use cuda_sim() to run the CUDA kernels on the CPU."
+    "cuda", None, "cuda() is not available: needle has no CUDA backend on this machine (no GPU, or CuPy not installed); use cpu()."
 )
 
 
