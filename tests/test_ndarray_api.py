@@ -39,11 +39,11 @@ def test_devices_survive_copy_and_pickle():
 def test_disabled_cuda_raises_a_clear_message():
     if nd.cuda().enabled():
         pytest.skip("a GPU is present")
-    with pytest.raises(RuntimeError, match="cuda\(\) is not available"):
+    with pytest.raises(RuntimeError, match=r"cuda\(\) is not available"):
         nd.array([1.0], device=nd.cuda())
-    with pytest.raises(RuntimeError, match="cuda\(\) is not available"):
+    with pytest.raises(RuntimeError, match=r"cuda\(\) is not available"):
         nd.cuda().randn(2)
-    with pytest.raises(RuntimeError, match="cuda\(\) is not available"):
+    with pytest.raises(RuntimeError, match=r"cuda\(\) is not available"):
         nd.array([1.0]).to(nd.cuda())
 
 
