@@ -108,3 +108,19 @@ def test_a_compute_that_only_works_on_compact_inputs_fails():
 
     with pytest.raises(CheckFailed, match="ValueError"):
         course.check("autodiff.Reshape.compute")
+
+
+@pytest.mark.parametrize("exercise_id", [e for e in PY_EXERCISES if e.startswith("autodiff.") and e.endswith(".gradient")])
+def test_a_right_gradient_computed_outside_the_graph_fails(exercise_id):
+    """Numerically right but built in numpy: it could not be differentiated again, so the check rejects it."""
+    ref = install.reference(registry.get(exercise_id).target)
+
+    def detached(self, out_grad, node):
+        grads = ref(self, out_grad, node)
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        detached_grads = tuple(ndl.Tensor(g.numpy(), dtype=g.dtype) for g in grads)
+        return detached_grads if len(detached_grads) > 1 else detached_grads[0]
+
+    course.exercise(exercise_id)(detached)
+    with pytest.raises(CheckFailed, match="new leaf Tensor"):
+        course.check(exercise_id)

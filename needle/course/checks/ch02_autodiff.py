@@ -135,12 +135,16 @@ def _check_gradient(spec: OpSpec, impl: Any) -> int:
         node = ndl.Tensor.__new__(ndl.Tensor)
         node._init(op, inputs, cached_data=ref_compute(op, *[t.realize_cached_data() for t in inputs]))
         out_grad = rng.standard_normal(node.shape)
-        grads = op.gradient_as_tuple(ndl.Tensor(out_grad, dtype="float64"), node)
+        adjoint = ndl.Tensor(out_grad, dtype="float64")
+        grads = op.gradient_as_tuple(adjoint, node)
         expect(len(grads) == len(xs), f"{spec.name}.gradient returned {len(grads)} gradients for {len(xs)} inputs")
         numeric = numerical_gradients(lambda *a: spec.numpy(args, *a), xs, out_grad)
         for i, (got, want) in enumerate(zip(grads, numeric)):
             expect(isinstance(got, ndl.Tensor), f"{spec.name}.gradient must return Tensors built from needle ops, "
                                                 f"got {type(got).__name__} for input {i}")
+            expect(got is adjoint or not got.is_leaf(),
+                   f"{spec.name}.gradient for input {i} is a new leaf Tensor (computed outside the graph, e.g. in "
+                   "numpy): build it from needle ops on out_grad and node.inputs so it can be differentiated again")
             expect_close(got, want, what=f"{spec.name}{args}.gradient for input {i} (float64, vs central differences)",
                          inputs={**{f"input {j}": x for j, x in enumerate(xs)}, "out_grad": out_grad},
                          rtol=1e-6, atol=1e-6)
