@@ -59,7 +59,7 @@ SPECS = [
            "a / self.scalar", "out_grad / self.scalar"),
     OpSpec("MatMul", lambda args, a, b: a @ b,
            lambda rng: [((), [(3, 4), (4, 5)]), ((), [(6, 3, 2), (6, 2, 3)]), ((), [(3, 2), (3, 2, 3)]),
-                        ((), [(2, 2, 3, 4), (4, 1)])],
+                        ((), [(2, 2, 3, 4), (4, 1)]), ((), [(1, 3, 4), (5, 4, 2)])],
            "a @ b", "out_grad @ b^T and a^T @ out_grad, then sum over the batch axes an input was broadcast over"),
     OpSpec("Summation", lambda args, a: np.sum(a, axis=args[0]),
            lambda rng: [((None,), [(3, 4)]), (((1,),), [(3, 4)]), ((0,), [(5, 2)]), (((0, 2),), [(2, 3, 4)])],
