@@ -320,3 +320,15 @@ def test_needle_backend_np():
     ok = _import_needle("np")
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.split() == ["np", "numpy", "ndarray"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_view_shares_host_memory_and_outlives_its_array(device, dtype):
+    a = nd.array(np.arange(6).reshape(2, 3), device=device, dtype=dtype)
+    view = a.numpy_view()
+    view[0, 0] = 42.0  # writes go through to the device buffer
+    assert a.numpy()[0, 0] == 42.0 and view.dtype == dtype
+    strided = a.permute((1, 0)).numpy_view()  # a non-compact array is compacted first
+    del a
+    np.testing.assert_array_equal(strided, [[42, 3], [1, 4], [2, 5]])
+    np.testing.assert_array_equal(view, [[42, 1, 2], [3, 4, 5]])  # the buffer is still alive

@@ -7,6 +7,7 @@ layout is not dense.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import operator
@@ -36,6 +37,7 @@ __all__ = [  # the course's public names (`from .ndarray import *`), numpy-style
 ]
 
 _FLOAT_DTYPES = ("float32", "float64")
+_CTYPES = {"float32": ctypes.c_float, "float64": ctypes.c_double}
 # dtypes NDArray stores as float32: booleans and integers become 0/1 or integral floats
 _AS_FLOAT32 = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16"}
 
@@ -348,6 +350,18 @@ class NDArray:
     def numpy(self) -> np.ndarray:
         """A numpy copy of the elements."""
         return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
+
+    def numpy_view(self) -> np.ndarray:
+        """A zero-copy numpy view of the (compacted) elements on a host device (cpu, cpu_numpy), a copy
+        elsewhere. Writes go through; the view keeps the buffer alive, so it is never freed under it."""
+        a = self.compact()
+        handle = a._handle
+        buf = getattr(handle, "array", None)  # cpu_numpy's buffer is a numpy array already
+        if buf is None and a._device.name == "cpu":
+            raw = (_CTYPES[a.dtype] * handle.size).from_address(handle.ptr())
+            raw.owner = a  # numpy's view references `raw`, and `raw` the NDArray that owns the memory
+            buf = np.ctypeslib.as_array(raw)
+        return a.numpy() if buf is None else buf.reshape(a._shape)
 
     # numpy interop: an operator with a numpy operand gives an NDArray (`np.float32(2) * a`,
     # `x @ a`); numpy functions and other ufuncs (`np.sum(a)`, `np.abs(a)`) work on a copy of the

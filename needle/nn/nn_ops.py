@@ -12,8 +12,6 @@
 - an LSTM step's gate arithmetic as two ops (LSTMGates for c', LSTMOutput for h'), same trade-off."""
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 
 from needle.autograd import Tensor, TensorOp
@@ -22,25 +20,10 @@ from needle.backend_selection import array_api
 __all__ = ["LSTMGates", "LSTMOutput", "LSTMStepGrad", "Normalize", "NormalizeGrad", "sigmoid", "Sigmoid", "embedding", "EmbeddingGather", "EmbeddingScatter", "softmax_cross_entropy", "SoftmaxCrossEntropy",
            "SoftmaxCrossEntropyGrad"]
 
-_CTYPES = {"float32": ctypes.c_float, "float64": ctypes.c_double}
-
 
 def host_view(a) -> np.ndarray:
-    """A numpy view of an array's memory without copying it when it lives on a CPU device
-    (cpu() exposes its buffer address, cpu_numpy() a numpy array); a copy otherwise.
-    The view keeps the (compacted) array alive, so its buffer cannot be freed under it."""
-    if isinstance(a, np.ndarray):
-        return a
-    a = a.compact()
-    handle = getattr(a, "_handle", None)
-    if getattr(a.device, "name", "") in ("cpu", "cpu_numpy") and handle is not None:
-        buf = getattr(handle, "array", None)
-        if buf is None:
-            raw = (_CTYPES[a.dtype] * handle.size).from_address(handle.ptr())
-            raw.owner = a  # numpy's view references `raw`, and `raw` the NDArray that owns the memory
-            buf = np.ctypeslib.as_array(raw)
-        return buf.reshape(a.shape)
-    return a.numpy()
+    """A numpy view of an array's memory (no copy on the host devices; see NDArray.numpy_view)."""
+    return a if isinstance(a, np.ndarray) else a.numpy_view()
 
 
 def _like(values: np.ndarray, ref):
