@@ -17,7 +17,7 @@ import needle.backend_ndarray as nd
 
 
 def test_devices_course_contract():
-    assert [str(d) for d in nd.all_devices()] == ["cpu()", "cuda()", "cpu_numpy()"]
+    assert [str(d) for d in nd.all_devices()] == ["cpu()", "cuda()", "cuda_sim()", "cpu_numpy()"]
     assert nd.default_device() == nd.cpu() and nd.cpu().enabled() and nd.cpu_numpy().enabled()
     assert nd.cpu() == nd.cpu() and nd.cpu() != nd.cpu_numpy() and nd.cpu() != "cpu"
     assert len({nd.cpu(), nd.cpu(), nd.cpu_numpy()}) == 2

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import layout, ndarray_backend_numpy
+from . import layout, ndarray_backend_cuda, ndarray_backend_numpy
 
 # Idle OpenMP threads sleep instead of spinning: between kernels, Python runs on one core, and spinning
 # workers steal it (and every other process's) time; measured 2.6 vs 33 ms per MLP step on 2 busy cores.
@@ -31,7 +31,7 @@ else:
     _CPU_MISSING = ""
 
 __all__ = [  # the course's public names (`from .ndarray import *`), numpy-style functions included
-    "BackendDevice", "NDArray", "cpu", "cpu_numpy", "cuda", "default_device", "all_devices", "prod",
+    "BackendDevice", "NDArray", "cpu", "cpu_numpy", "cuda", "cuda_sim", "default_device", "all_devices", "prod",
     "array", "empty", "full", "broadcast_to", "reshape", "maximum", "log", "exp", "tanh", "sum", "max",
     "flip", "matmul", "transpose", "swapaxes", "stack", "split", "adam_step",
 ]
@@ -156,8 +156,13 @@ def _shape_args(shape: tuple) -> tuple:
 
 _CPU = BackendDevice("cpu", ndarray_backend_cpu, _CPU_MISSING)
 _CPU_NUMPY = BackendDevice("cpu_numpy", ndarray_backend_numpy)
+_CUDA_MOD, _CUDA_MISSING = ndarray_backend_cuda.gpu()
 _CUDA = BackendDevice(
-    "cuda", None, "cuda() is not available: needle has no CUDA backend on this machine (no GPU, or CuPy not installed); use cpu()."
+    "cuda", _CUDA_MOD,
+    f"cuda() is not available: {_CUDA_MISSING}. ndl.cuda_sim() runs the same CUDA kernels on the CPU; or use cpu().",
+)
+_CUDA_SIM = BackendDevice(
+    "cuda_sim", ndarray_backend_cuda.simulator(), "cuda_sim() is not available: the CUDA simulator was not built"
 )
 
 
@@ -172,8 +177,13 @@ def cpu_numpy() -> BackendDevice:
 
 
 def cuda() -> BackendDevice:
-    """The CUDA device; `enabled()` is False without a GPU."""
+    """The CUDA device (a GPU through CuPy); `enabled()` is False without one."""
     return _CUDA
+
+
+def cuda_sim() -> BackendDevice:
+    """The CUDA simulator: cuda()'s kernels compiled for the CPU, every thread a fiber with real barriers."""
+    return _CUDA_SIM
 
 
 def default_device() -> BackendDevice:
@@ -181,12 +191,12 @@ def default_device() -> BackendDevice:
     return _CPU if _CPU.mod is not None else _CPU_NUMPY
 
 
-_FACTORIES = {"cpu": cpu, "cuda": cuda, "cpu_numpy": cpu_numpy}
+_FACTORIES = {"cpu": cpu, "cuda": cuda, "cuda_sim": cuda_sim, "cpu_numpy": cpu_numpy}
 
 
 def all_devices() -> list[BackendDevice]:
     """Every device the course knows, enabled or not (tests skip the disabled ones)."""
-    return [cpu(), cuda(), cpu_numpy()]
+    return [cpu(), cuda(), cuda_sim(), cpu_numpy()]
 
 
 def _check_device(device, op: str) -> BackendDevice:
