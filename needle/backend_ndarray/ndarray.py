@@ -187,11 +187,26 @@ def cuda_sim() -> BackendDevice:
 
 
 def default_device() -> BackendDevice:
-    """cpu() when the C++ backend is built, else cpu_numpy()."""
-    return _CPU if _CPU.mod is not None else _CPU_NUMPY
+    """Where arrays go when no device is named: cpu() when the C++ backend is built, else cpu_numpy();
+    NEEDLE_DEVICE=cuda_sim (or cpu, cpu_numpy, cuda) chooses another."""
+    return _DEFAULT
 
 
 _FACTORIES = {"cpu": cpu, "cuda": cuda, "cuda_sim": cuda_sim, "cpu_numpy": cpu_numpy}
+
+
+def _default_from_env() -> BackendDevice:
+    name = os.environ.get("NEEDLE_DEVICE", "").strip().removesuffix("()")
+    if not name:
+        return _CPU if _CPU.mod is not None else _CPU_NUMPY
+    if name not in _FACTORIES:
+        raise RuntimeError(f"NEEDLE_DEVICE={name!r} is not a device; use one of {', '.join(_FACTORIES)}")
+    device = _FACTORIES[name]()
+    device._check()
+    return device
+
+
+_DEFAULT = _default_from_env()
 
 
 def all_devices() -> list[BackendDevice]:
@@ -362,12 +377,14 @@ class NDArray:
         return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
 
     def numpy_view(self) -> np.ndarray:
-        """A zero-copy numpy view of the (compacted) elements on a host device (cpu, cpu_numpy), a copy
+        """A zero-copy numpy view of the (compacted) elements on a host device (cpu, cpu_numpy, cuda_sim), a copy
         elsewhere. Writes go through; the view keeps the buffer alive, so it is never freed under it."""
         a = self.compact()
         handle = a._handle
         buf = getattr(handle, "array", None)  # cpu_numpy's buffer is a numpy array already
-        if buf is None and a._device.name == "cpu":
+        if a._device.name == "cuda_sim":  # simulated device memory is host memory (buffer protocol)
+            buf = np.asarray(handle)[: handle.size]
+        elif buf is None and a._device.name == "cpu":
             raw = (_CTYPES[a.dtype] * handle.size).from_address(handle.ptr())
             raw.owner = a  # numpy's view references `raw`, and `raw` the NDArray that owns the memory
             buf = np.ctypeslib.as_array(raw)
