@@ -74,24 +74,25 @@ inline T shuffle(T v, int width, F f) {
 }
 
 // ---- atomics: blocks run on several OS threads at once, so these are real atomic operations ----
+/// *addr = f(*addr) atomically (a compare-and-swap loop, for any 4- or 8-byte type); returns the old value.
+template <typename T, typename F>
+inline T atomic_update(T* addr, F f) {
+  T old, desired;
+  __atomic_load(addr, &old, __ATOMIC_RELAXED);
+  do {
+    desired = f(old);
+  } while (!__atomic_compare_exchange(addr, &old, &desired, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+  return old;
+}
+
 template <typename T>
 inline T atomic_add(T* addr, T v) {
   if constexpr (std::is_integral<T>::value) {
     return __atomic_fetch_add(addr, v, __ATOMIC_RELAXED);
   } else {
-    current->block->float_atomics = 1;
-    T old = __atomic_load_n(addr, __ATOMIC_RELAXED);
-    while (!__atomic_compare_exchange_n(addr, &old, T(old + v), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-    }
-    return old;
+    current->block->float_atomics = 1;  // the sum's rounding now depends on the order of the threads
+    return atomic_update(addr, [v](T o) { return T(o + v); });
   }
-}
-template <typename T, typename F>
-inline T atomic_update(T* addr, F f) {
-  T old = __atomic_load_n(addr, __ATOMIC_RELAXED);
-  while (!__atomic_compare_exchange_n(addr, &old, f(old), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
-  return old;
 }
 
 // ---- kernel table: how the simulator calls a kernel with arguments that came from Python ----
