@@ -241,3 +241,24 @@ def test_random_strided_views_compact_and_setitem_like_numpy(data):
     np.testing.assert_array_equal(view.compact().numpy(), expected)
     view[...] = 0.5
     assert np.all(view.numpy() == 0.5)
+
+
+def test_needle_cuda_magic_installs_a_cells_kernel_into_the_device(capsys):
+    from needle.course import cuda_magic
+
+    doubled_add = r"""
+    extern "C" __global__ void ewise_add_f32(const float* a, const float* b, float* out, long long n) {
+      for (long long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
+        out[i] = 2 * (a[i] + b[i]);
+    }"""
+    x = nd.array([1.0, 2.0], device=sim_device)
+    try:
+        cuda_magic.needle_cuda("", doubled_add)
+        assert "installed: ewise_add_f32" in capsys.readouterr().out
+        np.testing.assert_array_equal((x + x).numpy(), [4.0, 8.0])  # every NDArray add now runs the cell's kernel
+    finally:
+        cuda_magic.reset()
+    np.testing.assert_array_equal((x + x).numpy(), [2.0, 4.0])
+    with pytest.raises(CudaCompileError):
+        cuda_magic.needle_cuda("", 'extern "C" __global__ void f(float* o) { o[0] = nope; }')
+    assert "cell.cu:1" in capsys.readouterr().err

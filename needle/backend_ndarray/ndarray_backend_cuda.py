@@ -64,9 +64,18 @@ class SimExecutor:
         except KeyError:
             raise AttributeError(f"cuda_sim() has no kernel {name!r}") from None
 
-    def add_kernels(self, kernels: dict) -> None:
-        """Make a compiled cell's kernels launchable by name (they replace built-ins of the same name)."""
+    def add_source(self, source: str) -> list[str]:
+        """Compile CUDA source text (a notebook cell) and make its kernels launchable by name, in place of
+        built-ins of the same name; returns their names."""
+        from .cuda_sim_build import compile_kernels
+
+        kernels = compile_kernels(source)
         self._kernels.update(kernels)
+        return list(kernels)
+
+    def restore_builtins(self) -> None:
+        """Forget every kernel added by add_source."""
+        self._kernels = self.mod.builtin_kernels()
 
     def launch(self, fn, geometry: geo.Geometry, args: list) -> None:
         fn(geometry[0], geometry[1], args, checked=self.checked_mode)
@@ -145,6 +154,20 @@ class CupyExecutor:
             kinds = [None if t.endswith("*") else (scalar if t == "scalar_t" else _SCALARS[t]) for t, _ in params]
             fn = self._functions[name] = (module.get_function(name), kinds)
         return fn
+
+    def add_source(self, source: str) -> list[str]:
+        """Compile CUDA source text with NVRTC and make its kernels launchable by name (replacing built-ins)."""
+        module = self.cupy.RawModule(code=source, options=("-std=c++17", f"-I{cuda_sources.source_dir()}"))
+        names = []
+        for name, params in cuda_sources.kernel_signatures(source, "_f32").items():
+            scalar = np.float64 if name.endswith("_f64") else np.float32
+            kinds = [None if t.endswith("*") else (scalar if t == "scalar_t" else _SCALARS[t]) for t, _ in params]
+            self._functions[name] = (module.get_function(name), kinds)
+            names.append(name)
+        return names
+
+    def restore_builtins(self) -> None:
+        self._functions.clear()
 
     def launch(self, fn, geometry: geo.Geometry, args: list) -> None:
         kernel, kinds = fn

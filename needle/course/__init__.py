@@ -46,11 +46,16 @@ def _show_outcome(shell: Any, etype: type, value: BaseException, tb: Any, tb_off
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """`%load_ext needle.course`: the `%%needle_cpp` cell magic and short check reports (importing does it too)."""
+    """`%load_ext needle.course`: the `%%needle_cpp` and `%%needle_cuda` cell magics and short check reports
+    (importing does it too)."""
+    from needle.backend_ndarray.cuda_sim_build import CudaCompileError
+
+    from . import cuda_magic
     from .cpp_magic import CompileError, register_magic
 
     register_magic(ipython)
-    ipython.set_custom_exc((CheckFailed, NotImplementedYet, CompileError), _show_outcome)
+    cuda_magic.register_magic(ipython)
+    ipython.set_custom_exc((CheckFailed, NotImplementedYet, CompileError, CudaCompileError), _show_outcome)
 
 
 def _register_in_running_ipython() -> None:
