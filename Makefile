@@ -11,10 +11,14 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
+# The build folder of this venv's install: one per venv, so two venvs (or a plain `pip install -e .`) never
+# share one. (pyproject.toml leaves build-dir unset: other installs build in a temporary folder.)
+BUILD_DIR := build/venv-$(shell printf '%s' '$(abspath $(VENV))' | cksum | cut -d' ' -f1)
+
 # Editable install that rebuilds the C++ on import: build tools live in the venv (no build isolation).
 $(STAMP): pyproject.toml CMakeLists.txt | $(PY)
 	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
-	$(PIP) install --quiet --no-build-isolation -e ".[dev]"
+	$(PIP) install --quiet --no-build-isolation -Ceditable.rebuild=true "-Cbuild-dir=$(BUILD_DIR)/{wheel_tag}" -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

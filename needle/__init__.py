@@ -1,4 +1,7 @@
 """needle: a small deep learning library built from scratch, after CMU 10-414/714."""
+from ._editable import rebuild_once as _rebuild_once
+
+_rebuild_once()  # editable installs that rebuild on import (make install): before anything compiled loads
 from . import ops
 from .ops import *  # noqa: F401,F403
 from .autograd import Tensor, TensorTuple, cpu, all_devices  # noqa: F401

@@ -238,6 +238,10 @@ class Tensor(Value):
         """Reverse-mode AD from this tensor; out_grad defaults to ones (the gradient of sum(self))."""
         if out_grad is None:
             out_grad = needle.init.ones(*self.shape, dtype=self.dtype, device=self.device)
+        elif not isinstance(out_grad, Tensor):
+            raise TypeError(f"backward: out_grad must be a Tensor, got {type(out_grad).__name__}")
+        elif tuple(out_grad.shape) != tuple(self.shape):
+            raise ValueError(f"backward: out_grad has shape {tuple(out_grad.shape)}, the tensor has shape {self.shape}")
         compute_gradient_of_variables(self, out_grad)
 
     def __repr__(self) -> str:

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <pthread.h>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -112,15 +113,26 @@ inline void check_view(const char* op, const AlignedArray& a, const Shape& shape
               ", buffer of " + std::to_string(a.size) + " elements)");
 }
 
-/// Threads to use for `work` elements of streaming work: 1 below PARALLEL_MIN, else the team size.
-inline int threads_for(size_t work) {
+/// Set in a child process forked from this one. GNU OpenMP's worker threads do not survive fork(): a parallel
+/// region in the child of a parent that used OpenMP waits for them forever (multiprocessing's default start
+/// method on Linux). As PyTorch does, a forked child computes on one thread.
+inline bool forked_child = false;
+inline void on_fork_child() { forked_child = true; }
+inline const bool atfork_registered = pthread_atfork(nullptr, nullptr, on_fork_child) == 0;
+
+/// The team size: OpenMP's (OMP_NUM_THREADS), capped at the processors (a huge OMP_NUM_THREADS made libgomp
+/// crash creating the team); 1 in a forked child.
+inline int max_threads() {
 #ifdef _OPENMP
-  return work < PARALLEL_MIN ? 1 : omp_get_max_threads();
+  if (forked_child) return 1;
+  return std::max(1, std::min(omp_get_max_threads(), omp_get_num_procs()));
 #else
-  (void)work;
   return 1;
 #endif
 }
+
+/// Threads to use for `work` elements of streaming work: 1 below PARALLEL_MIN, else the team size.
+inline int threads_for(size_t work) { return work < PARALLEL_MIN ? 1 : max_threads(); }
 
 /// This thread's number in the current OpenMP team (0 outside one).
 inline int thread_id() {
@@ -146,6 +158,38 @@ inline void parallel_for(size_t n, size_t cost, Fn fn) {
 #pragma omp parallel for num_threads(t) schedule(dynamic, 1)
   for (size_t i = 0; i < pieces; ++i) fn(n * i / pieces, n * (i + 1) / pieces);
 }
+
+
+// ---- bindings: pybind11 passes None as a null `AlignedArray*`; `nonnull` wraps a kernel so that every
+// AlignedArray* argument is checked first (a TypeError naming the kernel, never a null dereference) ----
+
+inline void not_none(const std::string&, const AlignedArray&) {}
+inline void not_none(const std::string& op, const AlignedArray* p) {
+  if (!p) throw std::invalid_argument(op + ": a buffer argument is None (expected an Array)");
+}
+inline void not_none(const std::string& op, AlignedArray* p) { not_none(op, static_cast<const AlignedArray*>(p)); }
+template <typename T>
+inline void not_none(const std::string&, const T&) {}
+
+template <typename F, typename R, typename... Args>
+inline auto nonnull_impl(std::string op, F f, R (*)(Args...)) {
+  return [op, f](Args... args) -> R {
+    (not_none(op, args), ...);
+    return f(std::forward<Args>(args)...);
+  };
+}
+template <typename F, typename R, typename C, typename... Args>
+inline auto nonnull_impl(std::string op, F f, R (C::*)(Args...) const) {
+  return [op, f](Args... args) -> R {
+    (not_none(op, args), ...);
+    return f(std::forward<Args>(args)...);
+  };
+}
+/// `m.def(name, nonnull(name, fn))`: fn a function pointer or a non-generic lambda.
+template <typename R, typename... Args>
+inline auto nonnull(std::string op, R (*f)(Args...)) { return nonnull_impl(std::move(op), f, f); }
+template <typename F>
+inline auto nonnull(std::string op, F f) { return nonnull_impl(std::move(op), f, &F::operator()); }
 
 }  // namespace cpu
 }  // namespace needle

@@ -85,7 +85,7 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
     return out;
   });
 
-  m.def("from_numpy", [](py::array src, AlignedArray* out) {
+  m.def("from_numpy", nonnull("from_numpy", [](py::array src, AlignedArray* out) {
     dispatch(out->dtype, [&](auto t) {
       using T = decltype(t);
       auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(src);
@@ -97,22 +97,22 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
       T* dst = out->data<T>();
       parallel_for(out->size, 1, [&](size_t i0, size_t i1) { std::memcpy(dst + i0, src_ptr + i0, (i1 - i0) * sizeof(T)); });
     });
-  });
+  }));
 
-  m.def("fill", Fill);
-  m.def("compact", Compact);
-  m.def("ewise_setitem", EwiseSetitem);
-  m.def("scalar_setitem", ScalarSetitem);
+  m.def("fill", nonnull("fill", Fill));
+  m.def("compact", nonnull("compact", Compact));
+  m.def("ewise_setitem", nonnull("ewise_setitem", EwiseSetitem));
+  m.def("scalar_setitem", nonnull("scalar_setitem", ScalarSetitem));
 
   // ewise_X(a, b, out) and scalar_X(a, val, out) for each binary op
   auto binary = [&m](const char* name, auto op) {
     const std::string ewise = std::string("ewise_") + name, scalar = std::string("scalar_") + name;
-    m.def(ewise.c_str(), [ewise, op](const AlignedArray& a, const AlignedArray& b, AlignedArray* out) {
+    m.def(ewise.c_str(), nonnull(ewise, [ewise, op](const AlignedArray& a, const AlignedArray& b, AlignedArray* out) {
       ewise_binary(ewise.c_str(), a, b, out, op);
-    });
-    m.def(scalar.c_str(), [scalar, op](const AlignedArray& a, double v, AlignedArray* out) {
+    }));
+    m.def(scalar.c_str(), nonnull(scalar, [scalar, op](const AlignedArray& a, double v, AlignedArray* out) {
       scalar_binary(scalar.c_str(), a, v, out, op);
-    });
+    }));
   };
   binary("add", Add{});
   binary("mul", Mul{});
@@ -122,33 +122,33 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
   binary("ge", Ge{});
   binary("power", Pow{});
 
-  m.def("ewise_log", [](const AlignedArray& a, AlignedArray* out) {
+  m.def("ewise_log", nonnull("ewise_log", [](const AlignedArray& a, AlignedArray* out) {
     ewise_unary("ewise_log", a, out, vmath::log_f32, [](double x) { return std::log(x); });
-  });
-  m.def("ewise_exp", [](const AlignedArray& a, AlignedArray* out) {
+  }));
+  m.def("ewise_exp", nonnull("ewise_exp", [](const AlignedArray& a, AlignedArray* out) {
     ewise_unary("ewise_exp", a, out, vmath::exp_f32, [](double x) { return std::exp(x); });
-  });
-  m.def("ewise_tanh", [](const AlignedArray& a, AlignedArray* out) {
+  }));
+  m.def("ewise_tanh", nonnull("ewise_tanh", [](const AlignedArray& a, AlignedArray* out) {
     ewise_unary("ewise_tanh", a, out, vmath::tanh_f32, [](double x) { return std::tanh(x); });
-  });
+  }));
 
-  m.def("reduce_sum", [](const AlignedArray& a, AlignedArray* out, size_t reduce_size) {
+  m.def("reduce_sum", nonnull("reduce_sum", [](const AlignedArray& a, AlignedArray* out, size_t reduce_size) {
     reduce_blocks("reduce_sum", a, out, reduce_size, ReduceSumAxis);
-  });
-  m.def("reduce_max", [](const AlignedArray& a, AlignedArray* out, size_t reduce_size) {
+  }));
+  m.def("reduce_max", nonnull("reduce_max", [](const AlignedArray& a, AlignedArray* out, size_t reduce_size) {
     reduce_blocks("reduce_max", a, out, reduce_size, ReduceMaxAxis);
-  });
-  m.def("reduce_sum_axis", ReduceSumAxis);
-  m.def("reduce_max_axis", ReduceMaxAxis);
+  }));
+  m.def("reduce_sum_axis", nonnull("reduce_sum_axis", ReduceSumAxis));
+  m.def("reduce_max_axis", nonnull("reduce_max_axis", ReduceMaxAxis));
 
-  m.def("matmul", Matmul);
-  m.def("matmul_tiled", MatmulTiled);
-  m.def("matmul_strided", MatmulStrided);
+  m.def("matmul", nonnull("matmul", Matmul));
+  m.def("matmul_tiled", nonnull("matmul_tiled", MatmulTiled));
+  m.def("matmul_strided", nonnull("matmul_strided", MatmulStrided));
 
   // Beyond the course's contract: a fused Adam update (needle.optim.Adam uses it when the device has it).
-  m.def("adam_step", [](const AlignedArray& p, const AlignedArray& g, const AlignedArray& m, const AlignedArray& v,
+  m.def("adam_step", nonnull("adam_step", [](const AlignedArray& p, const AlignedArray& g, const AlignedArray& m, const AlignedArray& v,
                         AlignedArray* out_p, AlignedArray* out_m, AlignedArray* out_v, double lr, double beta1,
                         double beta2, double eps, double weight_decay, double bias1, double bias2, bool first) {
     AdamStep(p, g, m, v, out_p, out_m, out_v, {lr, beta1, beta2, eps, weight_decay, bias1, bias2, first});
-  });
+  }));
 }

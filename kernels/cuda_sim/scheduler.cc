@@ -1,6 +1,7 @@
 // The simulator's launcher (see scheduler.h): fibers per block, barrier release rules, checked mode.
 #include "scheduler.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -84,6 +85,10 @@ struct Worker {
   Fiber* running = nullptr;
   std::string fault;
 };
+
+/// Set in a child forked from this process: OpenMP's workers are gone there, so it runs blocks on one thread.
+bool forked_child = false;
+const bool atfork_registered = pthread_atfork(nullptr, nullptr, [] { forked_child = true; }) == 0;
 
 Worker& worker() {
   static thread_local Worker w;
@@ -214,7 +219,10 @@ bool run_grid(const KernelInfo& k, const ArgValue* args, const LaunchConfig& c, 
   const size_t per_block = size_t(c.block.x) * c.block.y * c.block.z;
   bool atomics = false;
 #ifdef _OPENMP
-  int threads = c.threads > 0 ? c.threads : omp_get_max_threads();
+  // OMP_NUM_THREADS (or threads=) capped at 4 threads a processor, and 1 in a child forked after OpenMP ran
+  // (its worker threads are gone there: a parallel region would hang)
+  int threads = std::min(c.threads > 0 ? c.threads : omp_get_max_threads(), 4 * omp_get_num_procs());
+  if (forked_child) threads = 1;
   if (parallel && blocks > 1 && threads > 1 && blocks * per_block >= 2048) {
     threads = int(std::min<size_t>(size_t(threads), blocks));
     std::string error;

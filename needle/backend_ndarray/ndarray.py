@@ -377,9 +377,17 @@ class NDArray:
         return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
 
     def numpy_view(self) -> np.ndarray:
-        """A zero-copy numpy view of the (compacted) elements on a host device (cpu, cpu_numpy, cuda_sim), a copy
-        elsewhere. Writes go through; the view keeps the buffer alive, so it is never freed under it."""
-        a = self.compact()
+        """A zero-copy numpy view of the elements on a host device (cpu, cpu_numpy, cuda_sim), a copy elsewhere.
+        Writes go through; the view keeps the buffer alive, so it is never freed under it. The array must be
+        compact (a view over its whole buffer): of any other view numpy_view would be a copy, and writes to it
+        lost, so it raises instead (call .compact() first)."""
+        if not (self._offset == 0 and self.size == self._handle.size and layout.is_contiguous(self._shape, self._strides)):
+            raise ValueError(
+                f"numpy_view: the array (shape {self._shape}, strides {self._strides}, offset {self._offset}) is a "
+                f"view into a buffer of {self._handle.size} elements, not compact: writes could not go through; "
+                "call .compact() first"
+            )
+        a = self.compact()  # a view of the same buffer (strides of size-1 axes made canonical), never a copy
         handle = a._handle
         buf = getattr(handle, "array", None)  # cpu_numpy's buffer is a numpy array already
         if a._device.name == "cuda_sim":  # simulated device memory is host memory (buffer protocol)
@@ -414,14 +422,15 @@ class NDArray:
         return func(*_numpy_values(args), **_numpy_values(kwargs))
 
     def is_compact(self) -> bool:
-        """Dense row-major over the whole buffer (so flat kernels may read it directly)."""
-        return self._strides == layout.compact_strides(self._shape) and math.prod(self._shape) == self._handle.size
+        """Dense row-major over the whole buffer from its start (so flat kernels may read it directly)."""
+        return (self._offset == 0 and self._strides == layout.compact_strides(self._shape)
+                and math.prod(self._shape) == self._handle.size)
 
     def compact(self) -> "NDArray":
         """This array if compact; a dense view if the layout already is (no copy); else a dense copy."""
         shape, strides = self._shape, self._strides
         size = math.prod(shape)
-        if size == self._handle.size and layout.is_contiguous(shape, strides):
+        if self._offset == 0 and size == self._handle.size and layout.is_contiguous(shape, strides):
             if strides == layout.compact_strides(shape):
                 return self
             return NDArray.make(shape, None, self._device, self._handle, self._offset)

@@ -22,8 +22,8 @@ __all__ = ["LSTMGates", "LSTMOutput", "LSTMStepGrad", "Normalize", "NormalizeGra
 
 
 def host_view(a) -> np.ndarray:
-    """A numpy view of an array's memory (no copy on the host devices; see NDArray.numpy_view)."""
-    return a if isinstance(a, np.ndarray) else a.numpy_view()
+    """A numpy view of an array's memory (no copy on the host devices when compact; see NDArray.numpy_view)."""
+    return a if isinstance(a, np.ndarray) else a.compact().numpy_view()
 
 
 def _like(values: np.ndarray, ref):

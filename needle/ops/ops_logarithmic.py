@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy
+
 from ..autograd import NDArray, TensorOp
 from ..backend_selection import array_api
 from . import array_compat as compat
@@ -11,8 +13,12 @@ from .ops_mathematic import broadcast_to, exp, reshape, summation
 
 
 def _stable_logsumexp(z: NDArray, axes: tuple[int, ...]) -> NDArray:
-    """log(sum(exp(z))) over `axes`, keeping the reduced axes as size 1."""
-    m = array_api.max(z, axis=axes, keepdims=True)
+    """log(sum(exp(z))) over `axes`, keeping the reduced axes as size 1.
+
+    The shift m is the max clipped to the finite range, so that a row of all -inf gives -inf and a row holding
+    +inf gives inf (as scipy's logsumexp), not inf - inf = nan."""
+    big = float(numpy.finfo(str(z.dtype)).max)
+    m = -array_api.maximum(-array_api.maximum(array_api.max(z, axis=axes, keepdims=True), -big), -big)
     shifted = z - array_api.broadcast_to(m, z.shape)
     return array_api.log(array_api.sum(array_api.exp(shifted), axis=axes, keepdims=True)) + m
 
