@@ -24,6 +24,9 @@ void MatmulTiled(const AlignedArray& a, const AlignedArray& b, AlignedArray* out
   same_dtype("matmul_tiled", a, b);
   same_dtype("matmul_tiled", a, *out);
   require(m % TILE == 0 && n % TILE == 0 && p % TILE == 0, "matmul_tiled: m, n, p must be multiples of 8");
+  size_t mn, np_, mp;
+  require(!__builtin_mul_overflow(m, n, &mn) && !__builtin_mul_overflow(n, p, &np_) && !__builtin_mul_overflow(m, p, &mp),
+          "matmul_tiled: sizes overflow");
   size_at_least("matmul_tiled", "a", a, m * n);
   size_at_least("matmul_tiled", "b", b, n * p);
   size_at_least("matmul_tiled", "out", *out, m * p);

@@ -284,10 +284,22 @@ struct {
   const char* addr;
   bool write;
   Fiber* fiber;
+  bool division;  // SIGFPE: an integer division by zero (a GPU gives garbage; here it would kill the process)
 } checked_fault;
-struct sigaction previous_segv, previous_bus;
+struct sigaction previous_segv, previous_bus, previous_fpe;
+pthread_t checked_thread;
 
 void on_fault(int sig, siginfo_t* info, void* ctx) {
+  if (sig == SIGFPE) {
+    if (!pthread_equal(pthread_self(), checked_thread)) {  // not the checked kernel's: the default action
+      sigaction(SIGFPE, &previous_fpe, nullptr);
+      return;
+    }
+    checked_fault.division = true;
+    checked_fault.fiber = worker().running;
+    siglongjmp(checked_jump, 1);
+  }
+  checked_fault.division = false;
   const char* addr = static_cast<const char*>(info->si_addr);
   bool ours = false;
   for (const auto& c : *checked_copies) ours = ours || c->guards(addr);
@@ -310,6 +322,7 @@ void on_fault(int sig, siginfo_t* info, void* ctx) {
 
 std::string describe_fault(const KernelInfo& k, const std::vector<std::unique_ptr<GuardedCopy>>& copies) {
   std::string who = checked_fault.fiber ? where(k, *checked_fault.fiber) : std::string(k.name);
+  if (checked_fault.division) return who + ": integer division by zero";
   for (const auto& c : copies) {
     if (!c->guards(checked_fault.addr)) continue;
     const long long index = (checked_fault.addr - c->data) >= 0
@@ -350,9 +363,12 @@ std::vector<std::unique_ptr<GuardedCopy>> checked_run(const KernelInfo& k, std::
   sigemptyset(&sa.sa_mask);
   sigaction(SIGSEGV, &sa, &previous_segv);
   sigaction(SIGBUS, &sa, &previous_bus);
+  checked_thread = pthread_self();
+  sigaction(SIGFPE, &sa, &previous_fpe);
   auto restore = [&] {
     sigaction(SIGSEGV, &previous_segv, nullptr);
     sigaction(SIGBUS, &previous_bus, nullptr);
+    sigaction(SIGFPE, &previous_fpe, nullptr);
     sigaltstack(&old_alt, nullptr);
     checked_copies = nullptr;
   };
