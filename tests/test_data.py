@@ -280,7 +280,7 @@ class Evil:
         ("test_batch.bin", lambda: bytes([12]) + bytes(3072), ValueError, r"labels must lie in 0\.\.9"),
         ("test_batch", lambda: pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 2]})[:-20], ValueError, "not a valid CIFAR-10 python batch"),
         ("test_batch", lambda: pickle.dumps({b"data": Evil(), b"labels": []}), ValueError, "refusing to load posix.getcwd"),
-        ("test_batch", lambda: pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]}), ValueError, r"data \(2, 100\)"),
+        ("test_batch", lambda: pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]}), ValueError, r"data must be a uint8 array of shape \(N, 3072\), got uint8 \(2, 100\)"),
     ],
 )
 def test_cifar_corrupt_files_give_clear_errors(tmp_path, name, content, error, message):

@@ -58,11 +58,17 @@ def epoch(dataloader, model: nn.Module, opt=None, *, progress: bool = False) -> 
 
 
 def _mnist_loaders(batch_size: int, data_dir: Optional[str]) -> tuple[DataLoader, DataLoader]:
-    """The course's train/t10k files when data_dir holds them, else the bundled 8,000 / 2,000 split."""
+    """The course's train/t10k files in data_dir (an error naming the missing ones when it lacks any); with
+    data_dir=None, the bundled 8,000 / 2,000 split."""
     names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-    if data_dir is not None and all(os.path.isfile(os.path.join(data_dir, n)) for n in names):
+    if data_dir is not None:
         paths = [os.path.join(data_dir, n) for n in names]
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise FileNotFoundError(f"train_mnist: {os.path.abspath(data_dir)} lacks the MNIST files "
+                                    f"{', '.join(os.path.basename(p) for p in missing)}; pass data_dir=None to train "
+                                    "on the bundled 8,000 / 2,000 split")
         train, test = MNISTDataset(*paths[:2]), MNISTDataset(*paths[2:])
     else:
         (Xtr, ytr), (Xte, yte) = mnist_split()
@@ -74,7 +80,9 @@ def train_mnist(batch_size: int = 100, epochs: int = 10, optimizer=optim.Adam, l
                 weight_decay: float = 0.001, hidden_dim: int = 100, data_dir: Optional[str] = "data", *,
                 progress: bool = False, history: Optional[list] = None, callback=None) -> tuple:
     """Trains MLPResNet(784, hidden_dim); returns (train_err, train_loss, test_err, test_loss) of the last
-    epoch (error rates, as the course's tests expect). Each epoch's four numbers go to `history`/`callback`."""
+    epoch (error rates, as the course's tests expect). Each epoch's four numbers go to `history`/`callback`.
+    data_dir: a folder holding the course's four MNIST .gz files (a folder without them is an error naming
+    them); None trains on the bundled 8,000 / 2,000 split."""
     np.random.seed(4)
     train_loader, test_loader = _mnist_loaders(batch_size, data_dir)
     model = MLPResNet(784, hidden_dim)

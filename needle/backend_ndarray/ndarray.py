@@ -124,7 +124,12 @@ class BackendDevice:
     def one_hot(self, n: int, i, dtype="float32") -> "NDArray":
         """Rows of the n x n identity selected by the integer labels `i` (the course's np.eye(n)[i])."""
         self._check()
-        i = np.asarray(i.numpy() if isinstance(i, NDArray) else i).astype(np.int64)
+        i = np.asarray(i.numpy() if isinstance(i, NDArray) else i)
+        if i.dtype.kind not in "iub" and i.size and not np.all(np.isfinite(i) & (i == np.round(i))):
+            raise ValueError(f"one_hot: labels must be integers, got {i.ravel()[~(np.isfinite(i) & (i == np.round(i))).ravel()][:3]}")
+        if i.dtype.kind not in "iubf":
+            raise TypeError(f"one_hot: labels must be integers, got dtype {i.dtype}")
+        i = i.astype(np.int64)
         if i.size and (i.min() < 0 or i.max() >= n):
             raise IndexError(f"one_hot: labels must lie in [0, {n}), got min {i.min()} max {i.max()}")
         rows = np.zeros(i.shape + (n,), dtype=_dtype_name(dtype))  # never the n x n identity itself

@@ -58,6 +58,8 @@ class DataLoader:
             self.ordering = self._split(np.arange(len(dataset)))
 
     def _split(self, indices: np.ndarray) -> List[np.ndarray]:
+        if len(indices) == 0:  # np.array_split would give one empty batch: an empty dataset yields nothing
+            return []
         return np.array_split(indices, range(self.batch_size, len(indices), self.batch_size))
 
     def __iter__(self) -> Iterator[Tuple[Tensor, ...]]:

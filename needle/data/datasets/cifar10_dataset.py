@@ -37,15 +37,29 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def _load_pickle_batch(path: Path) -> Tuple[np.ndarray, np.ndarray]:
+    """A batch is {b"data": uint8 array (N, 3072), b"labels": list of N ints, ...}. Its parts are checked for
+    exactly that shape before anything is built from them: a small pickle can reference one list from many
+    places, and converting such nesting to an array would build billions of elements."""
     try:
         with open(path, "rb") as f:
             batch = _ArrayUnpickler(f, encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
+        if not isinstance(batch, dict):
+            raise TypeError(f"the batch is a {type(batch).__name__}, not a dict")
+        data, labels = batch[b"data"], batch[b"labels"]
+        if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+                and data.shape[1] == _RECORD - 1):
+            raise ValueError(f"data must be a uint8 array of shape (N, {_RECORD - 1}), got "
+                             f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
+        if not isinstance(labels, (list, np.ndarray)) or len(labels) != len(data):
+            raise ValueError(f"labels must be a list of {len(data)} ints, got {type(labels).__name__}")
+        if isinstance(labels, list) and not all(type(v) is int for v in labels):
+            raise ValueError("labels must be ints")
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+        labels = labels.astype(np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         raise ValueError(f"{path}: not a valid CIFAR-10 python batch ({type(e).__name__}: {e})") from None
-    if data.ndim != 2 or data.shape[1] != _RECORD - 1 or len(labels) != len(data):
-        raise ValueError(f"{path}: CIFAR-10 batch has data {data.shape} and {len(labels)} labels")
     return data.reshape(-1, 3, 32, 32), labels
 
 

@@ -1,5 +1,6 @@
 """MNIST in the IDX format (optionally gzip-compressed): a reader, the course's parse_mnist, the Dataset."""
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -19,33 +20,51 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 MNIST_TRAIN_SIZE = 8000
 
 
-def _read_bytes(path: os.PathLike) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic; corrupt gzip -> ValueError."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
-        raise ValueError(f"{path}: corrupt or truncated gzip file ({e})") from None
+#: Deflate cannot compress better than about 1032:1; a gzip file declaring more data than that is lying.
+_MAX_GZIP_RATIO = 1100
+
+
+def _corrupt(path, err) -> ValueError:
+    return ValueError(f"{path}: corrupt or truncated gzip file ({err})")
 
 
 def read_idx(path: os.PathLike) -> np.ndarray:
-    """Read an IDX file (magic 0 0 dtype ndim, big-endian uint32 dims, data); ValueError if malformed."""
-    raw = _read_bytes(path)
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: not an IDX file (magic bytes {raw[:4].hex()})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise ValueError(f"{path}: IDX data of shape {shape} needs {expected} bytes, file holds {len(raw) - header}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    """Read an IDX file (magic 0 0 dtype ndim, big-endian uint32 dims, data), gzip-compressed or not.
+
+    The header is read first and the size it declares checked against the file (for a .gz, against what its
+    compressed size can hold) before the data is read, and a .gz is decompressed no further than the declared
+    size: a malformed or hostile file raises ValueError before it costs memory or time."""
+    file_size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        compressed = f.read(2) == b"\x1f\x8b"
+        f.seek(0)
+        stream = gzip.GzipFile(fileobj=f, mode="rb") if compressed else f
+        limit = file_size * _MAX_GZIP_RATIO if compressed else file_size
+
+        def read(n: int) -> bytes:
+            try:
+                return stream.read(n)
+            except (OSError, EOFError, zlib.error) as e:
+                raise _corrupt(path, e) from None
+
+        magic = read(4)
+        if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in _IDX_DTYPES:
+            raise ValueError(f"{path}: not an IDX file (magic bytes {magic.hex()})")
+        ndim = magic[3]
+        dims = read(4 * ndim)
+        if len(dims) < 4 * ndim:
+            raise ValueError(f"{path}: truncated IDX header")
+        shape = struct.unpack(f">{ndim}I", dims)
+        dtype = np.dtype(_IDX_DTYPES[magic[2]])
+        expected = math.prod(shape) * dtype.itemsize
+        if expected > limit:
+            raise ValueError(f"{path}: IDX header declares shape {shape} ({expected} bytes), more than a "
+                             f"{file_size}-byte {'gzip ' if compressed else ''}file can hold")
+        data = read(expected + 1)  # one byte more: trailing data is an error too
+        if len(data) != expected:
+            raise ValueError(f"{path}: IDX data of shape {shape} needs {expected} bytes, file holds "
+                             f"{len(data) if len(data) <= expected else 'more'}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
 def parse_mnist(image_filename: str, label_filename: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -56,6 +75,13 @@ def parse_mnist(image_filename: str, label_filename: str) -> Tuple[np.ndarray, n
             f"parse_mnist: images {images.shape} and labels {labels.shape} do not form a dataset "
             "(expected (N, rows, cols) and (N,))"
         )
+    if labels.dtype != np.uint8:
+        raise ValueError(f"{label_filename}: MNIST labels must be unsigned bytes (IDX type 0x08), got {labels.dtype}")
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"{label_filename}: MNIST labels must lie in 0..9, found {int(labels.max())}")
+    if images.size and not (np.all(np.isfinite(images)) and images.min() >= 0 and images.max() <= 255):
+        raise ValueError(f"{image_filename}: MNIST pixel values must lie in 0..255 (they are divided by 255), found "
+                         f"values from {images.min()} to {images.max()}")
     X = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
     return X, labels.astype(np.uint8)
 
