@@ -48,10 +48,32 @@ class Op:
         return (output,)
 
 
+#: The binary elementwise ops (by class name, so that a learner's own EWiseAdd class broadcasts too).
+BROADCASTING_OPS = frozenset({"EWiseAdd", "EWiseMul", "EWiseDiv", "EWisePow"})
+
+
+def _broadcast_operands(op: "Op", args: tuple) -> tuple:
+    """Operands of a binary elementwise op brought to their numpy broadcast shape by broadcast_to nodes in the
+    graph, so each operand's gradient is summed back to its own shape by BroadcastTo's gradient (as PyTorch
+    does); the op itself only ever sees operands of one shape."""
+    a, b = args
+    sa, sb = getattr(a, "shape", None), getattr(b, "shape", None)
+    if sa == sb or sa is None or sb is None:
+        return args
+    try:
+        shape = tuple(numpy.broadcast_shapes(sa, sb))
+    except ValueError:
+        raise ValueError(f"{type(op).__name__}: shapes {sa} and {sb} do not broadcast") from None
+    return (a if sa == shape else needle.ops.broadcast_to(a, shape),
+            b if sb == shape else needle.ops.broadcast_to(b, shape))
+
+
 class TensorOp(Op):
     """An op whose output is a Tensor."""
 
     def __call__(self, *args):
+        if len(args) == 2 and type(self).__name__ in BROADCASTING_OPS:
+            args = _broadcast_operands(self, args)
         return Tensor.make_from_op(self, args)
 
 

@@ -349,3 +349,58 @@ def test_get_batch_refuses_negative_and_out_of_range_rows():
         data.get_batch(batches, 0, 0)
     x, y = data.get_batch(batches, 8, 3)  # the last row that has a target
     assert x.shape == (1, 2)
+
+
+# ---------------------------------------------------------------- course compatibility: broadcasting elementwise ops
+
+BROADCAST_PAIRS = [((1, 3), (3,)), ((2, 3), (1, 3)), ((2, 1), (1, 3)), ((4, 1, 3), (2, 1)), ((), (2, 2)), ((3,), (2, 3))]
+BINARY = [("EWiseAdd", lambda a, b: a + b, np.add), ("EWiseMul", lambda a, b: a * b, np.multiply),
+          ("EWiseDiv", lambda a, b: a / b, np.divide), ("EWisePow", lambda a, b: a ** b, np.power)]
+
+
+@pytest.mark.parametrize("device", [d for d in DEVICES], ids=str)
+@pytest.mark.parametrize("name, op, ref", BINARY, ids=[b[0] for b in BINARY])
+@pytest.mark.parametrize("sa, sb", BROADCAST_PAIRS)
+def test_elementwise_ops_broadcast_with_broadcast_to_nodes(device, name, op, ref, sa, sb):
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0.5, 2.0, sa), rng.uniform(0.5, 2.0, sb)
+    a, b = ndl.Tensor(x, device=device, dtype="float64"), ndl.Tensor(y, device=device, dtype="float64")
+    out = op(a, b)
+    np.testing.assert_allclose(out.numpy(), ref(x, y), rtol=1e-10)
+    assert type(out.op).__name__ == name
+    assert [type(i.op).__name__ if i.op else "leaf" for i in out.inputs] == [
+        "leaf" if s == out.shape else "BroadcastTo" for s in (sa, sb)]
+    out.sum().backward()
+    eps = 1e-6
+    for t, v, other, first in ((a, x, y, True), (b, y, x, False)):
+        num = np.zeros_like(v)
+        for idx in np.ndindex(v.shape):
+            hi, lo = v.copy(), v.copy()
+            hi[idx] += eps
+            lo[idx] -= eps
+            f = (lambda w: ref(w, other).sum()) if first else (lambda w: ref(other, w).sum())
+            num[idx] = (f(hi) - f(lo)) / (2 * eps)
+        assert t.grad.shape == v.shape
+        np.testing.assert_allclose(t.grad.numpy(), num, rtol=1e-5, atol=1e-7)
+
+
+def test_shapes_that_do_not_broadcast_name_the_op_and_shapes():
+    with pytest.raises(ValueError, match=r"EWiseMul: shapes \(2, 3\) and \(2,\) do not broadcast"):
+        ndl.Tensor(np.ones((2, 3))) * ndl.Tensor(np.ones(2))
+
+
+def test_broadcasting_on_the_numpy_backend():
+    """The course's numpy-backend tests: (1, 3) ** (3,) and friends."""
+    code = (
+        "import numpy as np, needle as ndl\n"
+        "a = ndl.Tensor(np.array([[1.0, 2.0, 3.0]])); b = ndl.Tensor(np.array([2.0, 1.0, 0.5]))\n"
+        "c = a ** b\n"
+        "assert c.shape == (1, 3) and np.allclose(c.numpy(), [[1.0, 2.0, 3.0 ** 0.5]])\n"
+        "c.sum().backward()\n"
+        "assert b.grad.shape == (3,) and a.grad.shape == (1, 3)\n"
+        "assert np.allclose(b.grad.numpy(), [0.0, 2.0 * np.log(2.0), 3.0 ** 0.5 * np.log(3.0)])\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NEEDLE_BACKEND": "np"})
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
