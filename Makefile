@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.needle-installed
 PYTEST_ARGS ?= -n auto  # pytest-xdist: one worker per core
 
-.PHONY: install test lab bench workbook notebooks clean
+.PHONY: install test test-install lab bench workbook notebooks clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -25,6 +25,11 @@ install: $(STAMP)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Every way to install needle, each in a fresh venv (pip install ., pip install -e ., a wheel, Binder's postBuild):
+# four builds, about 12 minutes on two cores, so not part of `make test`. CI runs it after `make test`.
+test-install: install
+	NEEDLE_INSTALL_TESTS=1 $(PY) -m pytest -p no:xdist -q tests/test_install.py
 
 workbook: install
 	$(VENV)/bin/needle-course workbook --out exercises
