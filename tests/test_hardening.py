@@ -339,9 +339,11 @@ def test_get_batch_refuses_negative_and_out_of_range_rows():
     batches = np.arange(20).reshape(10, 2)
     x, y = data.get_batch(batches, 0, 3)
     np.testing.assert_array_equal(x.numpy(), batches[:3])
-    for i in (-1, -9, 9, 10, 100):
+    for i in (-1, -9, 10, 100):
         with pytest.raises(IndexError, match="out of range"):
             data.get_batch(batches, i, 3)
+    with pytest.raises(ValueError, match="no target"):  # the last row has no next word
+        data.get_batch(batches, 9, 3)
     for i in (1.0, "1", None):
         with pytest.raises(TypeError):
             data.get_batch(batches, i, 3)

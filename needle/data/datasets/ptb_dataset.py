@@ -100,10 +100,11 @@ def get_batch(batches: np.ndarray, i: int, bptt: int, device=None, dtype=None) -
         raise TypeError(f"get_batch: i must be an int, got {type(i).__name__}")
     if isinstance(bptt, bool) or not isinstance(bptt, (int, np.integer)) or bptt < 1:
         raise ValueError(f"get_batch: bptt must be a positive int, got {bptt!r}")
-    if not 0 <= i < len(batches) - 1:
-        raise IndexError(f"get_batch: row {i} is out of range: rows 0..{len(batches) - 2} of {len(batches)} have a "
-                         "next-word target")
+    if not 0 <= i < len(batches):
+        raise IndexError(f"get_batch: row {i} is out of range for {len(batches)} rows")
     seq_len = min(bptt, len(batches) - 1 - i)
+    if seq_len < 1:
+        raise ValueError(f"get_batch: row {i} leaves no target in {len(batches)} rows")
     data = batches[i : i + seq_len]
     target = batches[i + 1 : i + 1 + seq_len].reshape(-1)
     dtype = dtype or "float32"
