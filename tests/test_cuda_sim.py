@@ -223,7 +223,7 @@ def test_library_kernels_pass_the_checked_mode():
     assert model.modules[0].weight.grad.shape == (5, 70)
 
 
-@settings(max_examples=300)
+@settings(max_examples=1000)
 @given(st.data())
 def test_random_strided_views_compact_and_setitem_like_numpy(data):
     """Random shapes, strides (negative and zero too) and offsets: the strided kernels agree with numpy."""
