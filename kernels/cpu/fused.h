@@ -1,0 +1,554 @@
+// Fused kernels behind needle/ops/ops_fused.py: embedding gather/scatter-add, softmax cross-entropy,
+// sigmoid, batch and layer normalization, the LSTM cell. Each replaces some five to fifteen elementwise
+// kernels (and their broadcast copies) with one pass over the data. The device contract (names, argument
+// order) is documented in needle/backend_ndarray/fused.py.
+//
+// Integer ids and labels arrive as a buffer of the values' dtype holding whole numbers (NDArray stores
+// float32/float64 only); each is checked: out of range raises IndexError, a fraction raises ValueError.
+#pragma once
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include "common.h"
+#include "vmath.h"
+
+namespace needle {
+namespace cpu {
+namespace fused {
+
+inline void same_dtypes(const char* op, std::initializer_list<const AlignedArray*> arrays) {
+  const AlignedArray* first = *arrays.begin();
+  for (const AlignedArray* a : arrays) same_dtype(op, *first, *a);
+}
+
+/// The product of two sizes, or an error naming the op when it overflows.
+inline size_t checked_mul(const char* op, size_t a, size_t b) {
+  size_t r;
+  require(!__builtin_mul_overflow(a, b, &r), std::string(op) + ": sizes overflow");
+  return r;
+}
+
+inline void distinct(const char* op, const AlignedArray* out, std::initializer_list<const AlignedArray*> ins) {
+  for (const AlignedArray* a : ins) require(out != a, std::string(op) + ": an output buffer is also an input");
+}
+
+/// Every id is a whole number in [0, num): IndexError (std::out_of_range) or ValueError otherwise.
+template <typename T>
+void check_ids(const char* op, const char* what, const T* ids, size_t n, size_t num) {
+  for (size_t i = 0; i < n; ++i) {
+    const T v = ids[i];
+    if (!(v >= T(0) && static_cast<double>(v) < static_cast<double>(num))) {
+      std::ostringstream msg;
+      msg << op << ": " << what << " " << static_cast<double>(v) << " (at " << i << ") outside [0, " << num << ")";
+      throw std::out_of_range(msg.str());
+    }
+    if (v != std::floor(v)) {
+      std::ostringstream msg;
+      msg << op << ": " << what << " must be whole numbers, got " << static_cast<double>(v) << " (at " << i << ")";
+      throw std::invalid_argument(msg.str());
+    }
+  }
+}
+
+// tanh over a run: the vectorised float32 kernel of vmath.h, the C library for float64.
+inline void tanh_run(const float* x, float* z, size_t n) { vmath::tanh_f32(x, z, n); }
+inline void tanh_run(const double* x, double* z, size_t n) {
+  for (size_t i = 0; i < n; ++i) z[i] = std::tanh(x[i]);
+}
+inline void exp_run(const float* x, float* z, size_t n) { vmath::exp_f32(x, z, n); }
+inline void exp_run(const double* x, double* z, size_t n) {
+  for (size_t i = 0; i < n; ++i) z[i] = std::exp(x[i]);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Embedding: out[r, :] = weight[ids[r], :] and its adjoint, out[ids[r], :] += grad[r, :].
+
+inline void EmbeddingGather(const AlignedArray& weight, const AlignedArray& ids, AlignedArray* out, size_t n_ids,
+                            size_t num, size_t dim) {
+  const char* op = "embedding_gather";
+  same_dtypes(op, {&weight, &ids, out});
+  size_at_least(op, "weight", weight, checked_mul(op, num, dim));
+  size_at_least(op, "ids", ids, n_ids);
+  size_at_least(op, "out", *out, checked_mul(op, n_ids, dim));
+  distinct(op, out, {&weight, &ids});
+  dispatch(weight.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* id = ids.data<T>();
+    check_ids(op, "id", id, n_ids, num);
+    const T* w = weight.data<T>();
+    T* o = out->data<T>();
+    parallel_for(n_ids, dim, [&](size_t r0, size_t r1) {  // a copy of one row per id
+      for (size_t r = r0; r < r1; ++r) std::memcpy(o + r * dim, w + static_cast<size_t>(id[r]) * dim, dim * sizeof(T));
+    });
+  });
+}
+
+inline void EmbeddingScatterAdd(const AlignedArray& grad, const AlignedArray& ids, AlignedArray* out, size_t n_ids,
+                                size_t num, size_t dim) {
+  const char* op = "embedding_scatter_add";
+  same_dtypes(op, {&grad, &ids, out});
+  size_at_least(op, "grad", grad, checked_mul(op, n_ids, dim));
+  size_at_least(op, "ids", ids, n_ids);
+  size_at_least(op, "out", *out, checked_mul(op, num, dim));
+  distinct(op, out, {&grad, &ids});
+  dispatch(grad.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* id = ids.data<T>();
+    check_ids(op, "id", id, n_ids, num);
+    const T* g = grad.data<T>();
+    T* o = out->data<T>();
+    parallel_for(num * dim, 1, [&](size_t i0, size_t i1) { std::memset(o + i0, 0, (i1 - i0) * sizeof(T)); });
+    // threads split the columns, so no two write one element and rows add in id order (deterministic)
+    parallel_for(dim, n_ids, [&](size_t d0, size_t d1) {
+      for (size_t r = 0; r < n_ids; ++r) {
+        T* dst = o + static_cast<size_t>(id[r]) * dim;
+        const T* src = g + r * dim;
+        for (size_t d = d0; d < d1; ++d) dst[d] += src[d];
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Softmax cross-entropy over rows of logits (m, k) with labels (m,):
+//   lse[i] = log sum_j exp(z[i, j]),  loss[i] = lse[i] - z[i, label[i]]
+//   grad[i, j] = g / m * (exp(z[i, j] - lse[i]) - [j == label[i]])   (g: the 1-element adjoint)
+
+template <typename T>
+NEEDLE_CLONES T row_max(const T* x, size_t k) {
+  T m = x[0];
+  for (size_t j = 1; j < k; ++j) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+template <typename T>
+NEEDLE_CLONES void shift_row(const T* x, T s, T* z, size_t k) {
+  for (size_t j = 0; j < k; ++j) z[j] = x[j] - s;
+}
+
+template <typename T>
+NEEDLE_CLONES double row_sum(const T* x, size_t k) {
+  T acc[8] = {};  // eight partial sums: vectorisable, and more accurate than one running sum
+  size_t j = 0;
+  for (; j + 8 <= k; j += 8)
+    for (size_t u = 0; u < 8; ++u) acc[u] += x[j + u];
+  double s = 0;
+  for (size_t u = 0; u < 8; ++u) s += acc[u];
+  for (; j < k; ++j) s += x[j];
+  return s;
+}
+
+template <typename T>
+NEEDLE_CLONES void scale_row(T* z, T s, size_t k) {
+  for (size_t j = 0; j < k; ++j) z[j] *= s;
+}
+
+inline void SoftmaxXent(const AlignedArray& logits, const AlignedArray& labels, AlignedArray* loss, AlignedArray* lse,
+                        size_t m, size_t k) {
+  const char* op = "softmax_xent";
+  same_dtypes(op, {&logits, &labels, loss, lse});
+  require(k > 0 || m == 0, std::string(op) + ": no classes (k = 0)");
+  size_at_least(op, "logits", logits, checked_mul(op, m, k));
+  size_at_least(op, "labels", labels, m);
+  size_at_least(op, "loss", *loss, m);
+  size_at_least(op, "lse", *lse, m);
+  distinct(op, loss, {&logits, &labels});
+  distinct(op, lse, {&logits, &labels, loss});
+  dispatch(logits.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* y = labels.data<T>();
+    check_ids(op, "label", y, m, k);
+    const T* z = logits.data<T>();
+    T* lo = loss->data<T>();
+    T* ls = lse->data<T>();
+    parallel_for(m, k * 8, [&](size_t i0, size_t i1) {
+      std::vector<T> row(k);  // exp of one shifted row
+      for (size_t i = i0; i < i1; ++i) {
+        const T* zi = z + i * k;
+        const T top = row_max(zi, k);
+        if (std::isinf(top)) {  // +inf dominates (loss inf or nan, as numpy); -inf: the whole row is -inf
+          ls[i] = top;
+          lo[i] = top - zi[static_cast<size_t>(y[i])];
+          continue;
+        }
+        shift_row(zi, top, row.data(), k);
+        exp_run(row.data(), row.data(), k);
+        const T l = static_cast<T>(std::log(row_sum(row.data(), k))) + top;
+        ls[i] = l;
+        lo[i] = l - zi[static_cast<size_t>(y[i])];
+      }
+    });
+  });
+}
+
+inline void SoftmaxXentGrad(const AlignedArray& logits, const AlignedArray& labels, const AlignedArray& lse,
+                            const AlignedArray& out_grad, AlignedArray* out, size_t m, size_t k) {
+  const char* op = "softmax_xent_grad";
+  same_dtypes(op, {&logits, &labels, &lse, &out_grad, out});
+  size_at_least(op, "logits", logits, checked_mul(op, m, k));
+  size_at_least(op, "labels", labels, m);
+  size_at_least(op, "lse", lse, m);
+  size_at_least(op, "out_grad", out_grad, 1);
+  size_at_least(op, "out", *out, checked_mul(op, m, k));
+  distinct(op, out, {&logits, &labels, &lse, &out_grad});
+  dispatch(logits.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* y = labels.data<T>();
+    check_ids(op, "label", y, m, k);
+    const T* z = logits.data<T>();
+    const T* ls = lse.data<T>();
+    T* o = out->data<T>();
+    const T scale = m ? out_grad.data<T>()[0] / static_cast<T>(m) : T(0);
+    parallel_for(m, k * 8, [&](size_t i0, size_t i1) {
+      for (size_t i = i0; i < i1; ++i) {
+        T* oi = o + i * k;
+        shift_row(z + i * k, ls[i], oi, k);
+        exp_run(oi, oi, k);
+        scale_row(oi, scale, k);
+        oi[static_cast<size_t>(y[i])] -= scale;
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sigmoid as (1 + tanh(x / 2)) / 2 (no exp to overflow), and its gradient dy * y (1 - y) from the output.
+
+template <typename T>
+NEEDLE_CLONES void half_loop(const T* x, T* z, size_t n) {
+  for (size_t i = 0; i < n; ++i) z[i] = x[i] * T(0.5);
+}
+
+template <typename T>
+NEEDLE_CLONES void sigmoid_finish(T* z, size_t n) {
+  for (size_t i = 0; i < n; ++i) z[i] = (z[i] + T(1)) * T(0.5);
+}
+
+inline void Sigmoid(const AlignedArray& a, AlignedArray* out, size_t n) {
+  const char* op = "sigmoid";
+  same_dtypes(op, {&a, out});
+  size_at_least(op, "a", a, n);
+  size_at_least(op, "out", *out, n);
+  dispatch(a.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* x = a.data<T>();
+    T* z = out->data<T>();
+    parallel_for(n, 8, [&](size_t i0, size_t i1) {
+      half_loop(x + i0, z + i0, i1 - i0);
+      tanh_run(z + i0, z + i0, i1 - i0);
+      sigmoid_finish(z + i0, i1 - i0);
+    });
+  });
+}
+
+template <typename T>
+NEEDLE_CLONES void sigmoid_grad_loop(const T* y, const T* dy, T* dx, size_t n) {
+  for (size_t i = 0; i < n; ++i) dx[i] = dy[i] * y[i] * (T(1) - y[i]);
+}
+
+inline void SigmoidGrad(const AlignedArray& y, const AlignedArray& dy, AlignedArray* out, size_t n) {
+  const char* op = "sigmoid_grad";
+  same_dtypes(op, {&y, &dy, out});
+  size_at_least(op, "y", y, n);
+  size_at_least(op, "dy", dy, n);
+  size_at_least(op, "out", *out, n);
+  dispatch(y.dtype, [&](auto t) {
+    using T = decltype(t);
+    parallel_for(n, 1, [&](size_t i0, size_t i1) {
+      sigmoid_grad_loop(y.data<T>() + i0, dy.data<T>() + i0, out->data<T>() + i0, i1 - i0);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Batch normalization of x viewed as (outer, c, inner), statistics per channel over outer and inner
+// (BatchNorm1d: (N, C, 1); BatchNorm2d: (N, C, H*W)); biased variance, as the course.
+
+inline void check_channels(const char* op, const AlignedArray& x, size_t outer, size_t c, size_t inner) {
+  size_at_least(op, "x", x, checked_mul(op, checked_mul(op, outer, c), inner));
+  require(outer * inner > 0 || c == 0, std::string(op) + ": no elements to take statistics over");
+}
+
+inline void BatchnormStats(const AlignedArray& x, AlignedArray* mean, AlignedArray* var, size_t outer, size_t c,
+                           size_t inner) {
+  const char* op = "batchnorm_stats";
+  same_dtypes(op, {&x, mean, var});
+  check_channels(op, x, outer, c, inner);
+  size_at_least(op, "mean", *mean, c);
+  size_at_least(op, "var", *var, c);
+  distinct(op, mean, {&x});
+  distinct(op, var, {&x, mean});
+  dispatch(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* xs = x.data<T>();
+    const double n = static_cast<double>(outer * inner);
+    parallel_for(c, outer * inner * 2, [&](size_t c0, size_t c1) {
+      for (size_t ch = c0; ch < c1; ++ch) {  // two passes (mean, then centred squares), as numpy's var
+        double s = 0;
+        for (size_t o = 0; o < outer; ++o) s += row_sum(xs + (o * c + ch) * inner, inner);
+        const double mu = s / n;
+        double q = 0;
+        for (size_t o = 0; o < outer; ++o) {
+          const T* r = xs + (o * c + ch) * inner;
+          for (size_t i = 0; i < inner; ++i) q += (r[i] - mu) * (r[i] - mu);
+        }
+        mean->data<T>()[ch] = static_cast<T>(mu);
+        var->data<T>()[ch] = static_cast<T>(q / n);
+      }
+    });
+  });
+}
+
+template <typename T>
+NEEDLE_CLONES void affine_loop(const T* x, T* y, size_t n, T mu, T rstd, T w, T b) {
+  for (size_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * rstd * w + b;
+}
+
+inline void BatchnormForward(const AlignedArray& x, const AlignedArray& weight, const AlignedArray& bias,
+                             const AlignedArray& mean, const AlignedArray& var, AlignedArray* out, size_t outer,
+                             size_t c, size_t inner, double eps) {
+  const char* op = "batchnorm_forward";
+  same_dtypes(op, {&x, &weight, &bias, &mean, &var, out});
+  size_at_least(op, "x", x, checked_mul(op, checked_mul(op, outer, c), inner));
+  for (const AlignedArray* a : {&weight, &bias, &mean, &var}) size_at_least(op, "a per-channel operand", *a, c);
+  size_at_least(op, "out", *out, outer * c * inner);
+  dispatch(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T *xs = x.data<T>(), *w = weight.data<T>(), *b = bias.data<T>(), *mu = mean.data<T>(), *v = var.data<T>();
+    T* y = out->data<T>();
+    parallel_for(outer * c, inner, [&](size_t r0, size_t r1) {
+      for (size_t r = r0; r < r1; ++r) {
+        const size_t ch = r % c;
+        const T rstd = T(1) / std::sqrt(v[ch] + static_cast<T>(eps));
+        affine_loop(xs + r * inner, y + r * inner, inner, mu[ch], rstd, w[ch], b[ch]);
+      }
+    });
+  });
+}
+
+/// dx, dweight, dbias. batch_stats: mean/var are x's own batch statistics (training), so dx includes
+/// their dependence on x; otherwise they are constants (eval mode) and dx = dy * weight * rstd.
+inline void BatchnormBackward(const AlignedArray& x, const AlignedArray& dy, const AlignedArray& weight,
+                              const AlignedArray& mean, const AlignedArray& var, AlignedArray* dx,
+                              AlignedArray* dweight, AlignedArray* dbias, size_t outer, size_t c, size_t inner,
+                              double eps, bool batch_stats) {
+  const char* op = "batchnorm_backward";
+  same_dtypes(op, {&x, &dy, &weight, &mean, &var, dx, dweight, dbias});
+  check_channels(op, x, outer, c, inner);
+  size_at_least(op, "dy", dy, outer * c * inner);
+  size_at_least(op, "dx", *dx, outer * c * inner);
+  for (const AlignedArray* a : {&weight, &mean, &var, static_cast<const AlignedArray*>(dweight),
+                                static_cast<const AlignedArray*>(dbias)})
+    size_at_least(op, "a per-channel operand", *a, c);
+  for (AlignedArray* o : {dx, dweight, dbias}) distinct(op, o, {&x, &dy, &weight, &mean, &var});
+  dispatch(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T *xs = x.data<T>(), *g = dy.data<T>(), *w = weight.data<T>(), *mu = mean.data<T>(), *v = var.data<T>();
+    T *gx = dx->data<T>(), *gw = dweight->data<T>(), *gb = dbias->data<T>();
+    const double n = static_cast<double>(outer * inner);
+    parallel_for(c, outer * inner * 3, [&](size_t c0, size_t c1) {
+      for (size_t ch = c0; ch < c1; ++ch) {
+        const double m = mu[ch], rstd = 1.0 / std::sqrt(static_cast<double>(v[ch]) + eps);
+        double sg = 0, sgx = 0;  // sum dy, sum dy * xhat
+        for (size_t o = 0; o < outer; ++o) {
+          const size_t base = (o * c + ch) * inner;
+          for (size_t i = 0; i < inner; ++i) {
+            sg += g[base + i];
+            sgx += g[base + i] * ((xs[base + i] - m) * rstd);
+          }
+        }
+        gb[ch] = static_cast<T>(sg);
+        gw[ch] = static_cast<T>(sgx);
+        const T k = static_cast<T>(w[ch] * rstd);
+        const T mg = batch_stats ? static_cast<T>(sg / n) : T(0), mgx = batch_stats ? static_cast<T>(sgx / n) : T(0);
+        const T tm = static_cast<T>(m), tr = static_cast<T>(rstd);
+        for (size_t o = 0; o < outer; ++o) {
+          const size_t base = (o * c + ch) * inner;
+          for (size_t i = 0; i < inner; ++i) gx[base + i] = k * (g[base + i] - mg - (xs[base + i] - tm) * tr * mgx);
+        }
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Layer normalization of each row of x (rows, dim); weight and bias per column. The backward pass
+// recomputes each row's statistics (one more read of the row) instead of keeping them from the forward.
+
+template <typename T>
+void row_stats(const T* x, size_t dim, double eps, double* mu, double* rstd) {
+  const double m = row_sum(x, dim) / static_cast<double>(dim);
+  double q = 0;
+  for (size_t j = 0; j < dim; ++j) q += (x[j] - m) * (x[j] - m);
+  *mu = m;
+  *rstd = 1.0 / std::sqrt(q / static_cast<double>(dim) + eps);
+}
+
+inline void LayernormForward(const AlignedArray& x, const AlignedArray& weight, const AlignedArray& bias,
+                             AlignedArray* out, size_t rows, size_t dim, double eps) {
+  const char* op = "layernorm_forward";
+  same_dtypes(op, {&x, &weight, &bias, out});
+  require(dim > 0 || rows == 0, std::string(op) + ": rows of length 0");
+  size_at_least(op, "x", x, checked_mul(op, rows, dim));
+  size_at_least(op, "weight", weight, dim);
+  size_at_least(op, "bias", bias, dim);
+  size_at_least(op, "out", *out, rows * dim);
+  dispatch(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T *xs = x.data<T>(), *w = weight.data<T>(), *b = bias.data<T>();
+    T* y = out->data<T>();
+    parallel_for(rows, dim * 3, [&](size_t r0, size_t r1) {
+      for (size_t r = r0; r < r1; ++r) {
+        double mu, rstd;
+        row_stats(xs + r * dim, dim, eps, &mu, &rstd);
+        const T tm = static_cast<T>(mu), tr = static_cast<T>(rstd);
+        const T* xr = xs + r * dim;
+        T* yr = y + r * dim;
+        for (size_t j = 0; j < dim; ++j) yr[j] = (xr[j] - tm) * tr * w[j] + b[j];
+      }
+    });
+  });
+}
+
+inline void LayernormBackward(const AlignedArray& x, const AlignedArray& dy, const AlignedArray& weight,
+                              AlignedArray* dx, AlignedArray* dweight, AlignedArray* dbias, size_t rows, size_t dim,
+                              double eps) {
+  const char* op = "layernorm_backward";
+  same_dtypes(op, {&x, &dy, &weight, dx, dweight, dbias});
+  require(dim > 0 || rows == 0, std::string(op) + ": rows of length 0");
+  size_at_least(op, "x", x, checked_mul(op, rows, dim));
+  size_at_least(op, "dy", dy, rows * dim);
+  size_at_least(op, "dx", *dx, rows * dim);
+  for (const AlignedArray* a : {&weight, static_cast<const AlignedArray*>(dweight),
+                                static_cast<const AlignedArray*>(dbias)})
+    size_at_least(op, "a per-column operand", *a, dim);
+  for (AlignedArray* o : {dx, dweight, dbias}) distinct(op, o, {&x, &dy, &weight});
+  dispatch(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T *xs = x.data<T>(), *g = dy.data<T>(), *w = weight.data<T>();
+    T* gx = dx->data<T>();
+    parallel_for(rows, dim * 4, [&](size_t r0, size_t r1) {
+      for (size_t r = r0; r < r1; ++r) {
+        const T* xr = xs + r * dim;
+        const T* gr = g + r * dim;
+        double mu, rstd;
+        row_stats(xr, dim, eps, &mu, &rstd);
+        double sd = 0, sdx = 0;  // sum dxhat, sum dxhat * xhat (dxhat = dy * weight)
+        for (size_t j = 0; j < dim; ++j) {
+          const double d = static_cast<double>(gr[j]) * w[j];
+          sd += d;
+          sdx += d * (xr[j] - mu) * rstd;
+        }
+        const T md = static_cast<T>(sd / dim), mdx = static_cast<T>(sdx / dim), tm = static_cast<T>(mu),
+                tr = static_cast<T>(rstd);
+        T* out = gx + r * dim;
+        for (size_t j = 0; j < dim; ++j) out[j] = tr * (gr[j] * w[j] - md - (xr[j] - tm) * tr * mdx);
+      }
+    });
+    // column sums over rows, in row order on one thread (deterministic; rows * dim is small here)
+    std::vector<double> sw(dim, 0.0), sb(dim, 0.0);
+    for (size_t r = 0; r < rows; ++r) {
+      const T* xr = xs + r * dim;
+      const T* gr = g + r * dim;
+      double mu, rstd;
+      row_stats(xr, dim, eps, &mu, &rstd);
+      for (size_t j = 0; j < dim; ++j) {
+        sb[j] += gr[j];
+        sw[j] += gr[j] * ((xr[j] - mu) * rstd);
+      }
+    }
+    for (size_t j = 0; j < dim; ++j) {
+      dweight->data<T>()[j] = static_cast<T>(sw[j]);
+      dbias->data<T>()[j] = static_cast<T>(sb[j]);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// One LSTM cell step from the pre-activations z (bs, 4h) in PyTorch's gate order i, f, g, o and the
+// state c (bs, h): c' = f c + i g, h' = o tanh(c'). The backward pass recomputes the gates from z.
+
+/// Gates of one row: s[0:h] = i, s[h:2h] = f, s[2h:3h] = g, s[3h:4h] = o (sigmoid = (1 + tanh(x/2))/2).
+template <typename T>
+void lstm_gates(const T* z, T* s, size_t h) {
+  for (size_t j = 0; j < 4 * h; ++j) s[j] = (j >= 2 * h && j < 3 * h) ? z[j] : z[j] * T(0.5);
+  tanh_run(s, s, 4 * h);
+  for (size_t j = 0; j < 4 * h; ++j)
+    if (j < 2 * h || j >= 3 * h) s[j] = (s[j] + T(1)) * T(0.5);
+}
+
+inline void check_lstm(const char* op, const AlignedArray& z, const AlignedArray& c, size_t bs, size_t h) {
+  size_at_least(op, "z", z, checked_mul(op, bs, checked_mul(op, 4, h)));
+  size_at_least(op, "c", c, bs * h);
+}
+
+inline void LstmCell(const AlignedArray& z, const AlignedArray& c, AlignedArray* h_out, AlignedArray* c_out, size_t bs,
+                     size_t h) {
+  const char* op = "lstm_cell";
+  same_dtypes(op, {&z, &c, h_out, c_out});
+  check_lstm(op, z, c, bs, h);
+  size_at_least(op, "h_out", *h_out, bs * h);
+  size_at_least(op, "c_out", *c_out, bs * h);
+  distinct(op, h_out, {&z, &c});
+  distinct(op, c_out, {&z, &c, h_out});
+  dispatch(z.dtype, [&](auto t) {
+    using T = decltype(t);
+    parallel_for(bs, h * 32, [&](size_t r0, size_t r1) {
+      std::vector<T> s(4 * h), tc(h);
+      for (size_t r = r0; r < r1; ++r) {
+        lstm_gates(z.data<T>() + r * 4 * h, s.data(), h);
+        const T* cr = c.data<T>() + r * h;
+        T* cn = c_out->data<T>() + r * h;
+        T* hn = h_out->data<T>() + r * h;
+        for (size_t j = 0; j < h; ++j) cn[j] = s[h + j] * cr[j] + s[j] * s[2 * h + j];
+        tanh_run(cn, tc.data(), h);
+        for (size_t j = 0; j < h; ++j) hn[j] = s[3 * h + j] * tc[j];
+      }
+    });
+  });
+}
+
+/// dz (bs, 4h) and dc (bs, h) from the adjoints dh of h' and dc_new of c'.
+inline void LstmCellGrad(const AlignedArray& z, const AlignedArray& c, const AlignedArray& dh,
+                         const AlignedArray& dc_new, AlignedArray* dz, AlignedArray* dc, size_t bs, size_t h) {
+  const char* op = "lstm_cell_grad";
+  same_dtypes(op, {&z, &c, &dh, &dc_new, dz, dc});
+  check_lstm(op, z, c, bs, h);
+  size_at_least(op, "dh", dh, bs * h);
+  size_at_least(op, "dc_new", dc_new, bs * h);
+  size_at_least(op, "dz", *dz, bs * 4 * h);
+  size_at_least(op, "dc", *dc, bs * h);
+  distinct(op, dz, {&z, &c, &dh, &dc_new});
+  distinct(op, dc, {&z, &c, &dh, &dc_new, dz});
+  dispatch(z.dtype, [&](auto t) {
+    using T = decltype(t);
+    parallel_for(bs, h * 48, [&](size_t r0, size_t r1) {
+      std::vector<T> s(4 * h), cn(h), tc(h);
+      for (size_t r = r0; r < r1; ++r) {
+        lstm_gates(z.data<T>() + r * 4 * h, s.data(), h);
+        const T *cr = c.data<T>() + r * h, *gh = dh.data<T>() + r * h, *gc = dc_new.data<T>() + r * h;
+        T* gz = dz->data<T>() + r * 4 * h;
+        T* gcr = dc->data<T>() + r * h;
+        const T *i = s.data(), *f = i + h, *g = f + h, *o = g + h;
+        for (size_t j = 0; j < h; ++j) cn[j] = f[j] * cr[j] + i[j] * g[j];
+        tanh_run(cn.data(), tc.data(), h);
+        for (size_t j = 0; j < h; ++j) {
+          const T d = gc[j] + gh[j] * o[j] * (T(1) - tc[j] * tc[j]);  // total adjoint of c'
+          gz[j] = d * g[j] * i[j] * (T(1) - i[j]);
+          gz[h + j] = d * cr[j] * f[j] * (T(1) - f[j]);
+          gz[2 * h + j] = d * i[j] * (T(1) - g[j] * g[j]);
+          gz[3 * h + j] = gh[j] * tc[j] * o[j] * (T(1) - o[j]);
+          gcr[j] = d * f[j];
+        }
+      }
+    });
+  });
+}
+
+}  // namespace fused
+}  // namespace cpu
+}  // namespace needle
