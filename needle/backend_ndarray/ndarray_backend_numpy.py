@@ -247,6 +247,7 @@ def softmax_xent(logits: Array, labels: Array, loss: Array, lse: Array, m: int, 
         raise ValueError("softmax_xent: no classes (k = 0)")
     z = _flat(logits, m * k, "logits", "softmax_xent").reshape(m, k)
     y = _ids(labels, m, k, "label", "softmax_xent")
+    lo, ls = _flat(loss, m, "loss", "softmax_xent"), _flat(lse, m, "lse", "softmax_xent")
     if m == 0:
         return
     with np.errstate(all="ignore"):
@@ -254,8 +255,8 @@ def softmax_xent(logits: Array, labels: Array, loss: Array, lse: Array, m: int, 
         shifted = z - np.where(np.isinf(top), 0, top)[:, None]
         l = np.log(np.exp(shifted).sum(axis=1)) + np.where(np.isinf(top), 0, top)
         l = np.where(np.isinf(top), top, l).astype(z.dtype)
-        _flat(lse, m, "lse", "softmax_xent")[:] = l
-        _flat(loss, m, "loss", "softmax_xent")[:] = l - z[np.arange(m), y]
+        ls[:] = l
+        lo[:] = l - z[np.arange(m), y]
 
 
 def softmax_xent_grad(logits: Array, labels: Array, lse: Array, out_grad: Array, out: Array, m: int, k: int) -> None:
@@ -292,9 +293,10 @@ def _channels(x: Array, outer: int, c: int, inner: int, op: str) -> np.ndarray:
 def batchnorm_stats(x: Array, mean: Array, var: Array, outer: int, c: int, inner: int) -> None:
     _fused_args("batchnorm_stats", x, mean, var)
     xs = _channels(x, outer, c, inner, "batchnorm_stats")
+    out_mean, out_var = _flat(mean, c, "mean", "batchnorm_stats"), _flat(var, c, "var", "batchnorm_stats")
     mu = xs.mean(axis=(0, 2), dtype=np.float64)
-    _flat(mean, c, "mean", "batchnorm_stats")[:] = mu
-    _flat(var, c, "var", "batchnorm_stats")[:] = ((xs - mu[None, :, None]) ** 2).mean(axis=(0, 2))
+    out_var[:] = ((xs - mu[None, :, None]) ** 2).mean(axis=(0, 2))
+    out_mean[:] = mu
 
 
 def _per_channel(op: str, c: int, **arrays: Array) -> list:
@@ -306,8 +308,9 @@ def batchnorm_forward(x, weight, bias, mean, var, out, outer: int, c: int, inner
     _fused_args(op, x, weight, bias, mean, var, out)
     xs = _flat(x, outer * c * inner, "x", op).reshape(outer, c, inner)
     w, b, mu, v = _per_channel(op, c, weight=weight, bias=bias, mean=mean, var=var)
+    o = _flat(out, outer * c * inner, "out", op)
     rstd = 1 / np.sqrt(v + xs.dtype.type(eps))
-    _flat(out, outer * c * inner, "out", op)[:] = ((xs - mu) * rstd * w + b).reshape(-1)
+    o[:] = ((xs - mu) * rstd * w + b).reshape(-1)
 
 
 def batchnorm_backward(x, dy, weight, mean, var, dx, dweight, dbias, outer: int, c: int, inner: int, eps: float,
@@ -317,17 +320,19 @@ def batchnorm_backward(x, dy, weight, mean, var, dx, dweight, dbias, outer: int,
     xs = _channels(x, outer, c, inner, op)
     g = _flat(dy, outer * c * inner, "dy", op).reshape(outer, c, inner)
     w, mu, v = _per_channel(op, c, weight=weight, mean=mean, var=var)
+    gx = _flat(dx, outer * c * inner, "dx", op)
+    gw, gb = _flat(dweight, c, "dweight", op), _flat(dbias, c, "dbias", op)
     rstd = 1 / np.sqrt(v.astype(np.float64) + eps)
     xhat = (xs - mu) * rstd
     sg, sgx = g.sum(axis=(0, 2), dtype=np.float64), (g * xhat).sum(axis=(0, 2))
-    _flat(dbias, c, "dbias", op)[:] = sg
-    _flat(dweight, c, "dweight", op)[:] = sgx
+    gb[:] = sg
+    gw[:] = sgx
     n = outer * inner
     if batch_stats:
         grad = w * rstd * (g - sg[None, :, None] / n - xhat * sgx[None, :, None] / n)
     else:
         grad = w * rstd * g
-    _flat(dx, outer * c * inner, "dx", op)[:] = grad.reshape(-1)
+    gx[:] = grad.reshape(-1)
 
 
 def _rows(x: Array, rows: int, dim: int, eps: float, op: str):
@@ -342,22 +347,24 @@ def _rows(x: Array, rows: int, dim: int, eps: float, op: str):
 def layernorm_forward(x, weight, bias, out, rows: int, dim: int, eps: float) -> None:
     op = "layernorm_forward"
     _fused_args(op, x, weight, bias, out)
-    _, xhat, _ = _rows(x, rows, dim, eps, op)
     w, b = _flat(weight, dim, "weight", op), _flat(bias, dim, "bias", op)
-    _flat(out, rows * dim, "out", op)[:] = (xhat * w + b).reshape(-1)
+    o = _flat(out, rows * dim, "out", op)
+    _, xhat, _ = _rows(x, rows, dim, eps, op)
+    o[:] = (xhat * w + b).reshape(-1)
 
 
 def layernorm_backward(x, dy, weight, dx, dweight, dbias, rows: int, dim: int, eps: float) -> None:
     op = "layernorm_backward"
     _fused_args(op, x, dy, weight, dx, dweight, dbias)
-    _, xhat, rstd = _rows(x, rows, dim, eps, op)
     g = _flat(dy, rows * dim, "dy", op).reshape(rows, dim)
     w = _flat(weight, dim, "weight", op)
+    gx, gw, gb = _flat(dx, rows * dim, "dx", op), _flat(dweight, dim, "dweight", op), _flat(dbias, dim, "dbias", op)
+    _, xhat, rstd = _rows(x, rows, dim, eps, op)
     d = g * w
     grad = rstd * (d - d.mean(axis=1, keepdims=True) - xhat * (d * xhat).mean(axis=1, keepdims=True))
-    _flat(dx, rows * dim, "dx", op)[:] = grad.reshape(-1)
-    _flat(dweight, dim, "dweight", op)[:] = (g * xhat).sum(axis=0)
-    _flat(dbias, dim, "dbias", op)[:] = g.sum(axis=0, dtype=np.float64)
+    gx[:] = grad.reshape(-1)
+    gw[:] = (g * xhat).sum(axis=0)
+    gb[:] = g.sum(axis=0, dtype=np.float64)
 
 
 def _lstm(z: Array, c: Array, bs: int, h: int, op: str):
@@ -372,18 +379,20 @@ def _lstm(z: Array, c: Array, bs: int, h: int, op: str):
 
 def lstm_cell(z: Array, c: Array, h_out: Array, c_out: Array, bs: int, h: int) -> None:
     _fused_args("lstm_cell", z, c, h_out, c_out)
+    ho, co = _flat(h_out, bs * h, "h_out", "lstm_cell"), _flat(c_out, bs * h, "c_out", "lstm_cell")
     _, _, _, o, _, c_new = _lstm(z, c, bs, h, "lstm_cell")
-    _flat(c_out, bs * h, "c_out", "lstm_cell")[:] = c_new.reshape(-1)
-    _flat(h_out, bs * h, "h_out", "lstm_cell")[:] = (o * np.tanh(c_new)).reshape(-1)
+    co[:] = c_new.reshape(-1)
+    ho[:] = (o * np.tanh(c_new)).reshape(-1)
 
 
 def lstm_cell_grad(z: Array, c: Array, dh: Array, dc_new: Array, dz: Array, dc: Array, bs: int, h: int) -> None:
     op = "lstm_cell_grad"
     _fused_args(op, z, c, dh, dc_new, dz, dc)
+    gzo, gco = _flat(dz, bs * 4 * h, "dz", op), _flat(dc, bs * h, "dc", op)
     i, f, g, o, cs, c_new = _lstm(z, c, bs, h, op)
     gh = _flat(dh, bs * h, "dh", op).reshape(bs, h)
     t = np.tanh(c_new)
     d = _flat(dc_new, bs * h, "dc_new", op).reshape(bs, h) + gh * o * (1 - t * t)
     gz = np.concatenate([d * g * i * (1 - i), d * cs * f * (1 - f), d * i * (1 - g * g), gh * t * o * (1 - o)], axis=1)
-    _flat(dz, bs * 4 * h, "dz", op)[:] = gz.reshape(-1)
-    _flat(dc, bs * h, "dc", op)[:] = (d * f).reshape(-1)
+    gzo[:] = gz.reshape(-1)
+    gco[:] = (d * f).reshape(-1)
