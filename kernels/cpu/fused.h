@@ -266,7 +266,36 @@ inline void SigmoidGrad(const AlignedArray& y, const AlignedArray& dy, AlignedAr
 
 // ---------------------------------------------------------------------------------------------------
 // Batch normalization of x viewed as (outer, c, inner), statistics per channel over outer and inner
-// (BatchNorm1d: (N, C, 1); BatchNorm2d: (N, C, H*W)); biased variance, as the course.
+// (BatchNorm1d: (N, C, 1); BatchNorm2d: (N, C, H*W)); biased variance, as the course. Loops run in memory
+// order (outer, channel, inner) with per-channel accumulators, so BatchNorm1d's inner = 1 is a
+// vectorised sweep over each row instead of a strided walk down each column.
+
+/// sum of (x - mu)^2 over a run, eight partial sums.
+template <typename T>
+NEEDLE_CLONES double sq_dev_sum(const T* x, T mu, size_t k) {
+  T acc[8] = {};
+  size_t j = 0;
+  for (; j + 8 <= k; j += 8)
+    for (size_t u = 0; u < 8; ++u) acc[u] += (x[j + u] - mu) * (x[j + u] - mu);
+  double s = 0;
+  for (size_t u = 0; u < 8; ++u) s += acc[u];
+  for (; j < k; ++j) s += static_cast<double>(x[j] - mu) * (x[j] - mu);
+  return s;
+}
+
+/// Per-channel sums over (outer, inner) of f(x, channel) accumulated in double, in memory order.
+template <typename T, typename RowSum, typename ElemSum>
+void channel_sums(const T* x, size_t outer, size_t c, size_t inner, double* out, RowSum row, ElemSum elem) {
+  std::fill(out, out + c, 0.0);
+  for (size_t o = 0; o < outer; ++o) {
+    const T* xo = x + o * c * inner;
+    if (inner == 1) {
+      for (size_t ch = 0; ch < c; ++ch) out[ch] += elem(xo[ch], ch);
+    } else {
+      for (size_t ch = 0; ch < c; ++ch) out[ch] += row(xo + ch * inner, ch);
+    }
+  }
+}
 
 inline void check_channels(const char* op, const AlignedArray& x, size_t outer, size_t c, size_t inner) {
   size_at_least(op, "x", x, checked_mul(op, checked_mul(op, outer, c), inner));
@@ -286,26 +315,39 @@ inline void BatchnormStats(const AlignedArray& x, AlignedArray* mean, AlignedArr
     using T = decltype(t);
     const T* xs = x.data<T>();
     const double n = static_cast<double>(outer * inner);
-    parallel_for(c, outer * inner * 2, [&](size_t c0, size_t c1) {
-      for (size_t ch = c0; ch < c1; ++ch) {  // two passes (mean, then centred squares), as numpy's var
-        double s = 0;
-        for (size_t o = 0; o < outer; ++o) s += row_sum(xs + (o * c + ch) * inner, inner);
-        const double mu = s / n;
-        double q = 0;
-        for (size_t o = 0; o < outer; ++o) {
-          const T* r = xs + (o * c + ch) * inner;
-          for (size_t i = 0; i < inner; ++i) q += (r[i] - mu) * (r[i] - mu);
-        }
-        mean->data<T>()[ch] = static_cast<T>(mu);
-        var->data<T>()[ch] = static_cast<T>(q / n);
-      }
-    });
+    std::vector<double> s(c), q(c);
+    std::vector<T> mu(c);
+    // two passes (mean, then centred squares), as numpy's var
+    channel_sums(xs, outer, c, inner, s.data(), [&](const T* r, size_t) { return row_sum(r, inner); },
+                 [](T v, size_t) { return static_cast<double>(v); });
+    for (size_t ch = 0; ch < c; ++ch) mu[ch] = static_cast<T>(s[ch] / n);
+    channel_sums(xs, outer, c, inner, q.data(), [&](const T* r, size_t ch) { return sq_dev_sum(r, mu[ch], inner); },
+                 [&](T v, size_t ch) { return static_cast<double>((v - mu[ch]) * (v - mu[ch])); });
+    for (size_t ch = 0; ch < c; ++ch) {
+      mean->data<T>()[ch] = mu[ch];
+      var->data<T>()[ch] = static_cast<T>(q[ch] / n);
+    }
   });
 }
 
+/// y = (x - mu) * rstd * w + b, per channel: with inner = 1 the channel parameters are vectors along
+/// the row; otherwise scalars along each run of inner elements.
 template <typename T>
-NEEDLE_CLONES void affine_loop(const T* x, T* y, size_t n, T mu, T rstd, T w, T b) {
+NEEDLE_CLONES void affine_row(const T* x, T* y, size_t c, const T* mu, const T* rstd, const T* w, const T* b) {
+  for (size_t ch = 0; ch < c; ++ch) y[ch] = (x[ch] - mu[ch]) * rstd[ch] * w[ch] + b[ch];
+}
+
+template <typename T>
+NEEDLE_CLONES void affine_run(const T* x, T* y, size_t n, T mu, T rstd, T w, T b) {
   for (size_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * rstd * w + b;
+}
+
+/// fn(o, begin, end) over the rows o of (outer, c * inner), split across threads when large.
+template <typename Fn>
+void over_outer(size_t outer, size_t per_row, Fn fn) {
+  parallel_for(outer, per_row, [&](size_t o0, size_t o1) {
+    for (size_t o = o0; o < o1; ++o) fn(o);
+  });
 }
 
 inline void BatchnormForward(const AlignedArray& x, const AlignedArray& weight, const AlignedArray& bias,
@@ -313,21 +355,54 @@ inline void BatchnormForward(const AlignedArray& x, const AlignedArray& weight, 
                              size_t c, size_t inner, double eps) {
   const char* op = "batchnorm_forward";
   same_dtypes(op, {&x, &weight, &bias, &mean, &var, out});
-  size_at_least(op, "x", x, checked_mul(op, checked_mul(op, outer, c), inner));
+  const size_t total = checked_mul(op, checked_mul(op, outer, c), inner);
+  size_at_least(op, "x", x, total);
   for (const AlignedArray* a : {&weight, &bias, &mean, &var}) size_at_least(op, "a per-channel operand", *a, c);
-  size_at_least(op, "out", *out, outer * c * inner);
+  size_at_least(op, "out", *out, total);
   dispatch(x.dtype, [&](auto t) {
     using T = decltype(t);
     const T *xs = x.data<T>(), *w = weight.data<T>(), *b = bias.data<T>(), *mu = mean.data<T>(), *v = var.data<T>();
     T* y = out->data<T>();
-    parallel_for(outer * c, inner, [&](size_t r0, size_t r1) {
-      for (size_t r = r0; r < r1; ++r) {
-        const size_t ch = r % c;
-        const T rstd = T(1) / std::sqrt(v[ch] + static_cast<T>(eps));
-        affine_loop(xs + r * inner, y + r * inner, inner, mu[ch], rstd, w[ch], b[ch]);
+    std::vector<T> rstd(c);
+    for (size_t ch = 0; ch < c; ++ch) rstd[ch] = T(1) / std::sqrt(v[ch] + static_cast<T>(eps));
+    over_outer(outer, c * inner, [&](size_t o) {
+      const size_t base = o * c * inner;
+      if (inner == 1) {
+        affine_row(xs + base, y + base, c, mu, rstd.data(), w, b);
+      } else {
+        for (size_t ch = 0; ch < c; ++ch)
+          affine_run(xs + base + ch * inner, y + base + ch * inner, inner, mu[ch], rstd[ch], w[ch], b[ch]);
       }
     });
   });
+}
+
+template <typename T>
+NEEDLE_CLONES void bn_dx_run(const T* x, const T* g, T* gx, size_t n, T k, T mg, T mu, T rstd, T mgx) {
+  for (size_t i = 0; i < n; ++i) gx[i] = k * (g[i] - mg - (x[i] - mu) * rstd * mgx);
+}
+
+template <typename T>
+NEEDLE_CLONES void bn_dx_row(const T* x, const T* g, T* gx, size_t c, const T* k, const T* mg, const T* mu,
+                             const T* rstd, const T* mgx) {
+  for (size_t ch = 0; ch < c; ++ch) gx[ch] = k[ch] * (g[ch] - mg[ch] - (x[ch] - mu[ch]) * rstd[ch] * mgx[ch]);
+}
+
+template <typename T>
+NEEDLE_CLONES void bn_sgx_row(const T* x, const T* g, const T* mu, const T* rstd, double* acc, size_t c) {
+  for (size_t ch = 0; ch < c; ++ch) acc[ch] += static_cast<double>(g[ch] * ((x[ch] - mu[ch]) * rstd[ch]));
+}
+
+template <typename T>
+NEEDLE_CLONES double bn_sgx_run(const T* x, const T* g, size_t n, T mu, T rstd) {
+  T acc[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (size_t u = 0; u < 8; ++u) acc[u] += g[i + u] * ((x[i + u] - mu) * rstd);
+  double s = 0;
+  for (size_t u = 0; u < 8; ++u) s += acc[u];
+  for (; i < n; ++i) s += g[i] * ((x[i] - mu) * rstd);
+  return s;
 }
 
 /// dx, dweight, dbias. batch_stats: mean/var are x's own batch statistics (training), so dx includes
@@ -350,25 +425,35 @@ inline void BatchnormBackward(const AlignedArray& x, const AlignedArray& dy, con
     const T *xs = x.data<T>(), *g = dy.data<T>(), *w = weight.data<T>(), *mu = mean.data<T>(), *v = var.data<T>();
     T *gx = dx->data<T>(), *gw = dweight->data<T>(), *gb = dbias->data<T>();
     const double n = static_cast<double>(outer * inner);
-    parallel_for(c, outer * inner * 3, [&](size_t c0, size_t c1) {
-      for (size_t ch = c0; ch < c1; ++ch) {
-        const double m = mu[ch], rstd = 1.0 / std::sqrt(static_cast<double>(v[ch]) + eps);
-        double sg = 0, sgx = 0;  // sum dy, sum dy * xhat
-        for (size_t o = 0; o < outer; ++o) {
-          const size_t base = (o * c + ch) * inner;
-          for (size_t i = 0; i < inner; ++i) {
-            sg += g[base + i];
-            sgx += g[base + i] * ((xs[base + i] - m) * rstd);
-          }
-        }
-        gb[ch] = static_cast<T>(sg);
-        gw[ch] = static_cast<T>(sgx);
-        const T k = static_cast<T>(w[ch] * rstd);
-        const T mg = batch_stats ? static_cast<T>(sg / n) : T(0), mgx = batch_stats ? static_cast<T>(sgx / n) : T(0);
-        const T tm = static_cast<T>(m), tr = static_cast<T>(rstd);
-        for (size_t o = 0; o < outer; ++o) {
-          const size_t base = (o * c + ch) * inner;
-          for (size_t i = 0; i < inner; ++i) gx[base + i] = k * (g[base + i] - mg - (xs[base + i] - tm) * tr * mgx);
+    std::vector<T> rstd(c), k(c), mg(c), mgx(c);
+    for (size_t ch = 0; ch < c; ++ch) rstd[ch] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(v[ch]) + eps));
+    std::vector<double> sg(c), sgx(c);  // sum dy, sum dy * xhat per channel
+    channel_sums(g, outer, c, inner, sg.data(), [&](const T* r, size_t) { return row_sum(r, inner); },
+                 [](T d, size_t) { return static_cast<double>(d); });
+    std::fill(sgx.begin(), sgx.end(), 0.0);
+    for (size_t o = 0; o < outer; ++o) {
+      const size_t base = o * c * inner;
+      if (inner == 1) {
+        bn_sgx_row(xs + base, g + base, mu, rstd.data(), sgx.data(), c);
+      } else {
+        for (size_t ch = 0; ch < c; ++ch) sgx[ch] += bn_sgx_run(xs + base + ch * inner, g + base + ch * inner, inner, mu[ch], rstd[ch]);
+      }
+    }
+    for (size_t ch = 0; ch < c; ++ch) {
+      gb[ch] = static_cast<T>(sg[ch]);
+      gw[ch] = static_cast<T>(sgx[ch]);
+      k[ch] = w[ch] * rstd[ch];
+      mg[ch] = batch_stats ? static_cast<T>(sg[ch] / n) : T(0);
+      mgx[ch] = batch_stats ? static_cast<T>(sgx[ch] / n) : T(0);
+    }
+    over_outer(outer, c * inner * 2, [&](size_t o) {
+      const size_t base = o * c * inner;
+      if (inner == 1) {
+        bn_dx_row(xs + base, g + base, gx + base, c, k.data(), mg.data(), mu, rstd.data(), mgx.data());
+      } else {
+        for (size_t ch = 0; ch < c; ++ch) {
+          const size_t r = base + ch * inner;
+          bn_dx_run(xs + r, g + r, gx + r, inner, k[ch], mg[ch], mu[ch], rstd[ch], mgx[ch]);
         }
       }
     });
@@ -380,12 +465,15 @@ inline void BatchnormBackward(const AlignedArray& x, const AlignedArray& dy, con
 // recomputes each row's statistics (one more read of the row) instead of keeping them from the forward.
 
 template <typename T>
-void row_stats(const T* x, size_t dim, double eps, double* mu, double* rstd) {
-  const double m = row_sum(x, dim) / static_cast<double>(dim);
-  double q = 0;
-  for (size_t j = 0; j < dim; ++j) q += (x[j] - m) * (x[j] - m);
+void row_stats(const T* x, size_t dim, double eps, T* mu, T* rstd) {
+  const T m = static_cast<T>(row_sum(x, dim) / static_cast<double>(dim));
   *mu = m;
-  *rstd = 1.0 / std::sqrt(q / static_cast<double>(dim) + eps);
+  *rstd = static_cast<T>(1.0 / std::sqrt(sq_dev_sum(x, m, dim) / static_cast<double>(dim) + eps));
+}
+
+template <typename T>
+NEEDLE_CLONES void ln_row(const T* x, T* y, size_t dim, T mu, T rstd, const T* w, const T* b) {
+  for (size_t j = 0; j < dim; ++j) y[j] = (x[j] - mu) * rstd * w[j] + b[j];
 }
 
 inline void LayernormForward(const AlignedArray& x, const AlignedArray& weight, const AlignedArray& bias,
@@ -403,15 +491,45 @@ inline void LayernormForward(const AlignedArray& x, const AlignedArray& weight, 
     T* y = out->data<T>();
     parallel_for(rows, dim * 3, [&](size_t r0, size_t r1) {
       for (size_t r = r0; r < r1; ++r) {
-        double mu, rstd;
+        T mu, rstd;
         row_stats(xs + r * dim, dim, eps, &mu, &rstd);
-        const T tm = static_cast<T>(mu), tr = static_cast<T>(rstd);
-        const T* xr = xs + r * dim;
-        T* yr = y + r * dim;
-        for (size_t j = 0; j < dim; ++j) yr[j] = (xr[j] - tm) * tr * w[j] + b[j];
+        ln_row(xs + r * dim, y + r * dim, dim, mu, rstd, w, b);
       }
     });
   });
+}
+
+/// One row of dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = dy * w; the two sums
+/// in eight partial sums each (vectorisable without reassociating floating point).
+template <typename T>
+NEEDLE_CLONES void ln_dx_row(const T* x, const T* g, const T* w, T* gx, size_t dim, T mu, T rstd) {
+  T sd[8] = {}, sdx[8] = {};
+  size_t j = 0;
+  for (; j + 8 <= dim; j += 8)
+    for (size_t u = 0; u < 8; ++u) {
+      const T d = g[j + u] * w[j + u];
+      sd[u] += d;
+      sdx[u] += d * ((x[j + u] - mu) * rstd);
+    }
+  for (size_t u = 1; u < 8; ++u) {
+    sd[0] += sd[u];
+    sdx[0] += sdx[u];
+  }
+  for (; j < dim; ++j) {
+    const T d = g[j] * w[j];
+    sd[0] += d;
+    sdx[0] += d * ((x[j] - mu) * rstd);
+  }
+  const T md = sd[0] / static_cast<T>(dim), mdx = sdx[0] / static_cast<T>(dim);
+  for (j = 0; j < dim; ++j) gx[j] = rstd * (g[j] * w[j] - md - (x[j] - mu) * rstd * mdx);
+}
+
+template <typename T>
+NEEDLE_CLONES void ln_param_row(const T* x, const T* g, T* sw, T* sb, size_t dim, T mu, T rstd) {
+  for (size_t j = 0; j < dim; ++j) {
+    sb[j] += g[j];
+    sw[j] += g[j] * ((x[j] - mu) * rstd);
+  }
 }
 
 inline void LayernormBackward(const AlignedArray& x, const AlignedArray& dy, const AlignedArray& weight,
@@ -431,40 +549,19 @@ inline void LayernormBackward(const AlignedArray& x, const AlignedArray& dy, con
     using T = decltype(t);
     const T *xs = x.data<T>(), *g = dy.data<T>(), *w = weight.data<T>();
     T* gx = dx->data<T>();
+    std::vector<T> mu(rows), rstd(rows);
     parallel_for(rows, dim * 4, [&](size_t r0, size_t r1) {
       for (size_t r = r0; r < r1; ++r) {
-        const T* xr = xs + r * dim;
-        const T* gr = g + r * dim;
-        double mu, rstd;
-        row_stats(xr, dim, eps, &mu, &rstd);
-        double sd = 0, sdx = 0;  // sum dxhat, sum dxhat * xhat (dxhat = dy * weight)
-        for (size_t j = 0; j < dim; ++j) {
-          const double d = static_cast<double>(gr[j]) * w[j];
-          sd += d;
-          sdx += d * (xr[j] - mu) * rstd;
-        }
-        const T md = static_cast<T>(sd / dim), mdx = static_cast<T>(sdx / dim), tm = static_cast<T>(mu),
-                tr = static_cast<T>(rstd);
-        T* out = gx + r * dim;
-        for (size_t j = 0; j < dim; ++j) out[j] = tr * (gr[j] * w[j] - md - (xr[j] - tm) * tr * mdx);
+        row_stats(xs + r * dim, dim, eps, &mu[r], &rstd[r]);
+        ln_dx_row(xs + r * dim, g + r * dim, w, gx + r * dim, dim, mu[r], rstd[r]);
       }
     });
-    // column sums over rows, in row order on one thread (deterministic; rows * dim is small here)
-    std::vector<double> sw(dim, 0.0), sb(dim, 0.0);
-    for (size_t r = 0; r < rows; ++r) {
-      const T* xr = xs + r * dim;
-      const T* gr = g + r * dim;
-      double mu, rstd;
-      row_stats(xr, dim, eps, &mu, &rstd);
-      for (size_t j = 0; j < dim; ++j) {
-        sb[j] += gr[j];
-        sw[j] += gr[j] * ((xr[j] - mu) * rstd);
-      }
-    }
-    for (size_t j = 0; j < dim; ++j) {
-      dweight->data<T>()[j] = static_cast<T>(sw[j]);
-      dbias->data<T>()[j] = static_cast<T>(sb[j]);
-    }
+    // column sums over rows, in row order (deterministic)
+    T* sw = dweight->data<T>();
+    T* sb = dbias->data<T>();
+    std::fill(sw, sw + dim, T(0));
+    std::fill(sb, sb + dim, T(0));
+    for (size_t r = 0; r < rows; ++r) ln_param_row(xs + r * dim, g + r * dim, sw, sb, dim, mu[r], rstd[r]);
   });
 }
 
