@@ -42,7 +42,8 @@ element counts; buffers are dense row-major; outputs are fully overwritten and n
         dz (bs, 4h), dc (bs, h) from the adjoints dh of h' and dc_new of c' (gates recomputed from z)
 
 The reference implementations are the numpy ones in ndarray_backend_numpy.py; the C++ ones live in
-kernels/cpu/fused.h.
+kernels/cpu/fused.h. A device module that lacks one of these kernels (a learner's own device, a backend
+still growing its set) still runs the op: the numpy kernel on host copies (slow, but never wrong).
 """
 from __future__ import annotations
 
@@ -101,8 +102,22 @@ class _Call:
         return ndarray_backend_numpy.Array.wrap(a.reshape(-1)) if self.host else a._handle
 
     def __call__(self, *args) -> None:
-        kernel = getattr(self.kernels, self.op)
+        kernel = getattr(self.device.mod, self.op, None) if not self.host else getattr(self.kernels, self.op)
+        if kernel is None:
+            self._on_host_copies(args)
+            return
         kernel(*(self.buf(a) if isinstance(a, (np.ndarray, NDArray)) else a for a in args))
+
+    def _on_host_copies(self, args) -> None:
+        """A device module without this kernel (a learner's own, or a backend still growing its set): the
+        numpy kernel on host copies, every array copied back. Correct but slow; devices that have the
+        kernel never come here."""
+        arrays = {id(a): a.numpy().reshape(-1) for a in args if isinstance(a, NDArray)}
+        getattr(ndarray_backend_numpy, self.op)(
+            *(ndarray_backend_numpy.Array.wrap(arrays[id(a)]) if isinstance(a, NDArray) else a for a in args))
+        for a in args:
+            if isinstance(a, NDArray):
+                a.device.from_numpy(arrays[id(a)], a._handle)
 
 
 def _shape_is(op: str, what: str, a, ndim: int | None = None, shape: tuple | None = None) -> None:
