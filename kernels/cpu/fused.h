@@ -11,6 +11,7 @@
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "common.h"
@@ -118,10 +119,18 @@ inline void EmbeddingScatterAdd(const AlignedArray& grad, const AlignedArray& id
 //   lse[i] = log sum_j exp(z[i, j]),  loss[i] = lse[i] - z[i, label[i]]
 //   grad[i, j] = g / m * (exp(z[i, j] - lse[i]) - [j == label[i]])   (g: the 1-element adjoint)
 
+/// The largest element of a row (k >= 1), in sixteen running maxima (vectorisable); NaNs are skipped
+/// here and come back through the sum of exponentials.
 template <typename T>
 NEEDLE_CLONES T row_max(const T* x, size_t k) {
-  T m = x[0];
-  for (size_t j = 1; j < k; ++j) m = x[j] > m ? x[j] : m;
+  T acc[16];
+  for (size_t u = 0; u < 16; ++u) acc[u] = x[0];
+  size_t j = 0;
+  for (; j + 16 <= k; j += 16)
+    for (size_t u = 0; u < 16; ++u) acc[u] = x[j + u] > acc[u] ? x[j + u] : acc[u];
+  for (; j < k; ++j) acc[0] = x[j] > acc[0] ? x[j] : acc[0];
+  T m = acc[0];
+  for (size_t u = 1; u < 16; ++u) m = acc[u] > m ? acc[u] : m;
   return m;
 }
 
@@ -147,6 +156,60 @@ NEEDLE_CLONES void scale_row(T* z, T s, size_t k) {
   for (size_t j = 0; j < k; ++j) z[j] *= s;
 }
 
+// float32 rows: exp(x - shift) sixteen lanes at a time straight from the logits, summed in registers
+// (forward: nothing written) or scaled into the output (gradient); the tail goes through a padded block.
+NEEDLE_CLONES inline double exp_sum_f32(const float* x, float shift, size_t k) {
+  vmath::vf acc = {};
+  size_t j = 0;
+  for (; j + vmath::LANES <= k; j += vmath::LANES) {
+    vmath::vf v;
+    std::memcpy(&v, x + j, sizeof v);
+    acc += vmath::v_exp(v - shift);
+  }
+  if (j < k) {
+    vmath::vf v = vmath::vf{} - __builtin_inff();  // exp(-inf) = 0 in the unused lanes
+    std::memcpy(&v, x + j, (k - j) * sizeof(float));
+    acc += vmath::v_exp(v - shift);
+  }
+  double s = 0;
+  for (size_t u = 0; u < vmath::LANES; ++u) s += acc[u];
+  return s;
+}
+
+NEEDLE_CLONES inline void exp_scale_f32(const float* x, float shift, float scale, float* out, size_t k) {
+  size_t j = 0;
+  for (; j + vmath::LANES <= k; j += vmath::LANES) {
+    vmath::vf v;
+    std::memcpy(&v, x + j, sizeof v);
+    v = vmath::v_exp(v - shift) * scale;
+    std::memcpy(out + j, &v, sizeof v);
+  }
+  if (j < k) {
+    vmath::vf v = vmath::vf{};
+    std::memcpy(&v, x + j, (k - j) * sizeof(float));
+    v = vmath::v_exp(v - shift) * scale;
+    std::memcpy(out + j, &v, (k - j) * sizeof(float));
+  }
+}
+
+/// sum_j exp(x[j] - shift) over a row; `scratch` holds k elements (used by float64 only).
+inline double exp_sum(const float* x, float shift, size_t k, float*) { return exp_sum_f32(x, shift, k); }
+inline double exp_sum(const double* x, double shift, size_t k, double* scratch) {
+  shift_row(x, shift, scratch, k);
+  exp_run(scratch, scratch, k);
+  return row_sum(scratch, k);
+}
+
+/// out[j] = exp(x[j] - shift) * scale.
+inline void exp_scale(const float* x, float shift, float scale, float* out, size_t k) {
+  exp_scale_f32(x, shift, scale, out, k);
+}
+inline void exp_scale(const double* x, double shift, double scale, double* out, size_t k) {
+  shift_row(x, shift, out, k);
+  exp_run(out, out, k);
+  scale_row(out, scale, k);
+}
+
 inline void SoftmaxXent(const AlignedArray& logits, const AlignedArray& labels, AlignedArray* loss, AlignedArray* lse,
                         size_t m, size_t k) {
   const char* op = "softmax_xent";
@@ -166,7 +229,7 @@ inline void SoftmaxXent(const AlignedArray& logits, const AlignedArray& labels, 
     T* lo = loss->data<T>();
     T* ls = lse->data<T>();
     parallel_for(m, k * 8, [&](size_t i0, size_t i1) {
-      std::vector<T> row(k);  // exp of one shifted row
+      std::vector<T> row(std::is_same<T, double>::value ? k : 0);  // float64's scratch row
       for (size_t i = i0; i < i1; ++i) {
         const T* zi = z + i * k;
         const T top = row_max(zi, k);
@@ -175,9 +238,7 @@ inline void SoftmaxXent(const AlignedArray& logits, const AlignedArray& labels, 
           lo[i] = top - zi[static_cast<size_t>(y[i])];
           continue;
         }
-        shift_row(zi, top, row.data(), k);
-        exp_run(row.data(), row.data(), k);
-        const T l = static_cast<T>(std::log(row_sum(row.data(), k))) + top;
+        const T l = static_cast<T>(std::log(exp_sum(zi, top, k, row.data()))) + top;
         ls[i] = l;
         lo[i] = l - zi[static_cast<size_t>(y[i])];
       }
@@ -206,9 +267,7 @@ inline void SoftmaxXentGrad(const AlignedArray& logits, const AlignedArray& labe
     parallel_for(m, k * 8, [&](size_t i0, size_t i1) {
       for (size_t i = i0; i < i1; ++i) {
         T* oi = o + i * k;
-        shift_row(z + i * k, ls[i], oi, k);
-        exp_run(oi, oi, k);
-        scale_row(oi, scale, k);
+        exp_scale(z + i * k, ls[i], scale, oi, k);
         oi[static_cast<size_t>(y[i])] -= scale;
       }
     });
