@@ -629,12 +629,16 @@ inline void LayernormBackward(const AlignedArray& x, const AlignedArray& dy, con
 // state c (bs, h): c' = f c + i g, h' = o tanh(c'). The backward pass recomputes the gates from z.
 
 /// Gates of one row: s[0:h] = i, s[h:2h] = f, s[2h:3h] = g, s[3h:4h] = o (sigmoid = (1 + tanh(x/2))/2).
+/// One tanh pass over the whole row (sigmoid gates at half their argument), then the sigmoid blocks mapped
+/// to (1 + t) / 2; block by block, so each loop is a plain vectorisable sweep.
 template <typename T>
 void lstm_gates(const T* z, T* s, size_t h) {
-  for (size_t j = 0; j < 4 * h; ++j) s[j] = (j >= 2 * h && j < 3 * h) ? z[j] : z[j] * T(0.5);
+  half_loop(z, s, 2 * h);
+  std::memcpy(s + 2 * h, z + 2 * h, h * sizeof(T));
+  half_loop(z + 3 * h, s + 3 * h, h);
   tanh_run(s, s, 4 * h);
-  for (size_t j = 0; j < 4 * h; ++j)
-    if (j < 2 * h || j >= 3 * h) s[j] = (s[j] + T(1)) * T(0.5);
+  sigmoid_finish(s, 2 * h);
+  sigmoid_finish(s + 3 * h, h);
 }
 
 inline void check_lstm(const char* op, const AlignedArray& z, const AlignedArray& c, size_t bs, size_t h) {
