@@ -349,3 +349,25 @@ def test_a_device_module_without_the_fused_kernels_falls_back_to_numpy_on_host_c
     ex = fused.layernorm_backward(Z.astype(np.float32), (Z * 2).astype(np.float32), np.ones(5, np.float32), 1e-5)
     for got, want in zip((dx, dw, db), ex):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sliced_views_with_an_offset(device, dtype):
+    """Inputs that are slices of a larger buffer (an offset, rows with gaps) give the numbers of their values."""
+    rng = np.random.default_rng(6)
+    big = rng.standard_normal((7, 20)) * 3
+    view = nd.array(big, dtype=dtype, device=device)[2:5, 1:14]
+    Z, labels = big[2:5, 1:14], np.array([0, 12, 5])
+    loss, lse = fused.softmax_xent(view, nd.array(labels, dtype=dtype, device=device))
+    ref = np.log(np.exp(Z).sum(axis=1))
+    np.testing.assert_allclose(lse.numpy(), ref, **TOL[dtype])
+    np.testing.assert_allclose(loss.numpy(), ref - Z[np.arange(3), labels], **TOL[dtype])
+    W = nd.array(big, dtype=dtype, device=device)[1:6, 3:11]  # a (5, 8) weight inside the buffer
+    got = fused.embedding_gather(W, nd.array([[4, 0], [2, 2]], dtype=dtype, device=device))
+    np.testing.assert_allclose(got.numpy(), big[1:6, 3:11][[[4, 0], [2, 2]]], **TOL[dtype])
+    z = nd.array(big, dtype=dtype, device=device)[:3, 4:20]  # (3, 16): 4 gates of 4
+    c = nd.array(big, dtype=dtype, device=device)[4:7, :4]
+    h_new, c_new = fused.lstm_cell(z, c)
+    h_ref, c_ref = ref_lstm(big[:3, 4:20], big[4:7, :4])
+    np.testing.assert_allclose(h_new.numpy(), h_ref, **TOL[dtype])
+    np.testing.assert_allclose(c_new.numpy(), c_ref, **TOL[dtype])
