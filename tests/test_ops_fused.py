@@ -291,12 +291,16 @@ def test_bad_shapes_raise_value_errors(kind):
         fused.embedding_scatter_add(a, put([0], kind, "float32"), 4)
 
 
-def test_mixed_devices_are_refused():
+def test_activations_on_another_device_are_refused_ids_are_copied_over():
     a = nd.array(np.ones((2, 3)), device=nd.cpu_numpy())
     if not nd.cpu().enabled():
         pytest.skip("one device only")
-    with pytest.raises(ValueError, match="labels is on cpu"):
-        fused.softmax_xent(a, nd.array([0.0, 1.0], device=nd.cpu()))
+    with pytest.raises(ValueError, match="lse is on cpu"):
+        fused.softmax_xent_grad(a, nd.array([0.0, 1.0], device=nd.cpu_numpy()), nd.array([1.0, 1.0], device=nd.cpu()),
+                                nd.array(1.0, device=nd.cpu_numpy()))
+    loss, _ = fused.softmax_xent(a, nd.array([0.0, 1.0], device=nd.cpu()))  # labels from another device
+    assert loss.device == nd.cpu_numpy()
+    np.testing.assert_allclose(loss.numpy(), np.log(3) * np.ones(2), rtol=1e-6)
 
 
 @pytest.mark.parametrize("dev", [d for d in nd.all_devices() if d.enabled()], ids=str)

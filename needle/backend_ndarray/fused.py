@@ -76,8 +76,10 @@ class _Call:
             self.dtype, self.device = first.dtype, first.device
             self.kernels = first.device  # forwards to its module; a missing kernel names the device
 
-    def dense(self, a, what: str):
-        """`a` as a dense array of this call's kind, device and dtype (ids may arrive as anything numeric)."""
+    def dense(self, a, what: str, ids: bool = False):
+        """`a` as a dense array of this call's kind, device and dtype. ids (integer inputs such as ids and
+        labels, not activations) may arrive as anything numeric, or on another device (copied over, as
+        the course's code does when it reads them on the host); other operands must be on this device."""
         if self.host:
             arr = np.asarray(a.numpy() if isinstance(a, NDArray) else a)
             if arr.dtype.kind not in "biuf":
@@ -85,7 +87,9 @@ class _Call:
             return np.ascontiguousarray(arr, dtype=self.dtype)
         if isinstance(a, NDArray):
             if a.device != self.device:
-                raise ValueError(f"{self.op}: {what} is on {a.device}, the other operands on {self.device}")
+                if not ids:
+                    raise ValueError(f"{self.op}: {what} is on {a.device}, the other operands on {self.device}")
+                a = a.to(self.device)
             return a.astype(self.dtype).compact()
         arr = np.asarray(a)
         if arr.dtype.kind not in "biuf":
@@ -135,7 +139,7 @@ def embedding_gather(weight, ids):
     call = _Call("embedding_gather", weight)
     _shape_is(call.op, "weight", weight, ndim=2)
     num, dim = weight.shape
-    ids = call.dense(ids, "ids")
+    ids = call.dense(ids, "ids", ids=True)
     out = call.empty(tuple(ids.shape) + (dim,))
     call(call.dense(weight, "weight"), ids, out, math.prod(ids.shape), num, dim)
     return out
@@ -145,7 +149,7 @@ def embedding_scatter_add(grad, ids, num: int):
     """The gather's adjoint: a (num, dim) array of zeros with each row of grad (ids.shape + (dim,)) added
     at its id."""
     call = _Call("embedding_scatter_add", grad)
-    ids = call.dense(ids, "ids")
+    ids = call.dense(ids, "ids", ids=True)
     if len(grad.shape) != len(ids.shape) + 1 or tuple(grad.shape[:-1]) != tuple(ids.shape):
         raise ValueError(f"embedding_scatter_add: grad of shape {tuple(grad.shape)} for ids of shape {tuple(ids.shape)}")
     dim = grad.shape[-1]
@@ -162,7 +166,7 @@ def softmax_xent(logits, labels):
     call = _Call("softmax_xent", logits)
     _shape_is(call.op, "logits", logits, ndim=2)
     m, k = logits.shape
-    labels = call.dense(labels, "labels")
+    labels = call.dense(labels, "labels", ids=True)
     _shape_is(call.op, "labels", labels, shape=(m,))
     loss, lse = call.empty((m,)), call.empty((m,))
     call(call.dense(logits, "logits"), labels, loss, lse, m, k)
@@ -174,7 +178,7 @@ def softmax_xent_grad(logits, labels, lse, out_grad):
     call = _Call("softmax_xent_grad", logits)
     _shape_is(call.op, "logits", logits, ndim=2)
     m, k = logits.shape
-    labels, lse, g = call.dense(labels, "labels"), call.dense(lse, "lse"), call.dense(out_grad, "out_grad")
+    labels, lse, g = call.dense(labels, "labels", ids=True), call.dense(lse, "lse"), call.dense(out_grad, "out_grad")
     _shape_is(call.op, "labels", labels, shape=(m,))
     _shape_is(call.op, "lse", lse, shape=(m,))
     if math.prod(g.shape) != 1:
