@@ -46,6 +46,16 @@ def exercise_check(exercise_id: str, *, target: str, hint: str, language: str = 
     return register
 
 
+def set_hints(table: dict[str, tuple[str, Sequence[str]]]) -> None:
+    """Give registered exercises their goal (the stub's message) and tiered hints: {id: (goal, [tier, ...])}."""
+    import dataclasses
+
+    for exercise_id, (goal, tiers) in table.items():
+        if exercise_id not in _EXERCISES:
+            raise KeyError(f"set_hints: no exercise {exercise_id!r}")
+        _EXERCISES[exercise_id] = dataclasses.replace(_EXERCISES[exercise_id], hint=goal, hints=tuple(tiers))
+
+
 def _load_checks() -> None:
     """Import every checks/chNN_*.py once, so that all exercises are registered."""
     global _loaded

@@ -16,7 +16,7 @@ import needle as ndl
 from ..cases import numerical_gradients, random_shape, rng_for, softmax_loss64
 from ..compare import expect, expect_close
 from ..install import reference
-from ..registry import exercise_check
+from ..registry import exercise_check, set_hints
 
 OPS = "needle.ops.ops_mathematic"
 Case = tuple[tuple, list[tuple[int, ...]]]  # (constructor args, input shapes)
@@ -284,3 +284,143 @@ def check_nn_epoch(nn_epoch: Callable) -> int:
                          rtol=1e-4, atol=1e-5)
         cases += 1
     return cases
+
+
+_BACKEND = ("compute works on raw backend arrays (NDArray), not Tensors: use Python operators or array_api "
+            "functions, never needle ops.")
+_GRAD = ("gradient returns one partial adjoint per input (a tuple for two inputs), each a Tensor with that input's "
+         "shape, built with needle ops from out_grad and node.inputs so it can be differentiated again.")
+
+set_hints({
+    "autodiff.PowerScalar.compute": (
+        "the forward of PowerScalar: every element of the raw array raised to the op's integer or float scalar",
+        [_BACKEND, "The op stores its exponent in self.scalar; raw arrays support Python's power operator."]),
+    "autodiff.EWisePow.compute": (
+        "the forward of EWisePow: elementwise power, the first array raised to the second",
+        [_BACKEND, "Both inputs have the same shape; Python's power operator works elementwise on raw arrays."]),
+    "autodiff.EWiseDiv.compute": (
+        "the forward of EWiseDiv: the first raw array divided elementwise by the second",
+        [_BACKEND, "Python's true-division operator works elementwise on two raw arrays of the same shape."]),
+    "autodiff.DivScalar.compute": (
+        "the forward of DivScalar: every element divided by the op's scalar",
+        [_BACKEND, "The divisor is stored in self.scalar."]),
+    "autodiff.MatMul.compute": (
+        "the forward of MatMul: the matrix product of the two raw arrays, batched over leading axes",
+        [_BACKEND, "Python has a matrix-multiplication operator, and raw arrays implement it (with broadcasting of "
+                   "the batch axes, as numpy's does)."]),
+    "autodiff.Summation.compute": (
+        "the forward of Summation: the sum over the op's axes (all of them when the axes are None)",
+        [_BACKEND, "array_api has a sum function that takes an axis argument: an int, a tuple of ints, or None."]),
+    "autodiff.BroadcastTo.compute": (
+        "the forward of BroadcastTo: the raw array broadcast to the op's target shape",
+        [_BACKEND, "The target shape is self.shape; array_api has a function named like the op."]),
+    "autodiff.Reshape.compute": (
+        "the forward of Reshape: the raw array with the op's new shape (same elements, same order)",
+        [_BACKEND, "The new shape is self.shape. A strided view cannot always be reshaped in place: make it "
+                   "compact (contiguous) first, then use array_api's reshape."]),
+    "autodiff.Negate.compute": (
+        "the forward of Negate: every element with its sign flipped",
+        [_BACKEND, "Raw arrays support unary minus."]),
+    "autodiff.Transpose.compute": (
+        "the forward of Transpose: swap two axes of the raw array (self.axes, or the last two when it is None); "
+        "not a full permutation",
+        [_BACKEND, "Work out the pair of axes first: self.axes if given, else the last two (ndim - 2, ndim - 1). "
+                   "array_api has a function that swaps exactly two axes."]),
+    "autodiff.Log.compute": (
+        "the forward of Log: the natural logarithm of every element",
+        [_BACKEND, "array_api has an elementwise natural log."]),
+    "autodiff.Exp.compute": (
+        "the forward of Exp: e raised to every element",
+        [_BACKEND, "array_api has an elementwise exponential."]),
+    "autodiff.ReLU.compute": (
+        "the forward of ReLU: each element, or 0 where it is negative",
+        [_BACKEND, "array_api has an elementwise maximum of an array and a scalar."]),
+    "autodiff.Negate.gradient": (
+        "the partial adjoint of Negate with respect to its input",
+        [_GRAD, "w = -a, so dw/da = -1 and the adjoint of a is the adjoint of w with its sign flipped."]),
+    "autodiff.PowerScalar.gradient": (
+        "the partial adjoint of PowerScalar(s) with respect to its input",
+        [_GRAD, "w = a^s, so dw/da = s a^(s-1); the partial adjoint is out_grad times that, elementwise.",
+         "Take a from node.inputs[0]; Tensors support ** with a number and * with a Tensor or a number."]),
+    "autodiff.EWisePow.gradient": (
+        "the two partial adjoints of EWisePow, with respect to the base and to the exponent",
+        [_GRAD, "w = a^b: dw/da = b a^(b-1) and dw/db = a^b ln a; multiply each by out_grad elementwise.",
+         "a^b is the node itself (no need to recompute it); ndl.log builds the log; return a tuple of two."]),
+    "autodiff.EWiseDiv.gradient": (
+        "the two partial adjoints of EWiseDiv, with respect to the numerator and to the denominator",
+        [_GRAD, "w = a / b: dw/da = 1 / b and dw/db = -a / b^2; multiply each by out_grad elementwise.",
+         "Unpack a, b = node.inputs and return a tuple of two Tensor expressions."]),
+    "autodiff.DivScalar.gradient": (
+        "the partial adjoint of DivScalar(c) with respect to its input",
+        [_GRAD, "w = a / c with c a constant, so dw/da = 1 / c."]),
+    "autodiff.Log.gradient": (
+        "the partial adjoint of Log with respect to its input",
+        [_GRAD, "w = ln a, so dw/da = 1 / a; divide out_grad by the input Tensor, elementwise."]),
+    "autodiff.Exp.gradient": (
+        "the partial adjoint of Exp with respect to its input",
+        [_GRAD, "w = e^a, so dw/da = e^a, and e^a is the output: the node itself, no need to recompute it."]),
+    "autodiff.ReLU.gradient": (
+        "the partial adjoint of ReLU with respect to its input",
+        [_GRAD, "dw/da is 1 where a > 0 and 0 elsewhere: multiply out_grad by that 0/1 mask.",
+         "The mask is a constant (its own derivative is 0): compare the raw input, "
+         "node.inputs[0].realize_cached_data() > 0, and wrap it with Tensor.make_const."]),
+    "autodiff.Reshape.gradient": (
+        "the partial adjoint of Reshape with respect to its input",
+        [_GRAD, "Reshaping only moves elements; the adjoint moves them back: the input's shape is "
+                "node.inputs[0].shape, and ndl.reshape goes there."]),
+    "autodiff.Transpose.gradient": (
+        "the partial adjoint of Transpose with respect to its input",
+        [_GRAD, "Swapping two axes is its own inverse: transpose out_grad with the same self.axes."]),
+    "autodiff.Summation.gradient": (
+        "the partial adjoint of Summation with respect to its input",
+        [_GRAD, "Every input element along a summed axis contributes with derivative 1, so the adjoint is out_grad "
+                "copied back along the summed axes.",
+         "Build the shape keepdims=True would give (1 at each summed axis; all axes when self.axes is None; an int "
+         "axis and negative axes too), reshape out_grad to it, then broadcast_to the input's shape."]),
+    "autodiff.BroadcastTo.gradient": (
+        "the partial adjoint of BroadcastTo: write the helper sum_to_shape(grad, shape) and use it",
+        [_GRAD, "Broadcasting uses one input element many times, so its adjoint sums the contributions: sum over "
+                "every axis broadcasting added (leading axes) or stretched (length 1 in the input, longer in grad).",
+         "added = len(grad.shape) - len(shape); the axes to sum are range(added) plus added + i for each i with "
+         "shape[i] == 1 and grad.shape[added + i] != 1; ndl.summation over that tuple (skip it when empty), then "
+         "ndl.reshape to shape."]),
+    "autodiff.MatMul.gradient": (
+        "the two partial adjoints of MatMul, for batched and broadcast inputs too",
+        [_GRAD, "For Z = AB: the adjoint of A is out_grad times B transposed, the adjoint of B is A transposed "
+                "times out_grad (check the shapes: (m,p)(p,n) and (n,m)(m,p)).",
+         "ndl.transpose swaps the last two axes; an input broadcast over batch axes was used once per batch, so "
+         "finish each adjoint with sum_to_shape(..., that input's shape)."]),
+    "autodiff.find_topo_sort": (
+        "a list of every node reachable from node_list, each after all of its inputs, ending with the outputs",
+        ["The course's way: a post-order depth-first search. To visit a node, first visit each of its inputs "
+         "(left to right), then append the node. A visited set makes each node appear once.",
+         "Keep a set of visited nodes and an output list; a helper visit(node) returns at once if the node was "
+         "visited, marks it, visits node.inputs, then appends it. Call it for each node of node_list.",
+         "Any valid topological order passes (Kahn's algorithm too). For very deep graphs, replace the recursion by "
+         "an explicit stack."]),
+    "autodiff.compute_gradient_of_variables": (
+        "reverse-mode AD: store in node.grad the adjoint of every node the output depends on",
+        ["Walk the nodes in reverse topological order, so a node is reached after all of its users have handed "
+         "it their partial adjoints. Collect, per node, the list of contributions it received.",
+         "Start with {output: [out_grad]}; for each node in reversed(find_topo_sort([output])): its adjoint is "
+         "sum_node_list(its contributions); then for each input with its partial adjoint from "
+         "node.op.gradient_as_tuple(adjoint, node), append the partial adjoint to that input's list.",
+         "Skip nodes that received nothing and leaves (node.op is None) when passing on; skip None partial "
+         "adjoints. Keep everything as needle Tensors (no .detach(), no numpy): the gradient must stay a graph."]),
+    "autodiff.softmax_loss": (
+        "the mean softmax loss of logits Z against one-hot labels, as a 0-d Tensor built from needle ops",
+        ["Per row: log of the sum of exps of the logits, minus the logit of the true class. With one-hot labels, "
+         "the true logit is the row sum of Z times the one-hot row.",
+         "loss = (1/m) * sum_i ( log sum_j e^{Z_ij} - sum_j Z_ij Y_ij ); needle has exp, log and summation with "
+         "axes=(1,) for row sums.",
+         "Two row-sum Tensors of shape (m,), their difference summed to a scalar, divided by Z.shape[0]."]),
+    "autodiff.nn_epoch": (
+        "one epoch of minibatch SGD on the two-layer ReLU network with needle's autodiff; return the new "
+        "(W1, W2) as fresh leaf Tensors",
+        ["For each minibatch in order: Tensors for the inputs and the one-hot labels (no gradient needed), the "
+         "forward pass and the loss from section 7, backward, then the SGD step.",
+         "logits = ReLU(Xb W1) W2; loss = softmax_loss(logits, Yb); after loss.backward(), W1.grad and W2.grad hold "
+         "the gradients; W <- W - lr * grad.",
+         "Do the update outside the graph (on numpy arrays, then a new Tensor of W1's dtype): a needle expression "
+         "would chain every step into one ever-growing graph."]),
+})
