@@ -19,6 +19,7 @@ class Exercise:
     check: CheckFn
     language: str = "python"  # "python" or "c++" (a %%needle_cpp cell)
     hints: tuple[str, ...] = ()  # tiers revealed one by one by course.hint(id): the idea, the formula, the code's shape
+    uses: tuple[str, ...] = ()  # exercises whose learner code this one calls on purpose (e.g. a helper they wrote)
 
     @property
     def chapter(self) -> str:
@@ -30,17 +31,18 @@ _loaded = False
 
 
 def exercise_check(exercise_id: str, *, target: str, hint: str, language: str = "python",
-                   hints: Sequence[str] = ()) -> Callable[[CheckFn], CheckFn]:
+                   hints: Sequence[str] = (), uses: Sequence[str] = ()) -> Callable[[CheckFn], CheckFn]:
     """Register `exercise_id` with the decorated check function, which receives the learner's object.
 
     `hint` names the goal (it is the workbook stub's message, so it must not spell the answer); `hints` are the
     tiers `course.hint(exercise_id)` reveals one per call: the idea, then the formula, then the shape of the code.
+    `uses` names exercises whose learner code this one calls on purpose (a failure then points at them).
     """
 
     def register(fn: CheckFn) -> CheckFn:
         if exercise_id in _EXERCISES and _EXERCISES[exercise_id].check is not fn:
             raise ValueError(f"exercise {exercise_id!r} is registered twice")
-        _EXERCISES[exercise_id] = Exercise(exercise_id, target, hint, fn, language, tuple(hints))
+        _EXERCISES[exercise_id] = Exercise(exercise_id, target, hint, fn, language, tuple(hints), tuple(uses))
         return fn
 
     return register
@@ -54,6 +56,14 @@ def set_hints(table: dict[str, tuple[str, Sequence[str]]]) -> None:
         if exercise_id not in _EXERCISES:
             raise KeyError(f"set_hints: no exercise {exercise_id!r}")
         _EXERCISES[exercise_id] = dataclasses.replace(_EXERCISES[exercise_id], hint=goal, hints=tuple(tiers))
+
+
+def set_uses(table: dict[str, Sequence[str]]) -> None:
+    """Declare, after registration, which exercises' learner code an exercise calls on purpose: {id: [id, ...]}."""
+    import dataclasses
+
+    for exercise_id, uses in table.items():
+        _EXERCISES[exercise_id] = dataclasses.replace(_EXERCISES[exercise_id], uses=tuple(uses))
 
 
 def _load_checks() -> None:

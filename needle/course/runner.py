@@ -39,6 +39,19 @@ def _stub_elsewhere(exc: BaseException, own_code: set) -> str:
 OUTCOME_KEY = "needle_check"  # metadata key of the display a check leaves in its cell: what `needle-course check` reads
 
 _hints_shown: dict[str, int] = {}
+_last_status: dict[str, str] = {}  # exercise id -> "passed" / "failed" / "not attempted", from this kernel's checks
+
+
+def _failing_dependencies(ex: registry.Exercise) -> str:
+    """A note naming the exercises this one uses on purpose that fail (or skip) their own checks."""
+    notes = []
+    for other in ex.uses:
+        status = _last_status.get(other)
+        if status == "failed":
+            notes.append(f"\n  note: this uses your {other}, which fails its own check: fix that one first")
+        elif status is None and install.installed(other) is not None:
+            notes.append(f"\n  note: this uses your {other}; run its check too")
+    return "".join(notes)
 
 
 def _publish(exercise_id: str, status: str, line: str, cases: int | None = None) -> None:
@@ -78,19 +91,25 @@ def run(exercise_id: str) -> int:
     impl = install.installed(exercise_id)
     if impl is None:
         raise NotImplementedYet(_not_attempted(exercise_id))
+    keep = [i for i in install.installed_ids() if install.installed(i) is impl or i in ex.uses]
+    _last_status[exercise_id] = "failed"
     try:
-        with install.isolated([i for i in install.installed_ids() if install.installed(i) is impl]):
-            return ex.check(impl)
+        with install.isolated(keep):
+            passed = ex.check(impl)
     except CheckFailed as failure:
-        raise CheckFailed(f"{exercise_id}: {failure}") from None
+        raise CheckFailed(f"{exercise_id}: {failure}{_failing_dependencies(ex)}") from None
     except NotImplementedError as exc:
         elsewhere = _stub_elsewhere(exc, _learner_code(impl, ex.target.rsplit(".", 1)[-1].rsplit(":", 1)[-1]))
-        where = f" (in {elsewhere})" if elsewhere else ""
-        raise LearnerError(f"{exercise_id}: your code raised NotImplementedError{where}: {exc}\n"
-                           "a part of it is still unfinished; course.hint"
-                           f"(\"{exercise_id}\") if you are stuck") from None
+        if elsewhere:
+            raise LearnerError(f"{exercise_id}: it uses {elsewhere}, which still raises NotImplementedError (a stub): "
+                               f"write that first{_failing_dependencies(ex)}") from None
+        raise LearnerError(f"{exercise_id}: your code raised NotImplementedError: {exc}\n"
+                           f"a part of it is still unfinished; course.hint(\"{exercise_id}\") if you are stuck") from None
     except Exception as exc:  # the learner's code crashed: show where, as a failed check
-        raise LearnerError(f"{exercise_id}: your code raised {type(exc).__name__}:\n{_learner_traceback(exc)}") from None
+        raise LearnerError(f"{exercise_id}: your code raised {type(exc).__name__}:\n{_learner_traceback(exc)}"
+                           f"{_failing_dependencies(ex)}") from None
+    _last_status[exercise_id] = "passed"
+    return passed
 
 
 def check(exercise_id: str) -> None:
@@ -100,6 +119,7 @@ def check(exercise_id: str) -> None:
     try:
         passed = run(exercise_id)
     except NotImplementedYet as not_yet:
+        _last_status[exercise_id] = "not attempted"
         _publish(exercise_id, "not attempted", str(not_yet))
         return
     _publish(exercise_id, "passed", f"✓ {exercise_id}: {passed} cases passed", passed)

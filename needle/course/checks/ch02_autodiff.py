@@ -16,7 +16,7 @@ import needle as ndl
 from ..cases import numerical_gradients, random_shape, rng_for, softmax_loss64
 from ..compare import expect, expect_close
 from ..install import reference
-from ..registry import exercise_check, set_hints
+from ..registry import exercise_check, set_hints, set_uses
 
 OPS = "needle.ops.ops_mathematic"
 Case = tuple[tuple, list[tuple[int, ...]]]  # (constructor args, input shapes)
@@ -148,8 +148,46 @@ def _check_gradient(spec: OpSpec, impl: Any) -> int:
             expect_close(got, want, what=f"{spec.name}{args}.gradient for input {i} (float64, vs central differences)",
                          inputs={**{f"input {j}": x for j, x in enumerate(xs)}, "out_grad": out_grad},
                          rtol=1e-6, atol=1e-6)
+        _check_second_derivative(spec, args, xs, inputs, adjoint, out_grad, grads, rng)
         cases += 1
     return cases
+
+
+def _reference_gradient(spec: OpSpec, args: tuple, xs: list[np.ndarray], out_grad: np.ndarray) -> list[np.ndarray]:
+    """needle's own partial adjoints at xs, as numpy arrays (the oracle for second derivatives)."""
+    op = _op_class(spec.name)(*args)
+    inputs = [ndl.Tensor(x, dtype="float64") for x in xs]
+    node = ndl.Tensor.__new__(ndl.Tensor)
+    node._init(op, inputs, cached_data=reference(f"{OPS}:{spec.name}.compute")(op, *[t.realize_cached_data()
+                                                                                    for t in inputs]))
+    grads = reference(f"{OPS}:{spec.name}.gradient")(op, ndl.Tensor(out_grad, dtype="float64"), node)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    return [g.numpy() for g in grads]
+
+
+def _check_second_derivative(spec: OpSpec, args: tuple, xs: list[np.ndarray], inputs: list, adjoint: Any,
+                             out_grad: np.ndarray, grads: tuple, rng: np.random.Generator) -> None:
+    """Differentiate the learner's gradient once more (as the course's tests do) and compare with central
+    differences of needle's own gradient: catches adjoints cut off the graph with .detach() or constants."""
+    weights = [rng.standard_normal(np.shape(g.numpy())) for g in grads]
+    total = None
+    for g, w in zip(grads, weights):
+        term = ndl.summation(g * ndl.Tensor(w, dtype="float64", requires_grad=False))
+        total = term if total is None else total + term
+    for t in inputs:
+        t.grad = None
+    total.backward()
+    flat_w = np.concatenate([w.ravel() for w in weights])
+    numeric = numerical_gradients(
+        lambda *a: np.concatenate([g.ravel() for g in _reference_gradient(spec, args, list(a), out_grad)]),
+        xs, flat_w)
+    for j, (t, want) in enumerate(zip(inputs, numeric)):
+        got = t.grad if getattr(t, "grad", None) is not None else np.zeros_like(want)
+        expect_close(got, want, what=f"{spec.name}{args}: derivative of your gradient w.r.t. input {j} (a second "
+                                     "derivative; the course's tests take them). A gradient cut off the graph (.detach(), "
+                                     "numpy, a constant Tensor of values that depend on the input) gets this wrong",
+                     inputs={**{f"input {k}": x for k, x in enumerate(xs)}, "out_grad": out_grad},
+                     rtol=1e-5, atol=1e-5)
 
 
 for _spec in SPECS:
@@ -208,11 +246,33 @@ def check_find_topo_sort(find_topo_sort: Callable) -> int:
             got, want = list(find_topo_sort(outputs)), ref(outputs)
             steps_text = "; ".join(f"v{leaves + s} = {k}(v{i}, {'v%d' % o if isinstance(o, int) else o})"
                                    for s, (k, i, o) in enumerate(recipe))
-            expect([id(n) for n in got] == [id(n) for n in want],
-                   f"find_topo_sort({_describe_order(outputs, names)}) gave {_describe_order(got, names)}, "
-                   f"expected {_describe_order(want, names)}\n  graph: {steps_text}")
+            problem = _topo_problem(got, want, names)
+            expect(problem is None,
+                   f"find_topo_sort({_describe_order(outputs, names)}) gave {_describe_order(got, names)}: {problem}\n"
+                   f"  one valid order: {_describe_order(want, names)}\n  graph: {steps_text}")
             cases += 1
     return cases
+
+
+def _topo_problem(got: list, want: list, names: dict[int, str]) -> str | None:
+    """Why `got` is not a topological order of the nodes in `want` (any valid order passes), or None."""
+    seen: dict[int, int] = {}
+    for position, node in enumerate(got):
+        if id(node) in seen:
+            return f"{names.get(id(node), '?')} appears twice"
+        seen[id(node)] = position
+    missing = [names.get(id(n), "?") for n in want if id(n) not in seen]
+    if missing:
+        return f"it leaves out {', '.join(missing)}, which the outputs depend on"
+    extra = [names.get(id(n), "?") for n in got if id(n) not in {id(w) for w in want}]
+    if extra:
+        return f"it holds {', '.join(extra)}, which the outputs do not depend on"
+    for node in got:
+        for parent in node.inputs:
+            if seen[id(parent)] > seen[id(node)]:
+                return (f"{names.get(id(node), '?')} comes before its input {names.get(id(parent), '?')} "
+                        "(every node must come after all of its inputs)")
+    return None
 
 
 @exercise_check("autodiff.compute_gradient_of_variables", target="needle.autograd:compute_gradient_of_variables",
@@ -238,7 +298,23 @@ def check_compute_gradient_of_variables(compute_gradients: Callable) -> int:
                          inputs={f"v{j}": x for j, x in enumerate(xs)}, rtol=1e-6, atol=1e-6)
         expect_close(output.grad, out_grad, what="output.grad (should be out_grad itself)")
         cases += 1
-    return cases
+    # gradients of gradients (the course's tests take them): d/dx of sum(v * d(x*x*x)/dx) = 6 x v
+    x = rng.uniform(0.5, 2.0, size=4)
+    v = rng.standard_normal(4)
+    xt = ndl.Tensor(x, dtype="float64")
+    compute_gradients(xt * xt * xt, ndl.Tensor(np.ones(4), dtype="float64"))
+    first = xt.grad
+    expect(isinstance(first, ndl.Tensor), f"x.grad = {first!r} after the first pass, expected a Tensor")
+    expect_close(first, 3 * x**2, what="x.grad of y = x*x*x (float64)", inputs={"x": x})
+    xt.grad = None
+    compute_gradients(first, ndl.Tensor(v, dtype="float64"))
+    expect(isinstance(getattr(xt, "grad", None), ndl.Tensor),
+           "differentiating x.grad once more gave x no gradient: the adjoints you store must stay needle Tensors "
+           "that belong to the graph (no .detach(), no numpy, no new Tensor(...) of their values), so that a "
+           "gradient can be differentiated again")
+    expect_close(xt.grad, 6 * x * v, what="second derivative: gradient of sum(v * x.grad) for y = x*x*x (float64)",
+                 inputs={"x": x, "v": v}, rtol=1e-6, atol=1e-6)
+    return cases + 1
 
 
 @exercise_check("autodiff.softmax_loss", target="needle.apps.simple_ml:softmax_loss",
@@ -279,6 +355,12 @@ def check_nn_epoch(nn_epoch: Callable) -> int:
         got = nn_epoch(X, y, ndl.Tensor(W1), ndl.Tensor(W2), lr=0.2, batch=batch)
         want = ref(X, y, ndl.Tensor(W1), ndl.Tensor(W2), lr=0.2, batch=batch)
         expect(isinstance(got, tuple) and len(got) == 2, "nn_epoch must return the new (W1, W2)")
+        for name, w in zip(("W1", "W2"), got):
+            expect(isinstance(w, ndl.Tensor) and w.is_leaf(),
+                   f"nn_epoch returned a {name} that is still a node of the graph (it was computed by needle ops, "
+                   f"such as {name} - lr * {name}.grad): every step would chain onto the last, so the graph, the "
+                   "memory and the time of backward grow with each step. Make the new weights fresh leaf Tensors "
+                   "(computed in numpy, or .detach()ed)")
         for name, g, w in zip(("W1", "W2"), got, want):
             expect_close(g, w, what=f"{name} after one epoch (lr=0.2, batch={batch})", inputs={"X": X, "y": y},
                          rtol=1e-4, atol=1e-5)
@@ -424,3 +506,6 @@ set_hints({
          "Do the update outside the graph (on numpy arrays, then a new Tensor of W1's dtype): a needle expression "
          "would chain every step into one ever-growing graph."]),
 })
+
+# MatMul's adjoint calls the learner's sum_to_shape helper (written with BroadcastTo.gradient) on purpose.
+set_uses({"autodiff.MatMul.gradient": ["autodiff.BroadcastTo.gradient"]})

@@ -120,7 +120,7 @@ def check_linear(Linear: type) -> int:
     expect(isinstance(f.weight, nn.Parameter) and isinstance(f.bias, nn.Parameter),
            "weight and bias must be nn.Parameter (so that parameters() finds them)")
     cases = 2
-    for shape in ((3, 10), (1, 3, 10)):
+    for shape in ((3, 10), (1, 10)):  # the course's 2-D contract: (N, in_features)
         np.random.seed(199)
         f = Linear(10, 5, dtype="float64")
         x = rng_for(f"Linear{shape}").standard_normal(shape)
@@ -381,17 +381,50 @@ def _params_and_grads(rng: np.random.Generator, steps: int) -> tuple[list[np.nda
     return [rng.standard_normal(s) for s in shapes], [[rng.standard_normal(s) for s in shapes] for _ in range(steps)]
 
 
+def graph_size(*roots: Any) -> int:
+    """The number of Tensors reachable through `.inputs` from every Tensor held in `roots` (objects' attributes,
+    dicts, lists and tuples are searched): what a training step keeps alive."""
+    tensors, seen_objects, stack = {}, set(), list(roots)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ndl.Tensor):
+            if id(item) not in tensors:
+                tensors[id(item)] = item
+                stack.extend(item.inputs)
+                stack.append(getattr(item, "grad", None))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif hasattr(item, "__dict__") and id(item) not in seen_objects and not isinstance(item, type):
+            seen_objects.add(id(item))
+            stack.extend(vars(item).values())
+    return len(tensors)
+
+
+GRAPH_GROWS = ("the graph kept alive grows with every step ({sizes} tensors after successive steps): an update "
+               "built from needle ops on Tensors that require gradients (p - lr * p.grad, u = momentum * u + g) "
+               "chains each step onto the last. Work on .data (or .detach()) so nothing is kept between steps; the "
+               "course's hw2 tests count live tensors for this")
+
+
 def _run_optimizer(Opt: type, kwargs: dict, start: list, grads: list) -> list[np.ndarray]:
-    """Parameters after one step per entry of grads (gradients set by hand)."""
+    """Parameters after one step per entry of grads. Each gradient is a graph node, as after a real backward, so a
+    step that keeps a graph between steps shows up as a growing graph."""
     params = [nn.Parameter(p, dtype="float32") for p in start]
     opt = Opt(params, **kwargs)
+    sizes = []
     for step in grads:
         for p, g in zip(params, step):
-            p.grad = ndl.Tensor(g, dtype="float32", requires_grad=False)
+            p.grad = ndl.Tensor(g, dtype="float32") * 1.0
         before = [p.grad.numpy().copy() for p in params]
         opt.step()
         for p, g in zip(params, before):
             expect_close(p.grad, g, what=f"{Opt.__name__}.step() must not change the gradients in place")
+        for p in params:
+            p.grad = None
+        sizes.append(graph_size(opt, params))
+    expect(len(sizes) < 3 or sizes[-1] <= sizes[1], f"{Opt.__name__}({kwargs}).step(): " + GRAPH_GROWS.format(sizes=sizes))
     return [p.numpy() for p in params]
 
 
@@ -627,6 +660,17 @@ def check_epoch(epoch: Callable) -> int:
         expect(model.training, "epoch with an optimizer must put the model in training mode")
     expect_close(results[0][0], results[1][0], what="training epoch (error rate, loss): MLPResNet(784, 16, 1), SGD, "
                                                     "300 digits, batch 64, np.random.seed(4) at the start", **TOL)
+    expect(all(isinstance(v, (float, int, np.floating, np.integer)) for v in results[0][0]),
+           f"epoch returned {[type(v).__name__ for v in results[0][0]]}: return plain numbers (float(loss.numpy())), "
+           "not Tensors, which keep every batch's graph alive")
+    sizes = []
+    np.random.seed(0)
+    model = MLPResNet(784, 16, num_blocks=1)
+    opt = ndl.optim.SGD(model.parameters(), lr=0.05)
+    for batches in (2, 4):
+        epoch(ndl.data.DataLoader(_small_mnist(64 * batches), batch_size=64), model, opt)
+        sizes.append(graph_size(model, opt))
+    expect(sizes[1] <= sizes[0], "epoch: " + GRAPH_GROWS.format(sizes=sizes).replace("step", "batch", 1))
     expect_close(results[0][1], results[1][1], what="first weight after the training epoch", **TOL)
     return 3
 
