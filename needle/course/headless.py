@@ -47,6 +47,7 @@ def execute(path: Path, timeout: int = 600) -> nbformat.NotebookNode:
     A cell that runs longer than `timeout` seconds is interrupted and the run goes on; a cell that kills the
     kernel ends the run. Both are noted in the notebook's metadata (RUN_KEY) for outcomes().
     """
+    from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -63,7 +64,7 @@ def execute(path: Path, timeout: int = 600) -> nbformat.NotebookNode:
                 client.execute_cell(cell, index)
             except CellTimeoutError:
                 run["timed_out"].append(index)
-                client.km.interrupt_kernel()
+                run_sync(client.km.interrupt_kernel)()
             except DeadKernelError:
                 run["dead"] = index
                 break
