@@ -63,7 +63,8 @@ def test_no_solution_text_survives(generated, path):
 def test_stub_keeps_the_indentation_and_uses_the_hint():
     source = 'x = 1\n@course.exercise("welcome.sigmoid")\ndef f(x):\n    ### BEGIN SOLUTION\n    return 2\n    ### END SOLUTION\n'
     stub = workbook.stub_source(source)
-    assert '    raise NotImplementedError("not implemented yet: sigmoid(x) = 1 / (1 + exp(-x))' in stub
+    assert '    raise NotImplementedError("not implemented yet: the logistic function' in stub
+    assert "course.hint('welcome.sigmoid')" in stub
     assert "return 2" not in stub and stub.startswith("x = 1\n")
 
 
