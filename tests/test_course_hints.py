@@ -61,3 +61,13 @@ def test_no_stub_message_contains_its_solution_code(exercise_id, source):
 def test_every_exercise_has_tiered_hints():
     missing = [ex.id for ex in registry.all_exercises() if len(ex.hints) < 2]
     assert not missing, f"exercises without tiered hints: {missing}"
+
+
+@pytest.mark.parametrize("exercise_id, source", list(exercise_cells()))
+def test_the_workbook_cell_around_the_stub_does_not_spell_the_solution(exercise_id, source):
+    """The docstring and comments the workbook keeps describe the goal, not the code (no "a @ b")."""
+    stub = workbook.stub_source(source)
+    kept = [line for line in stub.splitlines() if "NotImplemented" not in line
+            and not line.lstrip().startswith(("def ", "class ", "@", "%%"))]
+    leaked = [f for f in solution_fragments(source) if f in _squash("\n".join(kept))]
+    assert not leaked, f"the workbook cell of {exercise_id} spells its answer: {leaked}"
