@@ -695,6 +695,9 @@ def check_train_mnist(train_mnist: Callable) -> int:
                           hidden_dim=16, data_dir=folder)
         expect(isinstance(got, tuple) and len(got) == 4,
                "train_mnist must return (train_err, train_loss, test_err, test_loss)")
+        expect(all(isinstance(v, (float, int, np.floating, np.integer)) for v in got),
+               f"train_mnist returned {[type(v).__name__ for v in got]}: return plain numbers, not Tensors (a Tensor "
+               "keeps its whole graph alive)")
         np.random.seed(4)
         train, test = (ndl.data.MNISTDataset(os.path.join(folder, f"{s}-images-idx3-ubyte.gz"),
                                              os.path.join(folder, f"{s}-labels-idx1-ubyte.gz")) for s in ("train", "t10k"))
