@@ -38,7 +38,8 @@ def exercise(exercise_id: str) -> Callable[[T], T]:
         stubs = _install.stub_parts(obj)
         if stubs:
             _install.mark_stub(exercise_id)
-            print(f"{exercise_id}: still a stub ({', '.join(stubs)}), so needle's reference stays installed")
+            print(f"{exercise_id}: still a stub ({', '.join(stubs)}), so needle's reference stays installed "
+                  "(replace the raise NotImplementedError line with your code)")
             reference = _install.reference(ex.target)
             return reference if isinstance(reference, type) == isinstance(obj, type) else obj
         _install.install(ex, obj)

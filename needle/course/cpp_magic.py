@@ -129,7 +129,8 @@ def needle_cpp(line: str, cell: str) -> None:
         for exercise_id in ids:
             registry.get(exercise_id)
             install.mark_stub(exercise_id)
-        print(f"{', '.join(ids)}: still a stub (the cell throws NotImplemented), so needle's reference stays installed")
+        print(f"{', '.join(ids)}: still a stub (the cell throws NotImplemented), so needle's reference stays installed "
+              "(replace the throw line with your code)")
         return
     try:
         install_cell(ids, cell)
