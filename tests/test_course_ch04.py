@@ -15,7 +15,7 @@ from needle.backend_ndarray import NDArray
 from needle.course import install, registry, workbook
 from needle.course.checks.ch04_ndarray import METHODS, mirror, random_view
 from needle.course.errors import CheckFailed, NotImplementedYet
-from needle.viz import StrideWalk, stride_walk, strided_layout, strided_view
+from needle.viz import StrideWalk, side_by_side, stride_walk, strided_layout, strided_view
 
 IDS = course.exercises("ndarray")
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_ndarray.ipynb"
@@ -358,3 +358,13 @@ def test_the_random_views_of_the_checks_cover_every_kind_of_layout():
         seen |= {"negative" if any(s < 0 for s in a.strides) else "", "zero" if 0 in a.strides else "",
                  "offset" if a._offset else "", "permuted" if list(a.strides) != sorted(a.strides, reverse=True) else ""}
     assert {"negative", "zero", "offset", "permuted"} <= seen
+
+
+def test_side_by_side_puts_pictures_in_one_row():
+    a = NDArray(np.arange(6, dtype=np.float32).reshape(2, 3))
+    row = side_by_side(strided_view(a.permute((1, 0))), strided_view(a), titles=["view", "copy"])
+    root = ET.fromstring(row.svg)
+    inner = root.findall(f"{SVG}svg")
+    assert len(inner) == 2 and int(inner[1].get("x")) > int(inner[0].get("x")) == 0
+    assert {"view", "copy"} <= set(_texts(row.svg))
+    assert repr(row).startswith("<strided view: view: shape (3, 2)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import colorsys
 import itertools
+import re
 from dataclasses import dataclass
 from html import escape
 from typing import Any, Sequence
@@ -193,3 +194,21 @@ def stride_walk(array: Any, step: int = 0) -> StrideWalk:
     handle = array._handle
     buffer = type(array).make((handle.size,), (1,), array.device, handle, 0, dtype=array.dtype).numpy()
     return StrideWalk(buffer, array.shape, array.strides, array._offset, step)
+
+
+def side_by_side(*pictures: StridedView, titles: Sequence[str] = ()) -> StridedView:
+    """Several strided pictures in one row (one SVG), each under its title."""
+    if not pictures:
+        raise ValueError("side_by_side: no pictures")
+    parts, x, height = [], 0, 0
+    for k, picture in enumerate(pictures):
+        w, h = (int(v) for v in re.search(r'width="(\d+)" height="(\d+)"', picture.svg).groups())
+        title = titles[k] if k < len(titles) else ""
+        parts.append(f'<text x="{x + 10}" y="14" font-weight="bold">{escape(title)}</text>')
+        parts.append(picture.svg.replace("<svg ", f'<svg x="{x}" y="20" ', 1))
+        x, height = x + w + 30, max(height, h + 20)
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{x - 30}" height="{height}" font-family="monospace" '
+            'font-size="11">')
+    return StridedView("\n".join([head, *parts, "</svg>"]),
+                       " | ".join(f"{t}: {p.description}" if t else p.description
+                                  for t, p in zip(list(titles) + [""] * len(pictures), pictures)))
