@@ -211,6 +211,17 @@ def test_a_plausible_mistake_fails(exercise_id, wrong):
     assert exercise_id in str(failure.value)
 
 
+def test_a_method_written_inside_a_class_is_installed_and_checked(capsys):
+    class MyNDArray:
+        def permute(self, new_axes):
+            return make(self, [self.shape[k] for k in new_axes], [self.strides[k] for k in new_axes], self._offset)
+
+    course.exercise("ndarray.permute")(MyNDArray)
+    course.check("ndarray.permute")
+    assert capsys.readouterr().out.startswith("✓ ndarray.permute:")
+    assert NDArray(np.zeros((2, 3))).permute((1, 0)).strides == (1, 3)
+
+
 def test_failures_say_what_went_wrong():
     course.exercise("ndarray.reshape")(reshape_by_copying)
     with pytest.raises(CheckFailed, match="no copy"):

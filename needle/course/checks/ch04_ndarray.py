@@ -46,13 +46,22 @@ def _others_are_references(exercise_id: str) -> Iterator[None]:
             setattr(owner, attr, value)
 
 
-def _checked(exercise_id: str) -> Callable[[Callable[[], int]], Callable[[Any], int]]:
-    """A check that calls the learner's method through NDArray, with the chapter's other methods as references."""
+def learner_method(impl: Any, attr: str) -> Callable:
+    """The learner's own function for `attr`: the function itself, a static method's function, or the method of a
+    class they wrote (the check calls it directly, whatever wraps the installed attribute)."""
+    if isinstance(impl, type):
+        impl = vars(impl).get(attr, impl)
+    return impl.__func__ if isinstance(impl, (staticmethod, classmethod)) else impl
 
-    def wrap(body: Callable[[], int]) -> Callable[[Any], int]:
+
+def _checked(exercise_id: str) -> Callable[[Callable[[Callable], int]], Callable[[Any], int]]:
+    """A check that calls the learner's function, with the chapter's other methods as needle's references."""
+    attr = exercise_id.split(".", 1)[1]
+
+    def wrap(body: Callable[[Callable], int]) -> Callable[[Any], int]:
         def check(impl: Any) -> int:
             with _others_are_references(exercise_id):
-                return body()
+                return body(learner_method(impl, attr))
 
         check.__doc__ = body.__doc__
         return check
@@ -175,12 +184,12 @@ def _raises(fn: Callable[[], Any], kinds: tuple[type, ...]) -> BaseException | N
                 hint="row-major order: the last axis varies fastest, and a step along an axis skips every element "
                      "of the axes after it")
 @_checked("ndarray.compact_strides")
-def check_compact_strides() -> int:
+def check_compact_strides(compact_strides: Callable) -> int:
     """Strides of dense row-major arrays of random shapes (with 0 to 4 axes) against numpy's."""
     rng = rng_for("ndarray.compact_strides")
     shapes = [(), (5,), (1, 1), (3, 1, 2)] + [random_shape(rng, 1, 4, 6) for _ in range(8)]
     for shape in shapes:
-        got = NDArray.compact_strides(shape)
+        got = compact_strides(shape)
         want = tuple(s // 4 for s in np.empty(shape, np.float32).strides)
         expect(isinstance(got, (tuple, list)) and all(isinstance(s, (int, np.integer)) for s in got),
                f"compact_strides({shape}) must return a tuple of ints, got {got!r}")
@@ -202,7 +211,7 @@ def _unambiguous(a: NDArray, want: bool) -> bool:
                 hint="compact means a flat kernel could read the buffer directly: the layout is the dense row-major "
                      "one, and the view covers the whole buffer")
 @_checked("ndarray.is_compact")
-def check_is_compact() -> int:
+def check_is_compact(is_compact: Callable) -> int:
     """Compact arrays, transposes, slices (also ones that keep compact strides but not the whole buffer), broadcasts."""
     rng = rng_for("ndarray.is_compact")
     base = _base(rng, (4, 3))
@@ -219,7 +228,7 @@ def check_is_compact() -> int:
         want = bool(reference(f"{ND}:NDArray.is_compact")(a))
         if not _unambiguous(a, want):
             continue
-        got = a.is_compact()
+        got = is_compact(a)
         expect(isinstance(got, (bool, np.bool_)), f"is_compact() must return True or False, got {got!r}")
         expect(bool(got) == want, f"is_compact() of {what}, {describe(a)}: got {got}, expected {want}")
         count += 1
@@ -244,7 +253,7 @@ def _factor_shapes(rng: np.random.Generator, size: int) -> tuple[int, ...]:
                 hint="a compact array is its buffer read in row-major order, whatever its shape; a new shape needs "
                      "only new strides, never a copy; refuse what cannot work that way")
 @_checked("ndarray.reshape")
-def check_reshape() -> int:
+def check_reshape(reshape: Callable) -> int:
     """Compact arrays to random shapes of the same size (values, layout, no copy); non-compact views and wrong sizes
     must raise ValueError; a contiguous slice may raise or must give the right values."""
     rng = rng_for("ndarray.reshape")
@@ -253,7 +262,7 @@ def check_reshape() -> int:
         x = _base(rng, random_shape(rng, 1, 4, 5))
         a = mirror(x, x)
         new = _factor_shapes(rng, x.size)
-        got = a.reshape(new)
+        got = reshape(a, new)
         _expect_view(got, x.reshape(new), a, f"reshape {describe(a)} to {new}", x)
         expect(tuple(got.strides) == tuple(s // 4 for s in np.empty(new, np.float32).strides),
                f"reshape to {new}: the result has strides {tuple(got.strides)}, but a compact array of shape {new} "
@@ -263,19 +272,19 @@ def check_reshape() -> int:
     for what, v, new in (("a transposed (3, 4) view", x.T, (12,)), ("every other row", x[::2], (6,)),
                          ("a broadcast row", np.broadcast_to(x[1:2], (4, 3)), (3, 4))):
         a = mirror(v, x)
-        exc = _raises(lambda: a.reshape(new), (Exception,))
+        exc = _raises(lambda: reshape(a, new), (Exception,))
         expect(isinstance(exc, ValueError),
                f"reshape of {what} ({describe(a)}) to {new} must raise ValueError (it is not compact: its elements "
                f"are not the buffer in row-major order), but it " +
                ("returned a result" if exc is None else f"raised {type(exc).__name__}: {exc}"))
         count += 1
     a = mirror(x, x)
-    exc = _raises(lambda: a.reshape((5, 2)), (Exception,))
+    exc = _raises(lambda: reshape(a, (5, 2)), (Exception,))
     expect(isinstance(exc, ValueError), "reshape of a (4, 3) array to (5, 2) must raise ValueError (12 elements cannot "
            "fill 10), but it " + ("returned a result" if exc is None else f"raised {type(exc).__name__}: {exc}"))
     a = mirror(x[2:], x)  # contiguous, offset 6, half the buffer: refusing it is fine, a wrong result is not
     try:
-        got = a.reshape((6,))
+        got = reshape(a, (6,))
     except ValueError:
         pass
     else:
@@ -289,7 +298,7 @@ def check_reshape() -> int:
                 hint="each new axis is one of the old axes, and an axis's length and stride travel together; the "
                      "buffer and the offset stay as they are")
 @_checked("ndarray.permute")
-def check_permute() -> int:
+def check_permute(permute: Callable) -> int:
     """Random permutations of random strided views (offsets, steps, negative strides, broadcasts) against numpy."""
     rng = rng_for("ndarray.permute")
     count = 0
@@ -297,7 +306,7 @@ def check_permute() -> int:
         b, v = random_view(rng)
         axes = tuple(int(i) for i in rng.permutation(v.ndim))
         a = mirror(v, b)
-        _expect_view(a.permute(axes), v.transpose(axes), a, f"permute{axes} of {describe(a)}", b)
+        _expect_view(permute(a, axes), v.transpose(axes), a, f"permute{axes} of {describe(a)}", b)
         count += 1
     return count
 
@@ -308,7 +317,7 @@ def check_permute() -> int:
                 hint="numpy's broadcasting rule, matched from the last axis: a length-1 axis may take any length and "
                      "new axes may appear in front; a stride of 0 reads the same element again")
 @_checked("ndarray.broadcast_to")
-def check_broadcast_to() -> int:
+def check_broadcast_to(broadcast_to: Callable) -> int:
     """Views with length-1 axes broadcast to longer axes and to new leading axes; incompatible shapes must raise."""
     rng = rng_for("ndarray.broadcast_to")
     count = 0
@@ -319,12 +328,12 @@ def check_broadcast_to() -> int:
         new = tuple(int(rng.integers(2, 4)) if n == 1 else n for n in v.shape)
         new = tuple(int(rng.integers(1, 4)) for _ in range(k % 3)) + new
         a = mirror(v, b)
-        _expect_view(a.broadcast_to(new), np.broadcast_to(v, new), a, f"broadcast_to{new} of {describe(a)}", b)
+        _expect_view(broadcast_to(a, new), np.broadcast_to(v, new), a, f"broadcast_to{new} of {describe(a)}", b)
         count += 1
     x = _base(rng, (2, 3))
     for v, new in ((x, (2, 4)), (x, (3,)), (x[:, :1], (4, 3))):
         a = mirror(v, x)
-        exc = _raises(lambda: a.broadcast_to(new), (Exception,))
+        exc = _raises(lambda: broadcast_to(a, new), (Exception,))
         expect(isinstance(exc, (ValueError, AssertionError)),
                f"broadcast_to{new} of shape {a.shape} must raise (ValueError or AssertionError: only a length-1 axis "
                f"can be stretched), but it " + ("returned a result" if exc is None else f"raised {type(exc).__name__}"))
@@ -338,7 +347,7 @@ def check_broadcast_to() -> int:
                 hint="a slice with None, negative or too-large bounds means the same elements as one with plain, "
                      "in-range numbers; the default start and stop depend on the direction of the step")
 @_checked("ndarray.process_slice")
-def check_process_slice() -> int:
+def check_process_slice(process_slice: Callable) -> int:
     """Random slices (None, negative and out-of-range bounds; steps of either sign) on axes of random lengths: the
     returned slice must hold ints and select the same elements as Python's list slicing."""
     rng = rng_for("ndarray.process_slice")
@@ -347,7 +356,7 @@ def check_process_slice() -> int:
     cases += [(n, random_slice(rng, n)) for n in (int(rng.integers(1, 8)) for _ in range(24))]
     for n, sl in cases:
         a = NDArray(np.zeros((2, n), np.float32), device=default_device())
-        got = a.process_slice(sl, 1)
+        got = process_slice(a, sl, 1)
         expect(isinstance(got, slice), f"process_slice({sl}, dim 1) on shape {a.shape} must return a slice, "
                                        f"got {type(got).__name__}")
         parts = (got.start, got.stop, got.step)
@@ -393,7 +402,7 @@ def _show_index(idx: tuple) -> str:
                 hint="a slice start:stop:step of an axis moves the offset to its first element, multiplies that "
                      "axis's stride by the step, and keeps as many elements as the range holds")
 @_checked("ndarray.__getitem__")
-def check_getitem() -> int:
+def check_getitem(getitem: Callable) -> int:
     """Random indices (ints, slices with steps of either sign, fewer indices than axes, `...`) on random strided views
     against numpy with every axis kept; the result must be a view of the same buffer."""
     rng = rng_for("ndarray.__getitem__")
@@ -408,5 +417,5 @@ def check_getitem() -> int:
         cases.append((b, v, ours, theirs))
     for b, v, ours, theirs in cases:
         a = mirror(v, b)
-        _expect_view(a[ours], v[theirs], a, f"a{_show_index(ours)} with a: {describe(a)}", b)
+        _expect_view(getitem(a, ours), v[theirs], a, f"a{_show_index(ours)} with a: {describe(a)}", b)
     return len(cases)
