@@ -379,3 +379,57 @@ def test_side_by_side_puts_pictures_in_one_row():
     assert len(inner) == 2 and int(inner[1].get("x")) > int(inner[0].get("x")) == 0
     assert {"view", "copy"} <= set(_texts(row.svg))
     assert repr(row).startswith("<strided view: view: shape (3, 2)")
+
+
+# --- the course's own hw3 part-1 cases on the textbook's solutions -----------------------------------------------------
+
+def _install_textbook_solutions():
+    given, cells = _exercise_cells()
+    ns = _namespace()
+    exec(given[0], ns)
+    for source in cells:
+        exec(source, ns)
+
+
+COURSE_VIEW_CASES = [  # (shape, numpy view, needle view) as the course's test_ndarray.py writes them
+    ((8, 16), lambda X: X.reshape(2, 4, 16), lambda X: X.reshape((2, 4, 16))),
+    ((8, 16), lambda X: X.reshape(128), lambda X: X.reshape((128,))),
+    ((4, 5, 6), lambda X: X.transpose(1, 0, 2), lambda X: X.permute((1, 0, 2))),
+    ((4, 5, 6), lambda X: X.transpose(2, 1, 0), lambda X: X.permute((2, 1, 0))),
+    ((1, 3, 4), lambda X: np.broadcast_to(X, (6, 3, 4)), lambda X: X.broadcast_to((6, 3, 4))),
+    ((8, 16), lambda X: X[3:4, 3:4], lambda X: X[3:4, 3:4]),
+    ((8, 16), lambda X: X[1:2, 1:3], lambda X: X[1:2, 1:3]),
+    ((8, 16), lambda X: X[1:4, 3:4], lambda X: X[1:4, 3:4]),
+    ((8, 8, 2, 2, 2, 2), lambda X: X[1:3, 5:8, 1:2, 0:1, 0:1, 1:2], lambda X: X[1:3, 5:8, 1:2, 0:1, 0:1, 1:2]),
+    ((7, 8), lambda X: X.transpose()[3:7, 2:5], lambda X: X.permute((1, 0))[3:7, 2:5]),
+]
+
+
+@pytest.mark.parametrize("shape, np_fn, nd_fn", COURSE_VIEW_CASES)
+def test_the_course_hw3_view_cases_pass_on_the_textbook_solutions(shape, np_fn, nd_fn):
+    _install_textbook_solutions()
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    a = NDArray(x, device=ndl.cpu())
+    view = nd_fn(a)
+    assert view._handle.ptr() == a._handle.ptr()  # the course's test: no copy
+    np.testing.assert_array_equal(view.numpy(), np_fn(x))
+    np.testing.assert_array_equal(view.compact().numpy(), np_fn(x))
+
+
+def test_the_course_hw3_setitem_cases_write_through_the_learners_views():
+    _install_textbook_solutions()
+    rng = np.random.default_rng(1)
+    for lhs_shape, lhs, rhs_shape, rhs in [((4, 5, 6), (slice(1, 2), slice(0, 5), slice(0, 6)),
+                                            (7, 7, 7), (slice(0, 1), slice(0, 5), slice(0, 6))),
+                                           ((4, 5, 6), (slice(1, 4, 2), slice(None, None, -2), slice(0, 6, 3)),
+                                            (6, 3, 2), (slice(0, 6, 3), slice(0, 3), slice(0, 2)))]:
+        x, y = rng.standard_normal(lhs_shape).astype(np.float32), rng.standard_normal(rhs_shape).astype(np.float32)
+        a, b = NDArray(x, device=ndl.cpu()), NDArray(y, device=ndl.cpu())
+        ptr = a._handle.ptr()
+        a[lhs] = b[rhs]
+        x[lhs] = y[rhs]
+        assert a._handle.ptr() == ptr
+        np.testing.assert_array_equal(a.numpy(), x)
+        a[lhs] = 2.5
+        x[lhs] = 2.5
+        np.testing.assert_array_equal(a.numpy(), x)
