@@ -166,16 +166,37 @@ def getitem_from_offset_zero(self, idxs):
     return make(self, view.shape, view.strides, view._offset - self._offset)
 
 
+def permute_dropping_the_offset(self, new_axes):
+    return make(self, [self.shape[k] for k in new_axes], [self.strides[k] for k in new_axes], 0)
+
+
+def broadcast_dropping_the_offset(self, new_shape):
+    view = install.reference("needle.backend_ndarray.ndarray:NDArray.broadcast_to")(self, new_shape)
+    return make(self, view.shape, view.strides, 0)
+
+
+def process_slice_without_clipping(self, sl, dim):
+    n = self.shape[dim]
+    step = sl.step or 1
+    start = (0 if step > 0 else n - 1) if sl.start is None else (sl.start + n if sl.start < 0 else sl.start)
+    stop = (n if step > 0 else -1) if sl.stop is None else (sl.stop + n if sl.stop < 0 else sl.stop)
+    return slice(start, stop, step)
+
+
+getitem_floor_length = _getitem(lambda sl, s: (max(0, (sl.stop - sl.start) // sl.step), s * sl.step, sl.start * s))
+
+
 WRONG = {
     "compact_strides": [compact_strides_column_major, compact_strides_counting_own_axis],
     "is_compact": [is_compact_strides_only, is_compact_size_only],
     "reshape": [reshape_without_compact_check, reshape_by_copying, reshape_dropping_the_offset],
-    "permute": [permute_inverse, permute_shape_only],
-    "broadcast_to": [broadcast_keeping_strides, broadcast_same_ndim_only, broadcast_without_error],
+    "permute": [permute_inverse, permute_shape_only, permute_dropping_the_offset],
+    "broadcast_to": [broadcast_keeping_strides, broadcast_same_ndim_only, broadcast_without_error,
+                     broadcast_dropping_the_offset],
     "process_slice": [process_slice_as_the_course_stub, process_slice_defaults_for_positive_steps,
-                      process_slice_with_none_stop],
+                      process_slice_with_none_stop, process_slice_without_clipping],
     "__getitem__": [getitem_forgetting_the_step, getitem_offset_without_stride, getitem_length_ignoring_step,
-                    getitem_from_offset_zero],
+                    getitem_from_offset_zero, getitem_floor_length],
 }
 MISTAKES = [(f"ndarray.{name}", fn) for name, fns in WRONG.items() for fn in fns]
 
