@@ -80,12 +80,14 @@ def strided_layout(buffer: Sequence[float], shape: Sequence[int], strides: Seque
     first = {int(p): k for k, p in reversed(list(enumerate(positions)))}
     cols = shape[-1] if shape else 1
     rows = max(1, positions.size // max(cols, 1))
+    block = shape[-2] if len(shape) >= 3 and shape[-2] else rows  # a gap between the matrices of a 3-D or larger view
+    blocks_gap = 10 * ((rows - 1) // block)
     arcs = 0 if walk is None else (positions.size - 1 if walk < 0 else min(int(walk), positions.size - 1))
     arc_room = 0 if walk is None else 10 + 6 * min(int(np.abs(np.diff(positions)).max(initial=1)), 12)
     width = 20 + max(values.size, cols) * _CELL
     y0 = 20
     y1 = y0 + _CELL + arc_room + _GAP
-    height = y1 + rows * (_CELL + 14) + (24 if marked is not None else 6)
+    height = y1 + rows * (_CELL + 14) + blocks_gap + (24 if marked is not None else 6)
     width = max(width, 420 if marked is not None else 0)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="monospace" '
              'font-size="11">', f'<text x="10" y="14">buffer ({values.size} elements)</text>']
@@ -116,7 +118,7 @@ def strided_layout(buffer: Sequence[float], shape: Sequence[int], strides: Seque
     parts.append(f'<text x="10" y="{y1 - 4}">view: {escape(label)}</text>')
     for k, p in enumerate(positions):
         r, c = divmod(k, max(cols, 1))
-        x, y = 10 + c * _CELL, y1 + r * (_CELL + 14)
+        x, y = 10 + c * _CELL, y1 + r * (_CELL + 14) + 10 * (r // block)
         edge = 'stroke="#d00" stroke-width="3"' if k == marked else 'stroke="#333"'
         parts.append(f'<rect x="{x}" y="{y}" width="{_CELL - 2}" height="{_CELL - 2}" fill="{_color(first[int(p)], positions.size)}" {edge}/>')
         parts.append(f'<text x="{x + _CELL // 2 - 1}" y="{y + 20}" text-anchor="middle">{escape(f"{values[p]:g}")}</text>')
