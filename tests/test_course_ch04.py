@@ -263,6 +263,18 @@ def test_failures_say_what_went_wrong():
     assert "first wrong element: index (0, 1)" in message
 
 
+def test_numpy_style_int_indexing_is_told_that_the_axis_stays():
+    def getitem_dropping_int_axes(self, idxs):
+        view = install.reference("needle.backend_ndarray.ndarray:NDArray.__getitem__")(self, idxs)
+        idxs = idxs if isinstance(idxs, tuple) else (idxs,)
+        keep = [k for k in range(view.ndim) if k >= len(idxs) or not isinstance(idxs[k], int)]
+        return make(self, [view.shape[k] for k in keep], [view.strides[k] for k in keep], view._offset)
+
+    course.exercise("ndarray.__getitem__")(getitem_dropping_int_axes)
+    with pytest.raises(CheckFailed, match="an int index keeps its axis, with length 1"):
+        course.check("ndarray.__getitem__")
+
+
 def test_a_view_reaching_outside_the_buffer_fails_before_anything_reads_it():
     def getitem_far_away(self, idxs):
         view = install.reference("needle.backend_ndarray.ndarray:NDArray.__getitem__")(self, idxs)

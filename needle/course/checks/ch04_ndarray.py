@@ -145,7 +145,9 @@ def _grid(values: np.ndarray) -> str:
 def _expect_view(got: Any, expected: np.ndarray, a: NDArray, what: str, base: np.ndarray | None = None) -> None:
     """`got` is a view of `a`'s buffer with `expected`'s shape and values (`expected` a numpy view of `base`)."""
     _shares_buffer(got, a, what)
-    expect(tuple(got.shape) == expected.shape, f"{what}: shape {tuple(got.shape)}, expected {expected.shape}")
+    missing = len(got.shape) < expected.ndim and " (an axis went missing; an int index keeps its axis, with length 1)"
+    expect(tuple(got.shape) == expected.shape,
+           f"{what}: shape {tuple(got.shape)}, expected {expected.shape}" + (missing or ""))
     expect(len(got.strides) == len(got.shape),
            f"{what}: {len(got.strides)} strides for a shape of {len(got.shape)} axes")
     positions = [got._offset + sum(i * s for i, s in zip(idx, got.strides)) for idx in np.ndindex(*got.shape)]
