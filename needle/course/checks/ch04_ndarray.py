@@ -15,7 +15,6 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from needle.backend_ndarray import ndarray as nd_module
 from needle.backend_ndarray.ndarray import NDArray, default_device
 
 from ..cases import random_shape, rng_for
