@@ -131,6 +131,16 @@ def test_binder_postbuild_in_a_copy_of_the_repository(tmp_path):
     assert [p.name for p in (copy / "build").iterdir()] == ["binder"]
     where = smoke(env_dir / "bin" / "python", tmp_path)
     assert Path(where).resolve() == (copy / "needle").resolve()
+    # rebuild on import: an edit of kernels/ is compiled by the next `import needle`, silently
+    source = copy / "kernels" / "cpu" / "ndarray_backend_cpu.cc"
+    text = source.read_text()
+    end = text.rindex("}")
+    source.write_text(text[:end] + '  m.attr("__rebuilt__") = 1;\n' + text[end:])
+    proc = subprocess.run([str(env_dir / "bin" / "python"), "-c", "import needle.backend_ndarray as nd; "
+                           "print('REBUILT', nd.cpu().mod.__rebuilt__)"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0 and "REBUILT 1" in proc.stdout, proc.stderr[-4000:]
+    assert proc.stderr.strip() == "", proc.stderr[-2000:]
 
 
 def test_pyproject_shares_no_build_folder_and_rebuilds_only_where_asked():
