@@ -127,14 +127,16 @@ def sim_kernel_cases():
     for name, k in sorted(sim.builtin_kernels().items()):
         params = k.params
 
-        def arg(p, size=4):
-            if p.endswith("*"):  # ones: shape and stride tables of the strided kernels are then valid
+        def arg(p, size=256):
+            # buffers of 4**4 elements hold every kernel's operands at sizes 4 (up to four dimensions of 4);
+            # ones: the shape and stride tables of the strided kernels are then valid too
+            if p.endswith("*"):
                 a = sim.Array(size, buf[p.replace("const ", "")[:-1]])
                 np.asarray(a)[:] = 1
                 return a
             return 1.0 if p in ("float", "double") else (1 if p == "bool" else 4)
 
-        def good(size=4, params=params):
+        def good(size=256, params=params):
             return [arg(p, size) for p in params]
 
         for i, p in enumerate(params):

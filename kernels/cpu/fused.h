@@ -370,6 +370,7 @@ inline void BatchnormStats(const AlignedArray& x, AlignedArray* mean, AlignedArr
   size_at_least(op, "var", *var, c);
   distinct(op, mean, {&x});
   distinct(op, var, {&x, mean});
+  if (c == 0) return;  // no channels: nothing to do (and a huge `outer` must not be looped over)
   dispatch(x.dtype, [&](auto t) {
     using T = decltype(t);
     const T* xs = x.data<T>();
@@ -418,6 +419,7 @@ inline void BatchnormForward(const AlignedArray& x, const AlignedArray& weight, 
   size_at_least(op, "x", x, total);
   for (const AlignedArray* a : {&weight, &bias, &mean, &var}) size_at_least(op, "a per-channel operand", *a, c);
   size_at_least(op, "out", *out, total);
+  if (total == 0) return;  // an empty input: nothing to do (and a huge `outer` must not be looped over)
   dispatch(x.dtype, [&](auto t) {
     using T = decltype(t);
     const T *xs = x.data<T>(), *w = weight.data<T>(), *b = bias.data<T>(), *mu = mean.data<T>(), *v = var.data<T>();
@@ -479,6 +481,7 @@ inline void BatchnormBackward(const AlignedArray& x, const AlignedArray& dy, con
                                 static_cast<const AlignedArray*>(dbias)})
     size_at_least(op, "a per-channel operand", *a, c);
   for (AlignedArray* o : {dx, dweight, dbias}) distinct(op, o, {&x, &dy, &weight, &mean, &var});
+  if (c == 0) return;  // no channels: nothing to do (and a huge `outer` must not be looped over)
   dispatch(x.dtype, [&](auto t) {
     using T = decltype(t);
     const T *xs = x.data<T>(), *g = dy.data<T>(), *w = weight.data<T>(), *mu = mean.data<T>(), *v = var.data<T>();
@@ -655,6 +658,7 @@ inline void LstmCell(const AlignedArray& z, const AlignedArray& c, AlignedArray*
   size_at_least(op, "c_out", *c_out, bs * h);
   distinct(op, h_out, {&z, &c});
   distinct(op, c_out, {&z, &c, h_out});
+  if (h == 0) return;  // nothing to compute (and a huge `bs` must not be looped over)
   dispatch(z.dtype, [&](auto t) {
     using T = decltype(t);
     parallel_for(bs, h * 32, [&](size_t r0, size_t r1) {
@@ -684,6 +688,7 @@ inline void LstmCellGrad(const AlignedArray& z, const AlignedArray& c, const Ali
   size_at_least(op, "dc", *dc, bs * h);
   distinct(op, dz, {&z, &c, &dh, &dc_new});
   distinct(op, dc, {&z, &c, &dh, &dc_new, dz});
+  if (h == 0) return;  // nothing to compute (and a huge `bs` must not be looped over)
   dispatch(z.dtype, [&](auto t) {
     using T = decltype(t);
     parallel_for(bs, h * 48, [&](size_t r0, size_t r1) {
