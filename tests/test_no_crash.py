@@ -17,23 +17,23 @@ FUZZ = Path(__file__).with_name("fuzz_device_modules.py")
 MODULES = ["cpu", "cuda_sim", "cpu_numpy", "sim_kernels"]
 
 
-def run_all_cases(which: str, timeout: float = 240) -> tuple[int, list[str]]:
+def run_all_cases(which: str, timeout: float = 90) -> tuple[int, list[str]]:
     failures, start, total = [], 0, None
     while True:
         try:
             proc = subprocess.run([sys.executable, str(FUZZ), which, str(start)], capture_output=True, text=True,
                                   timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "2"})
-            out, rc = proc.stdout, proc.returncode
+            out, err, rc = proc.stdout, proc.stderr, proc.returncode
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-            rc = "timeout"
+            err, rc = "", "timeout"
         lines = out.splitlines()
         total = next((int(line.split()[1]) for line in lines if line.startswith("TOTAL")), total)
         if rc == 0 and lines and lines[-1] == "DONE":
             return total, failures
         last = [line for line in lines if line.startswith("CASE ")]
         if not last:
-            raise AssertionError(f"{which}: the fuzzer failed before its first case (rc {rc}):\n{proc.stderr[-3000:]}")
+            raise AssertionError(f"{which}: the fuzzer failed before its first case (rc {rc}):\n{err[-3000:]}")
         index = int(last[-1].split()[1])
         why = rc if rc == "timeout" else (signal.Signals(-rc).name if rc < 0 else f"exit {rc}")
         failures.append(f"{last[-1]}: {why}")
