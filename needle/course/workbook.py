@@ -13,7 +13,9 @@ from . import registry
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CPP_MAGIC = "needle_cpp"
-_EXERCISE_ID = re.compile(r"""course\.exercise\(\s*["']([\w.]+)["']|^%%""" + CPP_MAGIC + r"""\s+([\w.]+)""", re.M)
+CUDA_MAGIC = "needle_cuda"
+_EXERCISE_ID = re.compile(r"""course\.exercise\(\s*["']([\w.]+)["']|^%%(?:""" + CPP_MAGIC + "|" + CUDA_MAGIC
+                          + r""")\s+([\w.]+)""", re.M)
 _NB_VERSION = 4
 
 
@@ -33,6 +35,7 @@ def stub_source(source: str) -> str:
     ids = exercise_ids(source)
     hint = registry.get(ids[0]).hint if ids else "fill in this region"
     is_cpp = source.lstrip().startswith("%%" + CPP_MAGIC)
+    is_cuda = source.lstrip().startswith("%%" + CUDA_MAGIC)
     out, inside = [], False
     for line in source.split("\n"):
         marker = line.strip()
@@ -42,7 +45,12 @@ def stub_source(source: str) -> str:
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
             message = json.dumps(f"not implemented yet: {hint}", ensure_ascii=False)
-            stub = f"throw needle_course::NotImplemented({message});" if is_cpp else f"raise NotImplementedError({message})"
+            if is_cuda:  # a kernel may hold several regions: the stub names the exercise, its check gives the hint
+                stub = f"NOT_IMPLEMENTED({json.dumps(ids[0] if ids else 'your code here')});"
+            elif is_cpp:
+                stub = f"throw needle_course::NotImplemented({message});"
+            else:
+                stub = f"raise NotImplementedError({message})"
             out.append(indent + stub)
         elif marker.startswith(END):
             if not inside:
