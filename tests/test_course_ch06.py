@@ -247,3 +247,28 @@ def test_the_figures_render():
     for view in (cuda_model.grid_figure(), cuda_model.memory_figure(), cuda_model.coalescing_figure(),
                  cuda_model.tiles_figure(), cuda_model.launch_map_figure([np.arange(20)], ["i"])):
         assert view._repr_png_().startswith(b"\x89PNG") and repr(view).startswith("<figure: ")
+
+
+def test_a_kernel_that_never_ends_is_a_failed_check_and_is_not_installed(monkeypatch, capsys):
+    monkeypatch.setenv("NEEDLE_TRIAL_TIMEOUT", "20")
+    from needle.course import cuda_magic
+
+    endless = planted("cuda_backend.elementwise", "FOR_EACH_INDEX(i, n) out[i] = a[i] + b[i];",
+                      "for (long long i = threadIdx.x; i < n;) out[i] = a[i] + b[i];")
+    cuda_magic.needle_cuda("cuda_backend.elementwise", body(endless))
+    assert "did not finish within 20 s" in capsys.readouterr().err
+    assert cuda_exercises.overlay() is None  # needle's kernels stay: the notebook goes on
+    with pytest.raises(CheckFailed, match="did not finish"):
+        course.check("cuda_backend.elementwise")
+
+
+def test_a_kernel_that_crashes_its_trial_is_a_failed_check_and_the_others_still_install():
+    crashing = planted("cuda_backend.ewise_setitem", "out[position(i, meta, ndim, offset)] = a[i];",
+                       "((float*)0)[i] = a[i];")
+    report = run_cell(crashing)
+    assert [i for i, _ in report.crashed] == ["cuda_backend.ewise_setitem"]
+    assert set(report.installed) == {"cuda_backend.compact", "cuda_backend.scalar_setitem"}
+    with pytest.raises(CheckFailed, match="crashed the child process"):
+        course.check("cuda_backend.ewise_setitem")
+    course.check("cuda_backend.compact")
+    course.check("cuda_backend.scalar_setitem")

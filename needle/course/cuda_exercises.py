@@ -132,6 +132,7 @@ class CudaBuild:
     stubs: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     device: str = ""
+    trial: Any = None  # cuda_trial.Trial of a cell that crashed or hung its child-process check (then nothing installed)
 
     @property
     def unfinished(self) -> list[str]:
@@ -368,11 +369,15 @@ class CellReport:
     installed: list[str] = field(default_factory=list)
     partly: list[tuple[str, list[str]]] = field(default_factory=list)
     stubs: list[str] = field(default_factory=list)
+    crashed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def install_cell(exercise_ids: list[str], cell: str, device=None) -> CellReport:
-    """Compile the cell and install, for each exercise, the kernels of its bundle that are not stubs."""
-    from . import install, registry
+def install_cell(exercise_ids: list[str], cell: str, device=None, trial: bool = True) -> CellReport:
+    """Compile the cell and install, for each exercise, the kernels of its bundle that are not stubs.
+
+    With `trial`, the exercises' checks run first in a child process (`cuda_trial.py`); an exercise whose trial
+    crashed or hung installs nothing, and its check reports why."""
+    from . import cuda_trial, install, registry
 
     device = device or active_device()
     exercises = [registry.get(i) for i in exercise_ids]
@@ -382,6 +387,7 @@ def install_cell(exercise_ids: list[str], cell: str, device=None) -> CellReport:
     compiled = compile_cell(cell, device)
     stubs = set(stub_kernels(cell))
     report = CellReport(device=str(device))
+    builds = []
     for ex in exercises:
         names = KERNELS.kernels(bundle_of(ex.target))
         build = CudaBuild(ex.id, device=str(device))
@@ -392,6 +398,16 @@ def install_cell(exercise_ids: list[str], cell: str, device=None) -> CellReport:
                 build.stubs.append(name)
             else:
                 build.kernels[name] = compiled[name]
+        builds.append((ex, build))
+    tried = [ex.id for ex, build in builds if build.kernels]
+    trials = cuda_trial.run(cell, tried) if trial and tried and cuda_trial.enabled() else {}
+    for ex, build in builds:
+        outcome = trials.get(ex.id)
+        if outcome is not None and not outcome.safe:  # checked, never installed: needle's kernels stay
+            build.kernels, build.trial = {}, outcome
+            install.install(ex, build)
+            report.crashed.append((ex.id, outcome.message))
+            continue
         if not build.kernels:  # all stubs: needle's reference stays, the check says "not attempted yet"
             if hasattr(install, "mark_stub"):
                 install.mark_stub(ex.id)
@@ -424,6 +440,9 @@ def needle_cuda_exercise(exercise_ids: list[str], cell: str) -> CellReport:
     if report.stubs:
         print(f"compiled for {report.device}; not implemented yet: {', '.join(report.stubs)} "
               "(needle's kernels stay in place)")
+    for exercise_id, message in report.crashed:
+        print(f"{exercise_id}: {message}. needle's kernels stay in place; its check cell shows the failure.",
+              file=sys.stderr)
     return report
 
 
@@ -432,8 +451,10 @@ def kernel_check(check: Callable[[CudaBuild], int]) -> Callable[[Any], int]:
 
     def run(build: Any) -> int:
         __tracebackhide__ = True
-        from .errors import NotImplementedYet
+        from .errors import CheckFailed, NotImplementedYet
 
+        if isinstance(build, CudaBuild) and build.trial is not None:
+            raise CheckFailed(build.trial.message)
         if not isinstance(build, CudaBuild) or not build.kernels:
             raise NotImplementedYet("not implemented yet")
         with _base_module(active_device()).checked():
