@@ -3,6 +3,9 @@ the workbook's stubs compile and are never installed, and their checks say "not 
 fails its check, with the simulator's report where it finds one; install and course.reset() swap the device's module.
 """
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -272,3 +275,30 @@ def test_a_kernel_that_crashes_its_trial_is_a_failed_check_and_the_others_still_
         course.check("cuda_backend.ewise_setitem")
     course.check("cuda_backend.compact")
     course.check("cuda_backend.scalar_setitem")
+
+
+NVCC = shutil.which("nvcc") or shutil.which("/usr/local/cuda/bin/nvcc")
+
+
+def _notebook_kernel_sources() -> dict[str, str]:
+    """Every CUDA source of the chapter: the exercise cells, their workbook stubs, and the demos' compile_cell texts."""
+    out = {}
+    for exercise_id, source in CELLS.items():
+        out[exercise_id] = body(source)
+        out[exercise_id + " (stub)"] = body(stub_source(source))
+    for n, cell in enumerate(json.loads(NOTEBOOK.read_text())["cells"]):
+        for k, text in enumerate(re.findall(r"compile_cell\(r'''(.*?)'''", "".join(cell["source"]), re.S)):
+            out[f"cell {n} demo {k}"] = text
+    return out
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("name", sorted(_notebook_kernel_sources()))
+def test_every_cuda_cell_of_the_chapter_compiles_for_a_real_gpu(name, tmp_path):
+    """What NVRTC gets on a GPU: the prelude (NOT_IMPLEMENTED as __trap(), FOR_EACH_INDEX) and the cell."""
+    source = _notebook_kernel_sources()[name]
+    (tmp_path / "cell.cu").write_text(cuda_exercises.cell_source(source))
+    result = subprocess.run([NVCC, "--ptx", "-std=c++17", str(tmp_path / "cell.cu"), "-o", str(tmp_path / "out.ptx")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ".entry" in (tmp_path / "out.ptx").read_text()
