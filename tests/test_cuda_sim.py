@@ -217,13 +217,21 @@ def test_library_kernels_pass_the_checked_mode():
         x = ndl.Tensor(np.random.randn(33, 5), device=sim_device, dtype="float32")
         loss = (model(x) * model(x)).sum(axes=(1,)).sum() + ndl.ops.log(ndl.ops.summation(ndl.ops.exp(x)))
         loss.backward()
+        emb, lstm = nn.Embedding(1100, 6, device=sim_device), nn.LSTM(6, 8, device=sim_device)
+        norm, bn = nn.LayerNorm1d(8, device=sim_device), nn.BatchNorm1d(8, device=sim_device)
+        head = nn.Linear(8, 1100, device=sim_device)  # 1100 classes: the block-per-row softmax kernel
+        ids = ndl.Tensor(np.random.randint(0, 1100, (3, 2)), device=sim_device)
+        out, _ = lstm(emb(ids))
+        logits = head(bn(norm(out.reshape((6, 8)))))
+        nn.SoftmaxLoss()(logits, ndl.Tensor(np.random.randint(0, 1100, 6), device=sim_device)).backward()
+        assert emb.weight.grad.shape == (1100, 6)
         big = nd.array(np.random.randn(3, 2000), device=sim_device)
         np.testing.assert_allclose(big.sum(axis=1).numpy(), big.numpy().sum(axis=1), rtol=1e-4)
         np.testing.assert_allclose(big.max(axis=1).numpy(), big.numpy().max(axis=1))
     assert model.modules[0].weight.grad.shape == (5, 70)
 
 
-@settings(max_examples=300)
+@settings(max_examples=1000)
 @given(st.data())
 def test_random_strided_views_compact_and_setitem_like_numpy(data):
     """Random shapes, strides (negative and zero too) and offsets: the strided kernels agree with numpy."""

@@ -390,6 +390,124 @@ class CudaBackend:
             self._launch("adam_step", p.dtype, geo.elementwise(n, self.x.max_blocks), p, g, m, v, out_p, out_m, out_v,
                          n, lr / bias1, beta1, beta2, eps, weight_decay, 1.0 / math.sqrt(bias2), int(bool(first)))
 
+    # ---- fused ops (contract: needle/backend_ndarray/fused.py) ----
+    def _with_status(self, op: str, what: str, ids, n_ids: int, num: int, name: str, geometry, *args) -> None:
+        """Launches a kernel that flags bad ids in a status word, then raises for the first bad one."""
+        status = self.Array(1, "int32")
+        self.x.upload(np.zeros(1, np.int32), status)
+        self._launch(name, args[0].dtype, geometry, *args, status)
+        if self.x.download(status, (1,), (1,), 0)[0]:
+            raise _id_error(op, what, self.to_numpy(ids, (n_ids,), (1,), 0), num)
+
+    def embedding_gather(self, weight, ids, out, n_ids, num, dim) -> None:
+        n_ids, num, dim = _dims("embedding_gather", n_ids, num, dim)
+        _sized("embedding_gather", ("weight", weight, num * dim), ("ids", ids, n_ids), ("out", out, n_ids * dim))
+        if n_ids * dim:
+            self._with_status("embedding_gather", "id", ids, n_ids, num, "embedding_gather",
+                              geo.elementwise(n_ids * dim, self.x.max_blocks), weight, ids, out, n_ids, num, dim)
+
+    def embedding_scatter_add(self, grad, ids, out, n_ids, num, dim) -> None:
+        n_ids, num, dim = _dims("embedding_scatter_add", n_ids, num, dim)
+        _sized("embedding_scatter_add", ("grad", grad, n_ids * dim), ("ids", ids, n_ids), ("out", out, num * dim))
+        self.fill(out, 0.0)
+        if n_ids * dim:
+            self._with_status("embedding_scatter_add", "id", ids, n_ids, num, "embedding_scatter_add",
+                              geo.elementwise(n_ids * dim, self.x.max_blocks), grad, ids, out, n_ids, num, dim)
+
+    def softmax_xent(self, logits, labels, loss, lse, m, k) -> None:
+        m, k = _dims("softmax_xent", m, k)
+        _sized("softmax_xent", ("logits", logits, m * k), ("labels", labels, m), ("loss", loss, m), ("lse", lse, m))
+        if m == 0:
+            return
+        if k == 0:
+            raise ValueError("softmax_xent: no classes (k = 0)")
+        rows = geo.use_rows_kernel(k, 1)
+        geometry = geo.reduce_rows(m, self.x.max_blocks) if rows else geo.elementwise(m, self.x.max_blocks)
+        self._with_status("softmax_xent", "label", labels, m, k, "softmax_xent_rows" if rows else "softmax_xent_serial",
+                          geometry, logits, labels, loss, lse, m, k)
+
+    def softmax_xent_grad(self, logits, labels, lse, out_grad, out, m, k) -> None:
+        m, k = _dims("softmax_xent_grad", m, k)
+        _sized("softmax_xent_grad", ("logits", logits, m * k), ("labels", labels, m), ("lse", lse, m),
+               ("out_grad", out_grad, 1), ("out", out, m * k))
+        if m * k:
+            self._launch("softmax_xent_grad", logits.dtype, geo.elementwise(m * k, self.x.max_blocks), logits, labels,
+                         lse, out_grad, out, m, k)
+
+    def sigmoid(self, a, out, n) -> None:
+        (n,) = _dims("sigmoid", n)
+        _sized("sigmoid", ("a", a, n), ("out", out, n))
+        self._elementwise("sigmoid", n, a, out)
+
+    def sigmoid_grad(self, y, dy, out, n) -> None:
+        (n,) = _dims("sigmoid_grad", n)
+        _sized("sigmoid_grad", ("y", y, n), ("dy", dy, n), ("out", out, n))
+        self._elementwise("sigmoid_grad", n, y, dy, out)
+
+    def batchnorm_stats(self, x, mean, var, outer, c, inner) -> None:
+        outer, c, inner = _dims("batchnorm_stats", outer, c, inner)
+        if outer * inner == 0:
+            raise ValueError("batchnorm_stats: no elements per channel")
+        _sized("batchnorm_stats", ("x", x, outer * c * inner), ("mean", mean, c), ("var", var, c))
+        if c:
+            self._launch("batchnorm_stats", x.dtype, geo.reduce_rows(c, self.x.max_blocks), x, mean, var, outer, c, inner)
+
+    def batchnorm_forward(self, x, weight, bias, mean, var, out, outer, c, inner, eps) -> None:
+        outer, c, inner = _dims("batchnorm_forward", outer, c, inner)
+        n = outer * c * inner
+        _sized("batchnorm_forward", ("x", x, n), ("weight", weight, c), ("bias", bias, c), ("mean", mean, c),
+               ("var", var, c), ("out", out, n))
+        if n:
+            self._launch("batchnorm_forward", x.dtype, geo.elementwise(n, self.x.max_blocks), x, weight, bias, mean,
+                         var, out, outer, c, inner, float(eps))
+
+    def batchnorm_backward(self, x, dy, weight, mean, var, dx, dweight, dbias, outer, c, inner, eps,
+                           batch_stats) -> None:
+        outer, c, inner = _dims("batchnorm_backward", outer, c, inner)
+        n = outer * c * inner
+        _sized("batchnorm_backward", ("x", x, n), ("dy", dy, n), ("weight", weight, c), ("mean", mean, c),
+               ("var", var, c), ("dx", dx, n), ("dweight", dweight, c), ("dbias", dbias, c))
+        if c:
+            self._launch("batchnorm_backward", x.dtype, geo.reduce_rows(c, self.x.max_blocks), x, dy, weight, mean,
+                         var, dx, dweight, dbias, outer, c, inner, float(eps), int(bool(batch_stats)))
+
+    def layernorm_forward(self, x, weight, bias, out, rows, dim, eps) -> None:
+        rows, dim = _dims("layernorm_forward", rows, dim)
+        if dim == 0:
+            raise ValueError("layernorm_forward: rows of zero elements have no mean")
+        _sized("layernorm_forward", ("x", x, rows * dim), ("weight", weight, dim), ("bias", bias, dim),
+               ("out", out, rows * dim))
+        if rows:
+            self._launch("layernorm_forward", x.dtype, geo.elementwise(rows, self.x.max_blocks), x, weight, bias, out,
+                         rows, dim, float(eps))
+
+    def layernorm_backward(self, x, dy, weight, dx, dweight, dbias, rows, dim, eps) -> None:
+        rows, dim = _dims("layernorm_backward", rows, dim)
+        if dim == 0:
+            raise ValueError("layernorm_backward: rows of zero elements have no mean")
+        _sized("layernorm_backward", ("x", x, rows * dim), ("dy", dy, rows * dim), ("weight", weight, dim),
+               ("dx", dx, rows * dim), ("dweight", dweight, dim), ("dbias", dbias, dim))
+        stats = self.Array(2 * rows, x.dtype)  # each row's (mean, rstd), shared by the two kernels
+        if rows:
+            self._launch("layernorm_backward_rows", x.dtype, geo.elementwise(rows, self.x.max_blocks), x, dy, weight,
+                         dx, stats, rows, dim, float(eps))
+        self._launch("layernorm_backward_params", x.dtype, geo.elementwise(dim, self.x.max_blocks), x, dy, stats,
+                     dweight, dbias, rows, dim)
+
+    def lstm_cell(self, z, c, h_out, c_out, bs, h) -> None:
+        bs, h = _dims("lstm_cell", bs, h)
+        _sized("lstm_cell", ("z", z, bs * 4 * h), ("c", c, bs * h), ("h_out", h_out, bs * h), ("c_out", c_out, bs * h))
+        if bs * h:
+            self._launch("lstm_cell", z.dtype, geo.elementwise(bs * h, self.x.max_blocks), z, c, h_out, c_out, bs, h)
+
+    def lstm_cell_grad(self, z, c, dh, dc_new, dz, dc, bs, h) -> None:
+        bs, h = _dims("lstm_cell_grad", bs, h)
+        _sized("lstm_cell_grad", ("z", z, bs * 4 * h), ("c", c, bs * h), ("dh", dh, bs * h), ("dc_new", dc_new, bs * h),
+               ("dz", dz, bs * 4 * h), ("dc", dc, bs * h))
+        if bs * h:
+            self._launch("lstm_cell_grad", z.dtype, geo.elementwise(bs * h, self.x.max_blocks), z, c, dh, dc_new, dz,
+                         dc, bs, h)
+
     def __repr__(self) -> str:
         return f"<needle CUDA device module on {self.x.name}>"
 
@@ -421,9 +539,26 @@ def _same_arrays(op: str, *arrays) -> None:
         raise ValueError(f"{op}: operands differ in size ({', '.join(str(a.size) for a in arrays)})")
 
 
-def _at_least(op: str, a, n: int) -> None:
+def _at_least(op: str, a, n: int, what: str = "a buffer") -> None:
     if a.size < n:
-        raise ValueError(f"{op}: a buffer of {a.size} elements is too small for {n}")
+        raise ValueError(f"{op}: {what} holds {a.size} elements, needs {n}")
+
+
+def _sized(op: str, *buffers: tuple[str, Any, int]) -> None:
+    """Every (name, buffer, elements needed): one dtype, each large enough, outputs never inputs."""
+    _same_dtype(op, *(b for _, b, _ in buffers))
+    for name, b, n in buffers:
+        _at_least(op, b, n, name)
+
+
+def _id_error(op: str, what: str, ids: np.ndarray, num: int) -> Exception:
+    """The error for the first id (or label) that is not a whole number in [0, num), as cpu() words it."""
+    for i, v in enumerate(ids):
+        if not (0 <= v < num):
+            return IndexError(f"{op}: {what} {v:g} (at {i}) outside [0, {num})")
+        if v != np.floor(v):
+            return ValueError(f"{op}: {what} must be whole numbers, got {v:g} (at {i})")
+    return RuntimeError(f"{op}: a kernel reported a bad {what} that the host cannot find")
 
 
 def _view_args(op: str, shape, strides) -> None:

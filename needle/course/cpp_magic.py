@@ -24,6 +24,7 @@ from typing import Any
 from . import install, registry
 
 _MODULE_BLOCK = re.compile(r"PYBIND11_MODULE\s*\(\s*\w+\s*,\s*(\w+)\s*\)")
+_CPP_STUB = re.compile(r'throw\s+needle_course::NotImplemented\s*\(\s*"not implemented yet')
 _SOLUTION_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION.*$", re.M)
 
 _PRELUDE = """#include <pybind11/pybind11.h>
@@ -124,6 +125,13 @@ def needle_cpp(line: str, cell: str) -> None:
     ids = line.split()
     if not ids:
         raise ValueError("usage: %%needle_cpp EXERCISE_ID [EXERCISE_ID ...] (see course.exercises())")
+    if _CPP_STUB.search(cell):
+        for exercise_id in ids:
+            registry.get(exercise_id)
+            install.mark_stub(exercise_id)
+        print(f"{', '.join(ids)}: still a stub (the cell throws NotImplemented), so needle's reference stays installed "
+              "(replace the throw line with your code)")
+        return
     try:
         install_cell(ids, cell)
     except CompileError as err:
