@@ -15,8 +15,8 @@ import needle as ndl
 from needle import course
 from needle.backend_ndarray import ndarray as nd
 from needle.backend_ndarray.cuda_sim_build import CudaCompileError
-from needle.course import cuda_exercises, registry
-from needle.course.errors import CheckFailed, NotImplementedYet
+from needle.course import cuda_exercises, registry, runner
+from needle.course.errors import CheckFailed, LearnerError, NotImplementedYet
 from needle.course.workbook import exercise_ids, stub_source
 
 pytestmark = pytest.mark.skipif(not ndl.cuda_sim().enabled(), reason="the CUDA simulator is not built")
@@ -80,19 +80,21 @@ def test_the_textbook_solution_passes_its_check(exercise_id, capsys):
 
 
 @pytest.mark.parametrize("exercise_id", IDS)
-def test_a_stub_compiles_is_not_installed_and_is_not_attempted(exercise_id):
+def test_a_stub_compiles_is_not_installed_and_is_not_attempted(exercise_id, capsys):
     source = stub_source(CELLS[exercise_id])
     assert "### BEGIN SOLUTION" not in source and "NOT_IMPLEMENTED(" in source
     report = run_cell(source)  # compiles: the stub is valid CUDA for the simulator
     assert exercise_id in report.stubs and not report.installed
     assert cuda_exercises.overlay() is None, "a stub must leave needle's kernels in place"
     with pytest.raises(NotImplementedYet):
-        course.check(exercise_id)
+        runner.run(exercise_id)
+    course.check(exercise_id)  # Run All goes on: one line, no error
+    assert f"◦ {exercise_id}: not attempted yet (its cell still holds the stub" in capsys.readouterr().out
 
 
 def test_a_check_before_the_cell_ran_is_not_attempted():
-    with pytest.raises(NotImplementedYet):
-        course.check("cuda_backend.matmul")
+    with pytest.raises(NotImplementedYet, match="run the exercise cell above first"):
+        runner.run("cuda_backend.matmul")
 
 
 def test_the_workbook_holds_no_solution_line():
@@ -140,13 +142,13 @@ def test_a_planted_mistake_fails_its_check(exercise_id, old, new, says):
 
 
 def test_a_partly_written_bundle_installs_the_finished_kernels_and_stays_open(capsys):
-    stub = 'NOT_IMPLEMENTED("cuda_backend.elementwise");'
+    stub = 'NOT_IMPLEMENTED("not implemented yet (cuda_backend.elementwise)");'
     partly = stub_source(CELLS["cuda_backend.elementwise"]).replace(stub, "FOR_EACH_INDEX(i, n) out[i] = a[i] + b[i];", 1)
     report = run_cell(partly)
     assert report.partly and report.partly[0][0] == "cuda_backend.elementwise"
     assert cuda_exercises.overlay().learner_kernels() == ["ewise_add_f32"]
-    with pytest.raises(NotImplementedYet):
-        course.check("cuda_backend.elementwise")
+    with pytest.raises(LearnerError, match="still NOT_IMPLEMENTED: scalar_add_f32, ewise_mul_f32"):
+        course.check("cuda_backend.elementwise")  # unfinished: never a pass
     assert "your ewise_add_f32: 2 cases passed" in capsys.readouterr().out
 
 
@@ -183,7 +185,7 @@ def test_running_a_cell_again_replaces_its_kernels_and_a_stub_puts_needles_back(
     run_cell(stub_source(CELLS["cuda_backend.matmul"]))
     assert cuda_exercises.overlay() is None
     with pytest.raises(NotImplementedYet):
-        course.check("cuda_backend.matmul")
+        runner.run("cuda_backend.matmul")
 
 
 def test_each_matmul_check_checks_its_own_kernel_while_both_are_installed():
@@ -226,10 +228,10 @@ def test_stub_detection_follows_device_functions():
 
 
 def test_a_stub_launched_on_the_simulator_says_not_implemented():
-    kernels = cuda_exercises.compile_cell('extern "C" __global__ void k(float* out) { NOT_IMPLEMENTED("k"); }',
-                                          ndl.cuda_sim())
+    kernels = cuda_exercises.compile_cell(
+        'extern "C" __global__ void k(float* out) { NOT_IMPLEMENTED("not implemented yet (k)"); }', ndl.cuda_sim())
     out = nd.empty((1,), device=ndl.cuda_sim())
-    with pytest.raises(RuntimeError, match="not implemented yet: k"):
+    with pytest.raises(RuntimeError, match=r"k: thread \(0, 0, 0\) of block \(0, 0, 0\).*not implemented yet \(k\)"):
         cuda_exercises.launch(kernels["k"], 1, 1, out, device=ndl.cuda_sim())
 
 
@@ -302,3 +304,19 @@ def test_every_cuda_cell_of_the_chapter_compiles_for_a_real_gpu(name, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert ".entry" in (tmp_path / "out.ptx").read_text()
+
+
+def test_hints_teach_without_telling():
+    """Tiered hints; the goal (the check's first words, the workbook's stub) and the workbook cell around the stubs
+    never spell a line of the solution."""
+    from test_course_hints import solution_fragments
+
+    for exercise_id, source in CELLS.items():
+        ex = registry.get(exercise_id)
+        assert len(ex.hints) >= 2, exercise_id
+        squash = lambda text: re.sub(r"\s+", "", text)  # noqa: E731
+        fragments = solution_fragments(source)
+        assert fragments, exercise_id
+        assert not [f for f in fragments if f in squash(ex.hint)], exercise_id
+        kept = [line for line in stub_source(source).splitlines() if "NOT_IMPLEMENTED" not in line]
+        assert not [f for f in fragments if f in squash("\n".join(kept))], exercise_id

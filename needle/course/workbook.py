@@ -47,8 +47,8 @@ def stub_source(source: str) -> str:
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
             message = json.dumps(f"not implemented yet: {hint}", ensure_ascii=False)
-            if is_cuda:  # a kernel may hold several regions: the stub names the exercise, its check gives the hint
-                stub = f"NOT_IMPLEMENTED({json.dumps(ids[0] if ids else 'your code here')});"
+            if is_cuda:  # a cell may hold many regions: each names its exercise; its check and course.hint say more
+                stub = f"NOT_IMPLEMENTED({json.dumps('not implemented yet (' + (ids[0] if ids else 'your code') + ')')});"
             elif is_cpp:
                 stub = f"throw needle_course::NotImplemented({message});"
             else:

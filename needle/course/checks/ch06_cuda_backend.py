@@ -32,12 +32,14 @@ def _nd():
     return ndarray
 
 
-def kernel_exercise(exercise_id: str, bundle: str, kernels: tuple[str, ...], hint: str, hides: tuple[str, ...] = ()):
-    """Register a CUDA kernel-bundle exercise whose check is `fn(build)`."""
+def kernel_exercise(exercise_id: str, bundle: str, kernels: tuple[str, ...], hint: str, hints: tuple[str, ...],
+                    hides: tuple[str, ...] = ()):
+    """Register a CUDA kernel-bundle exercise whose check is `fn(build)`: `hint` names the goal, `hints` are the
+    tiers of `course.hint` (the idea, the formula, the shape of the code)."""
     KERNELS.declare(bundle, kernels, hides)
 
     def register(fn: Callable[[CudaBuild], int]) -> Callable[[CudaBuild], int]:
-        exercise_check(exercise_id, target=target(bundle), hint=hint, language="cuda")(kernel_check(fn))
+        exercise_check(exercise_id, target=target(bundle), hint=hint, hints=hints, language="cuda")(kernel_check(fn))
         return fn
 
     return register
@@ -117,12 +119,19 @@ def _strided_views(name: str, count: int) -> Iterator[tuple[object, np.ndarray, 
 
 # ---- compact and setitem ----
 
-_WALK = ("thread i of the whole grid handles element i of the view (and i + the number of threads in the grid, ...: "
-         "a grid-stride loop); turn i into its multi-index with / and % by the axis lengths, last axis first, then into "
-         "a position with the strides. meta holds the shape, then the strides")
+_POSITION = ("position(): element i of the view (row-major) has a multi-index; its last index is i % shape[ndim-1], "
+             "and dividing i by that length leaves the number whose digits are the other indices (a mixed radix). "
+             "meta[d] is shape[d] and meta[ndim + d] is strides[d]",
+             "the position is offset + the sum over d of index_d * strides[d]; loop d from ndim - 1 down to 0, "
+             "adding (i % meta[d]) * meta[ndim + d] to the offset and dividing i by meta[d]; keep it all in long long "
+             "(strides may be negative)")
 
 
-@kernel_exercise("cuda_backend.compact", "compact", ("compact_f32",), hint="compact gathers: " + _WALK)
+@kernel_exercise("cuda_backend.compact", "compact", ("compact_f32",),
+                 hint="gather the view's elements into out, one thread per element, in row-major order",
+                 hints=("each thread takes the elements FOR_EACH_INDEX(i, n) gives it (its number in the grid, then "
+                        "steps of the grid's size) and copies the view's element i to out[i]",) + _POSITION
+                 + ("compact_f32: FOR_EACH_INDEX(i, n) out[i] = a[position(i, meta, ndim, offset)]",))
 def check_compact(build: CudaBuild) -> int:
     nd = _nd()
     cases = 0
@@ -154,8 +163,10 @@ def _setitem_cases(name: str, count: int):
 
 
 @kernel_exercise("cuda_backend.ewise_setitem", "ewise_setitem", ("ewise_setitem_f32",),
-                 hint="the walk of compact with the roles swapped: element i of the compact a goes to the i-th position "
-                      "of the view in out")
+                 hint="scatter the compact a into the view of out: element i of a goes to the view's position i",
+                 hints=("the walk of compact with the roles swapped: the same position(), the copy the other way",
+                        "one grid-stride loop over i < n: out at position(i, ...) receives a[i]; nothing else of out "
+                        "changes"))
 def check_ewise_setitem(build: CudaBuild) -> int:
     cases = 0
     for rng, data, perm, sl in _setitem_cases("cuda_backend.ewise_setitem", 10):
@@ -173,7 +184,9 @@ def check_ewise_setitem(build: CudaBuild) -> int:
 
 
 @kernel_exercise("cuda_backend.scalar_setitem", "scalar_setitem", ("scalar_setitem_f32",),
-                 hint="the walk of compact once more: every position of the view in out receives val")
+                 hint="write val to every position of the view of out",
+                 hints=("the walk of compact once more, with val in place of a's element",
+                        "one grid-stride loop over i < n: out at position(i, ...) receives val"))
 def check_scalar_setitem(build: CudaBuild) -> int:
     cases = 0
     for rng, data, perm, sl in _setitem_cases("cuda_backend.scalar_setitem", 10):
@@ -217,9 +230,13 @@ def _ops() -> list[tuple[str, Callable, Callable, str]]:
 
 
 @kernel_exercise("cuda_backend.elementwise", "elementwise", tuple(k + "_f32" for k in ELEMENTWISE),
-                 hint="one grid-stride loop per kernel over the flat buffers: element i of the input(s), with the "
-                      "scalar if there is one, gives element i of out. Comparisons give 1.0f or 0.0f; CUDA's float "
-                      "math functions end in f")
+                 hint="each kernel: element i of out from element i of the input(s), and val if there is one",
+                 hints=("the elements are independent: one FOR_EACH_INDEX(i, n) loop per kernel, no shared memory, "
+                        "no barrier",
+                        "comparisons give 1.0f or 0.0f; CUDA's single-precision math functions end in f: powf, fmaxf, "
+                        "logf, expf, tanhf",
+                        "ewise_add_f32 is FOR_EACH_INDEX(i, n) out[i] = a[i] + b[i]; the other kernels differ only in "
+                        "the expression"))
 def check_elementwise(build: CudaBuild) -> int:
     rng = rng_for("cuda_backend.elementwise")
     cases = 0
@@ -258,9 +275,13 @@ def check_elementwise(build: CudaBuild) -> int:
 
 
 @kernel_exercise("cuda_backend.reductions", "reductions", ("reduce_sum_f32", "reduce_max_f32"),
-                 hint="one thread per output element (grid-stride): output i combines the consecutive block of "
-                      "reduce_size elements that starts at i * reduce_size. A maximum must start from a value of its "
-                      "block, and out arrives holding old numbers",
+                 hint="out[i] combines the reduce_size consecutive elements of a that start at i * reduce_size",
+                 hints=("one thread per output: a grid-stride loop over the n outputs, and inside it a plain loop "
+                        "over the output's block of a",
+                        "a sum starts from 0; a maximum starts from its block's first element (the numbers may all be "
+                        "negative); out holds old numbers on entry, so assign to it, never add to it",
+                        "FOR_EACH_INDEX(i, n) { const float* block = a + i * reduce_size; ...loop over j < "
+                        "reduce_size...; out[i] = ...; }"),
                  hides=("reduce_sum_axis", "reduce_max_axis"))
 def check_reductions(build: CudaBuild) -> int:
     nd = _nd()
@@ -336,17 +357,28 @@ def _matmul_cases(name: str, kernel: str, sizes: list[int]) -> int:
 
 
 @kernel_exercise("cuda_backend.matmul", "matmul", ("matmul_f32",),
-                 hint="one thread per element of out: the block and thread indices along x and y give its column and "
-                      "row; the grid is rounded up to whole 16 x 16 blocks, so some threads fall outside out",
+                 hint="one thread computes one element of out = a @ b (all three compact and row-major)",
+                 hints=("a 2-D grid: the thread's column of out comes from the x indices (blockIdx.x * blockDim.x + "
+                        "threadIdx.x), its row from the y indices",
+                        "the grid is rounded up to whole 16 x 16 blocks, so threads outside out must do nothing; "
+                        "element (r, c) of an m x n matrix sits at r * n + c",
+                        "if (row < m && col < p) { sum a[row][k] * b[k][col] over k < n in a float; write it to "
+                        "out[row][col] }"),
                  hides=MATMUL_BYPASSES)
 def check_matmul(build: CudaBuild) -> int:
     return _matmul_check("cuda_backend.matmul", "matmul", [1, 2, 3, 5, 7, 13, 16, 17, 31])
 
 
 @kernel_exercise("cuda_backend.matmul_shared", "matmul_shared", ("matmul_shared_f32",),
-                 hint="the block loads a 16 x 16 tile of a and one of b into shared memory (each thread one element of "
-                      "each, zero outside the matrices), waits for all of them, adds the tiles' product into its own "
-                      "sum, and waits again before the next pair of tiles overwrites them",
+                 hint="out = a @ b again, each block staging 16 x 16 tiles of a and b in shared memory",
+                 hints=("a loop over k0 = 0, TILE, 2 TILE, ... < n: every thread loads one element of each tile, the "
+                        "block waits, every thread adds its row of the a tile times its column of the b tile to its "
+                        "sum, the block waits again",
+                        "thread (tx, ty) loads a[row][k0 + tx] into a_tile[ty][tx] and b[k0 + ty][col] into "
+                        "b_tile[ty][tx], 0.0f where that lies outside a or b; then for k < TILE it adds "
+                        "a_tile[ty][k] * b_tile[k][tx]",
+                        "both waits are __syncthreads(): the first so that no thread reads a tile element before it "
+                        "is loaded, the second so that no thread overwrites a tile another still reads"),
                  hides=MATMUL_BYPASSES)
 def check_matmul_shared(build: CudaBuild) -> int:
     return _matmul_check("cuda_backend.matmul_shared", "matmul_shared", [1, 3, 8, 15, 16, 17, 33])
