@@ -7,8 +7,10 @@ active CUDA device: `cuda()` on a GPU, `cuda_sim()` without one.
 
 The cell is compiled for the device (NVRTC on a GPU, the simulator's C++ build otherwise) after a short prelude
 that defines `NOT_IMPLEMENTED(what)`, the workbook's stub. A kernel whose body still holds `NOT_IMPLEMENTED` is a
-stub: it compiles, but it is never installed, so needle's kernel stays in place and the check says "not attempted
-yet" (on the simulator the macro throws, should a stub ever be launched; on a GPU it returns).
+stub (also when it calls a `__device__` function that holds one): it compiles, but it is never installed, so needle's
+kernel stays in place and the check says "not attempted yet" (should a stub ever be launched, the macro throws on the
+simulator and traps on a GPU). Before anything is installed, the exercises' checks run in a child process
+(`cuda_trial.py`), so a kernel that crashes or never ends is a failed check, not a dead notebook.
 
 Installing replaces the device's kernel module by a `CudaOverlay`: needle's device module whose executor answers
 the learner's kernels by name (`compact_f32`, `ewise_add_f32`, ...) and needle's for every other name, plus the
@@ -34,7 +36,7 @@ from needle.backend_ndarray import cuda_launch as geo
 from needle.backend_ndarray.cuda_sources import _COMMENT, _KERNEL
 
 __all__ = ["PRELUDE", "KERNELS", "CudaBuild", "CudaOverlay", "active_device", "compile_cell", "install_cell",
-           "needle_cuda_exercise", "calls", "reset_calls", "overlay", "kernel_bodies", "stub_kernels"]
+           "needle_cuda_exercise", "calls", "reset_calls", "overlay", "kernel_bodies", "stub_kernels", "launch"]
 
 # Defined before every exercise cell, for both compilers. `#line` keeps the compiler's line numbers those of the cell.
 PRELUDE = r"""#ifndef NEEDLE_COURSE_CUDA_PRELUDE
