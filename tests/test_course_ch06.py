@@ -320,3 +320,69 @@ def test_hints_teach_without_telling():
         assert not [f for f in fragments if f in squash(ex.hint)], exercise_id
         kept = [line for line in stub_source(source).splitlines() if "NOT_IMPLEMENTED" not in line]
         assert not [f for f in fragments if f in squash("\n".join(kept))], exercise_id
+
+
+@pytest.mark.parametrize("name", sorted(_notebook_kernel_sources()))
+def test_every_cuda_cell_of_the_chapter_compiles_with_nvrtc(name):
+    """NVRTC, as CuPy uses it on a GPU: no host headers, so a cell that leans on one is caught here."""
+    from needle.backend_ndarray import nvrtc
+
+    if nvrtc.library_path() is None:
+        pytest.skip("NVRTC is not installed (the dev extra brings it on Linux)")
+    ok, log = nvrtc.compile_ptx(cuda_exercises.cell_source(_notebook_kernel_sources()[name]), "cell.cu",
+                                ["-std=c++17", "--gpu-architecture=compute_90"])
+    assert ok, log
+
+
+def test_on_a_gpu_the_learners_kernels_launch_through_cupy(monkeypatch):
+    """cuda()'s launcher with a stand-in for CuPy whose RawModule compiles the cell for the simulator: the cell is
+    compiled through CupyExecutor.compile, every launch passes the parameter types a GPU needs, and the checks pass."""
+    import sys
+    import types
+
+    from test_cuda_gpu_launcher import EXACT, FakeDeviceArray, fake_cupy
+
+    from needle.backend_ndarray.cuda_sim_build import compile_kernels
+    from needle.backend_ndarray.ndarray_backend_cuda import CudaBackend, CupyExecutor
+
+    cupy, launches = fake_cupy()
+
+    def raw_module(code, options):
+        kernels = compile_kernels(code)
+
+        def get_function(name):
+            def kernel(grid, block, args):
+                converted = []
+                for value, param in zip(args, kernels[name].params):
+                    if param.endswith("*"):
+                        assert isinstance(value, FakeDeviceArray), f"{name}: {param} got {type(value).__name__}"
+                        converted.append(value.buffer)
+                    else:
+                        kind = {"float": "s", "double": "t", "long long": "l", "int": "n"}[param]
+                        assert type(value) is EXACT[kind], f"{name}: {param} parameter got {type(value).__name__}"
+                        converted.append(value.item())
+                launches.append(name)
+                kernels[name](grid, block, converted, checked=True)
+
+            return kernel
+
+        return types.SimpleNamespace(get_function=get_function)
+
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setenv("NEEDLE_CUDA_TRIAL", "0")  # the child process would not see the stand-in
+    gpu = nd.BackendDevice("cuda", CudaBackend(CupyExecutor(cupy)))
+    cupy.RawModule = raw_module
+    cupy.cuda.compiler = types.SimpleNamespace(CompileException=RuntimeError)
+    monkeypatch.setattr(cuda_exercises, "active_device", lambda: gpu)
+    monkeypatch.setattr("needle.course.checks.ch06_cuda_backend.active_device", lambda: gpu)
+    try:
+        for exercise_id in ("cuda_backend.compact", "cuda_backend.reductions", "cuda_backend.matmul_shared"):
+            run_cell(CELLS[exercise_id])
+            assert runner.run(exercise_id) > 0
+        assert {"compact_f32", "reduce_sum_f32", "reduce_max_f32", "matmul_shared_f32"} <= set(launches)
+        x = nd.array(np.arange(12, dtype=np.float32).reshape(3, 4), device=gpu)
+        np.testing.assert_allclose((x.permute((1, 0)) @ x).sum(axis=0).numpy(),
+                                   (np.arange(12).reshape(3, 4).T @ np.arange(12).reshape(3, 4)).sum(axis=0))
+    finally:
+        course.reset()
+    assert not isinstance(gpu.mod, cuda_exercises.CudaOverlay)
