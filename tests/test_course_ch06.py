@@ -386,3 +386,11 @@ def test_on_a_gpu_the_learners_kernels_launch_through_cupy(monkeypatch):
     finally:
         course.reset()
     assert not isinstance(gpu.mod, cuda_exercises.CudaOverlay)
+
+
+def test_each_stub_names_the_exercise_whose_kernel_holds_it():
+    stub = stub_source(CELLS["cuda_backend.compact"])
+    kernel = stub.split('void ewise_setitem_f32', 1)[1].split("}", 1)[0]
+    assert 'NOT_IMPLEMENTED("not implemented yet (cuda_backend.ewise_setitem)");' in kernel
+    kernel = stub.split('void scalar_setitem_f32', 1)[1].split("}", 1)[0]
+    assert 'NOT_IMPLEMENTED("not implemented yet (cuda_backend.scalar_setitem)");' in kernel

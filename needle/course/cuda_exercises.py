@@ -109,6 +109,25 @@ def stub_kernels(source: str) -> list[str]:
             if _STUB.search(body) or any(re.search(rf"\b{re.escape(s)}\s*\(", body) for s in stubs)]
 
 
+_FUNCTION_START = re.compile(r"(?:__global__|__device__)[^;{}()]*?\b(\w+)\s*\(")
+
+
+def stub_statement(cell_before: str, exercise_ids: list[str]) -> str:
+    """The workbook's stub for a solution region of a CUDA cell, `cell_before` being the cell's text above it: it
+    names the exercise whose kernel (or helper) holds the region."""
+    names = _FUNCTION_START.findall(_COMMENT.sub(" ", cell_before))
+    owner = exercise_ids[0] if exercise_ids else "your code"
+    if names:
+        from . import registry
+
+        for exercise_id in exercise_ids:
+            bundle = bundle_of(registry.get(exercise_id).target)
+            if bundle is not None and names[-1] in KERNELS.kernels(bundle):
+                owner = exercise_id
+                break
+    return f'NOT_IMPLEMENTED("not implemented yet ({owner})");'
+
+
 def cell_source(cell: str) -> str:
     """The text compiled for a cell: the prelude, then the cell with its solution markers blanked."""
     return PRELUDE + _SOLUTION_MARKER.sub("", cell)

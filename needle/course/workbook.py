@@ -48,7 +48,9 @@ def stub_source(source: str) -> str:
             indent = line[: len(line) - len(line.lstrip())]
             message = json.dumps(f"not implemented yet: {hint}", ensure_ascii=False)
             if is_cuda:  # a cell may hold many regions: each names its exercise; its check and course.hint say more
-                stub = f"NOT_IMPLEMENTED({json.dumps('not implemented yet (' + (ids[0] if ids else 'your code') + ')')});"
+                from .cuda_exercises import stub_statement
+
+                stub = stub_statement("\n".join(out), source.split("\n", 1)[0].split()[1:])
             elif is_cpp:
                 stub = f"throw needle_course::NotImplemented({message});"
             else:
