@@ -1,6 +1,6 @@
 """Chapter 04 checks: each passes needle's reference and the textbook's solution, reports a stub (also the workbook's
-own) as not implemented, fails the plausible mistakes below, and runs the other exercises as references; the
-chapter's pictures (strided views with index arithmetic, the stride walk)."""
+own) as not attempted while needle's reference stays installed, fails the plausible mistakes below, and runs the other
+exercises as references; the chapter's pictures (strided views with index arithmetic, the stride walk)."""
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,7 +14,7 @@ from needle import course
 from needle.backend_ndarray import NDArray
 from needle.course import install, registry, workbook
 from needle.course.checks.ch04_ndarray import METHODS, mirror, random_view
-from needle.course.errors import CheckFailed, NotImplementedYet
+from needle.course.errors import CheckFailed
 from needle.viz import StrideWalk, side_by_side, stride_walk, strided_layout, strided_view
 
 IDS = course.exercises("ndarray")
@@ -217,10 +217,16 @@ def stub(*args, **kwargs):
 
 
 @pytest.mark.parametrize("exercise_id", IDS)
-def test_stub_is_not_implemented(exercise_id):
-    course.exercise(exercise_id)(staticmethod(stub) if exercise_id.endswith("compact_strides") else stub)
-    with pytest.raises(NotImplementedYet, match="not implemented yet. Hint:"):
-        course.check(exercise_id)
+def test_stub_keeps_the_reference_and_is_not_attempted(exercise_id, capsys):
+    reference = ref(exercise_id)  # compact_strides: the staticmethod object itself, as NDArray holds it
+    returned = course.exercise(exercise_id)(staticmethod(stub) if exercise_id.endswith("compact_strides") else stub)
+    assert returned is reference and course.installed_ids() == []
+    assert vars(NDArray)[exercise_id.split(".", 1)[1]] is reference
+    assert "still a stub" in capsys.readouterr().out
+    course.check(exercise_id)  # no exception: one "not attempted" line
+    out = capsys.readouterr().out
+    assert out.startswith(f"◦ {exercise_id}: not attempted yet") and "✓" not in out, out
+    assert f'course.hint("{exercise_id}")' in out
 
 
 @pytest.mark.parametrize("exercise_id, wrong", MISTAKES, ids=[fn.__name__ if hasattr(fn, "__name__") else
@@ -336,7 +342,7 @@ def test_the_textbook_solutions_pass_and_needle_runs_on_them(capsys):
     np.testing.assert_array_equal(a[1, ::-2, 1:].numpy(), np.arange(24.0).reshape(2, 3, 4)[1:2, ::-2, 1:])
 
 
-def test_the_workbook_stubs_never_pass():
+def test_the_workbook_stubs_never_pass_and_leave_needles_reference_in_place(capsys):
     given, cells = _exercise_cells()
     ns = _namespace()
     exec(given[0], ns)
@@ -344,15 +350,56 @@ def test_the_workbook_stubs_never_pass():
         stubbed = workbook.stub_source(source)
         assert "### BEGIN SOLUTION" not in stubbed
         exec(stubbed, ns)
+    assert course.installed_ids() == []
+    assert all(install.is_stub(exercise_id) for exercise_id in IDS)
+    capsys.readouterr()
     for exercise_id in IDS:
-        with pytest.raises(NotImplementedYet, match="not implemented yet"):
-            course.check(exercise_id)
+        course.check(exercise_id)  # never raises, never passes
+        out = capsys.readouterr().out
+        assert out.startswith(f"◦ {exercise_id}: not attempted yet (its cell still holds the stub"), out
+    # the stubs' names are needle's references, so the notebook's later cells run on them
+    assert ns["compact_strides"] is vars(NDArray)["compact_strides"] and ns["getitem"] is NDArray.__getitem__
+    a = ns["a"]
+    assert NDArray.compact_strides((2, 3, 4)) == (12, 4, 1) and a.reshape((2, 6)).strides == (6, 1)
+    np.testing.assert_array_equal(a.permute((1, 0))[::-1, 1:].numpy(), np.arange(12.0).reshape(3, 4).T[::-1, 1:])
+    assert ns["as_slices"](a, (1, slice(None, None, -2))) == (slice(1, 2, 1), slice(3, -1, -2))
+
+
+def test_one_exercise_solved_in_a_workbook_of_stubs_is_checked_alone(capsys):
+    """A stub everywhere but permute: permute's check passes (right) or fails (wrong); the stubs stay not attempted."""
+    given, cells = _exercise_cells()
+    for wrong in (False, True):
+        course.reset()
+        ns = _namespace()
+        exec(given[0], ns)
+        for source in cells:
+            exec(source if "ndarray.permute" in source else workbook.stub_source(source), ns)
+        if wrong:
+            course.exercise("ndarray.permute")(permute_shape_only)
+        capsys.readouterr()
+        if wrong:
+            with pytest.raises(CheckFailed, match="ndarray.permute"):
+                course.check("ndarray.permute")
+        else:
+            course.check("ndarray.permute")
+            assert capsys.readouterr().out.startswith("✓ ndarray.permute:")
+        course.check("ndarray.reshape")
+        assert capsys.readouterr().out.startswith("◦ ndarray.reshape: not attempted yet")
 
 
 def test_hints_name_the_idea_without_code():
     for exercise_id in IDS:
         hint = registry.get(exercise_id).hint
         assert not any(token in hint for token in ("(", ")", "=", "self.", "[", "_", "return")), (exercise_id, hint)
+
+
+def test_every_exercise_has_three_hint_tiers_revealed_one_by_one(capsys):
+    for exercise_id in IDS:
+        tiers = registry.get(exercise_id).hints
+        assert len(tiers) == 3 and len(set(tiers)) == 3, exercise_id
+        for k in range(1, 4):
+            course.hint(exercise_id)
+            assert capsys.readouterr().out.startswith(f"hint {k}/3 for {exercise_id}: {tiers[k - 1]}")
 
 
 # --- the chapter's pictures -----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ class Exercise:
     target: str
     hint: str  # the goal, in words: the stub's message (never the answer's code)
     check: CheckFn
-    language: str = "python"  # "python" or "c++" (a %%needle_cpp cell)
+    language: str = "python"  # "python", "c++" (a %%needle_cpp cell) or "cuda" (a %%needle_cuda cell)
     hints: tuple[str, ...] = ()  # tiers revealed one by one by course.hint(id): the idea, the formula, the code's shape
     uses: tuple[str, ...] = ()  # exercises whose learner code this one calls on purpose (e.g. a helper they wrote)
 

@@ -13,7 +13,9 @@ from . import registry
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CPP_MAGIC = "needle_cpp"
-_EXERCISE_ID = re.compile(r"""course\.exercise\(\s*["']([\w.]+)["']|^%%""" + CPP_MAGIC + r"""\s+([\w.]+)""", re.M)
+CUDA_MAGIC = "needle_cuda"
+_EXERCISE_ID = re.compile(r"""course\.exercise\(\s*["']([\w.]+)["']|^%%(?:""" + CPP_MAGIC + "|" + CUDA_MAGIC
+                          + r""")\s+([\w.]+)""", re.M)
 _NB_VERSION = 4
 
 
@@ -35,6 +37,7 @@ def stub_source(source: str) -> str:
     if ids:
         hint += f"; course.hint('{ids[0]}') when stuck"
     is_cpp = source.lstrip().startswith("%%" + CPP_MAGIC)
+    is_cuda = source.lstrip().startswith("%%" + CUDA_MAGIC)
     out, inside = [], False
     for line in source.split("\n"):
         marker = line.strip()
@@ -44,7 +47,14 @@ def stub_source(source: str) -> str:
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
             message = json.dumps(f"not implemented yet: {hint}", ensure_ascii=False)
-            stub = f"throw needle_course::NotImplemented({message});" if is_cpp else f"raise NotImplementedError({message})"
+            if is_cuda:  # a cell may hold many regions: each names its exercise; its check and course.hint say more
+                from .cuda_exercises import stub_statement
+
+                stub = stub_statement("\n".join(out), source.split("\n", 1)[0].split()[1:])
+            elif is_cpp:
+                stub = f"throw needle_course::NotImplemented({message});"
+            else:
+                stub = f"raise NotImplementedError({message})"
             out.append(indent + stub)
         elif marker.startswith(END):
             if not inside:

@@ -68,6 +68,10 @@ def _checked(exercise_id: str) -> Callable[[Callable[[Callable], int]], Callable
     return wrap
 
 
+# the end of the last hint tier of every exercise that builds a view
+_VIEW = "Build the view with NDArray.make(shape, strides, self.device, self._handle, offset), which allocates nothing."
+
+
 # --- cases: numpy views mirrored as NDArrays over the same layout ---------------------------------------------------
 
 def mirror(view: np.ndarray, base: np.ndarray) -> NDArray:
@@ -182,8 +186,15 @@ def _raises(fn: Callable[[], Any], kinds: tuple[type, ...]) -> BaseException | N
 # --- compact_strides ----------------------------------------------------------------------------------------------
 
 @exercise_check("ndarray.compact_strides", target=f"{ND}:NDArray.compact_strides",
-                hint="row-major order: the last axis varies fastest, and a step along an axis skips every element "
-                     "of the axes after it")
+                hint="the strides, counted in elements, of a dense row-major array of the given shape: a tuple "
+                     "of ints, one per axis",
+                hints=["Row-major: the last axis varies fastest, so it moves through neighbouring buffer elements "
+                       "(stride 1), and one step along an earlier axis skips a whole block, every element of the axes "
+                       "after it.",
+                       "s_(d-1) = 1 and s_k = n_(k+1) * s_(k+1): each stride is the product of the lengths of the "
+                       "axes after it, so (2, 3, 4) has strides (12, 4, 1); a shape () has strides ().",
+                       "Walk the shape from the last axis to the first with a running product that starts at 1: "
+                       "record it, then multiply it by that axis's length. Return the records reversed, as a tuple."])
 @_checked("ndarray.compact_strides")
 def check_compact_strides(compact_strides: Callable) -> int:
     """Strides of dense row-major arrays of random shapes (with 0 to 4 axes) against numpy's."""
@@ -209,8 +220,14 @@ def _unambiguous(a: NDArray, want: bool) -> bool:
 
 
 @exercise_check("ndarray.is_compact", target=f"{ND}:NDArray.is_compact",
-                hint="compact means a flat kernel could read the buffer directly: the layout is the dense row-major "
-                     "one, and the view covers the whole buffer")
+                hint="True exactly when a flat kernel could read this array's buffer as it is: dense "
+                     "row-major, over the whole buffer",
+                hints=["Two conditions, both needed: the strides are the compact strides of the array's own shape, "
+                       "and the array covers its whole buffer. The first two rows of a (3, 4) array pass the first "
+                       "and fail the second.",
+                       "Compare the strides with NDArray.compact_strides of the shape (both as tuples), and self.size "
+                       "with the size of the buffer, self._handle.size.",
+                       "One line: return the two comparisons joined with and."])
 @_checked("ndarray.is_compact")
 def check_is_compact(is_compact: Callable) -> int:
     """Compact arrays, transposes, slices (also ones that keep compact strides but not the whole buffer), broadcasts."""
@@ -251,8 +268,15 @@ def _factor_shapes(rng: np.random.Generator, size: int) -> tuple[int, ...]:
 
 
 @exercise_check("ndarray.reshape", target=f"{ND}:NDArray.reshape",
-                hint="a compact array is its buffer read in row-major order, whatever its shape; a new shape needs "
-                     "only new strides, never a copy; refuse what cannot work that way")
+                hint="a view of this compact array with the new shape, over the same buffer and with no copy; "
+                     "ValueError when the sizes differ or the array is not compact",
+                hints=["A compact array read in row-major order is its buffer from left to right, whatever its shape, "
+                       "so another shape of the same size is the same buffer with that shape's compact strides. A "
+                       "non-compact array cannot be relabelled like that (section 5): refuse it.",
+                       "Raise ValueError unless math.prod(new_shape) equals self.size and self.is_compact() is true. "
+                       "The view: shape new_shape, strides NDArray.compact_strides(new_shape), the same handle and "
+                       "the same offset.",
+                       "Two `if ...: raise ValueError(...)` lines, then one return. " + _VIEW])
 @_checked("ndarray.reshape")
 def check_reshape(reshape: Callable) -> int:
     """Compact arrays to random shapes of the same size (values, layout, no copy); non-compact views and wrong sizes
@@ -296,8 +320,12 @@ def check_reshape(reshape: Callable) -> int:
 # --- permute ------------------------------------------------------------------------------------------------------
 
 @exercise_check("ndarray.permute", target=f"{ND}:NDArray.permute",
-                hint="each new axis is one of the old axes, and an axis's length and stride travel together; the "
-                     "buffer and the offset stay as they are")
+                hint="a view with the axes reordered the way numpy's transpose reorders them, over the same buffer",
+                hints=["New axis k is old axis new_axes[k]. An axis takes its length and its stride along with it; "
+                       "the buffer and the offset stay as they are.",
+                       "shape[k] = self.shape[new_axes[k]] and strides[k] = self.strides[new_axes[k]] for every k; "
+                       "the offset is self._offset.",
+                       "Two tuples, each a comprehension over new_axes, then one return. " + _VIEW])
 @_checked("ndarray.permute")
 def check_permute(permute: Callable) -> int:
     """Random permutations of random strided views (offsets, steps, negative strides, broadcasts) against numpy."""
@@ -315,8 +343,16 @@ def check_permute(permute: Callable) -> int:
 # --- broadcast_to -------------------------------------------------------------------------------------------------
 
 @exercise_check("ndarray.broadcast_to", target=f"{ND}:NDArray.broadcast_to",
-                hint="numpy's broadcasting rule, matched from the last axis: a length-1 axis may take any length and "
-                     "new axes may appear in front; a stride of 0 reads the same element again")
+                hint="a view of this array stretched to the new shape by numpy's broadcasting rule, with no copy; "
+                     "an error when the shapes do not broadcast",
+                hints=["Line the shapes up at their last axes. An axis whose length stays keeps its stride; a "
+                       "length-1 axis stretched longer reads the same element again and again, and so does every new "
+                       "axis in front. Any other pair of lengths cannot broadcast.",
+                       "extra = len(new_shape) - self.ndim new leading axes get stride 0; then for each old length n, "
+                       "old stride s and new length m: s if n == m, 0 if n == 1, otherwise raise ValueError (also "
+                       "when extra < 0).",
+                       "strides = [0] * extra, then a loop over zip(self.shape, self.strides, new_shape[extra:]) "
+                       "that appends one stride per old axis or raises. " + _VIEW])
 @_checked("ndarray.broadcast_to")
 def check_broadcast_to(broadcast_to: Callable) -> int:
     """Views with length-1 axes broadcast to longer axes and to new leading axes; incompatible shapes must raise."""
@@ -345,8 +381,17 @@ def check_broadcast_to(broadcast_to: Callable) -> int:
 # --- process_slice ------------------------------------------------------------------------------------------------
 
 @exercise_check("ndarray.process_slice", target=f"{ND}:NDArray.process_slice",
-                hint="a slice with None, negative or too-large bounds means the same elements as one with plain, "
-                     "in-range numbers; the default start and stop depend on the direction of the step")
+                hint="the same slice with plain int start, stop and step that select exactly the elements Python's "
+                     "slicing selects, for steps of either sign",
+                hints=["Normalise as Python does: a missing step is 1; a negative bound counts from the end; a bound "
+                       "past either end is clipped to what the walk can reach. A missing start or stop is the end "
+                       "where the walk starts or finishes, and which end that is depends on the sign of the step.",
+                       "With n = self.shape[dim]: a negative bound gets n added. For a positive step, bounds are "
+                       "clipped to [0, n], start defaults to 0 and stop to n; for a negative step, bounds are "
+                       "clipped to [-1, n - 1], start defaults to n - 1 and stop to -1 (stop before index 0).",
+                       "Compute the step first; a small inner function bound(value, default) returns the default for "
+                       "None, adds n to a negative value and clips; return slice(bound(sl.start, ...), "
+                       "bound(sl.stop, ...), step). Test yours against list(range(n))[sl]."])
 @_checked("ndarray.process_slice")
 def check_process_slice(process_slice: Callable) -> int:
     """Random slices (None, negative and out-of-range bounds; steps of either sign) on axes of random lengths: the
@@ -400,8 +445,15 @@ def _show_index(idx: tuple) -> str:
 
 
 @exercise_check("ndarray.__getitem__", target=f"{ND}:NDArray.__getitem__",
-                hint="a slice start:stop:step of an axis moves the offset to its first element, multiplies that "
-                     "axis's stride by the step, and keeps as many elements as the range holds")
+                hint="the view an index selects, over the same buffer with no copy; an int index keeps its axis, "
+                     "with length 1",
+                hints=["as_slices(self, idxs) gives one slice of plain ints per axis. Each axis's slice then changes "
+                       "three things, independently of the other axes: where the view starts, how far one step "
+                       "moves, and how many elements it keeps.",
+                       "For axis k with slice start:stop:step and stride s_k: the offset grows by start * s_k, the "
+                       "new stride is step * s_k, the new length is len(range(start, stop, step)).",
+                       "offset = self._offset and empty shape and strides lists; a loop over zip(as_slices(self, "
+                       "idxs), self.strides) that appends and adds; then one return. " + _VIEW])
 @_checked("ndarray.__getitem__")
 def check_getitem(getitem: Callable) -> int:
     """Random indices (ints, slices with steps of either sign, fewer indices than axes, `...`) on random strided views
