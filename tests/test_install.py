@@ -214,3 +214,40 @@ def test_import_needle_with_a_read_only_build_folder_for_real(tmp_path):
         smoke(Path(sys.executable), tmp_path)
     finally:
         path.chmod(mode)
+
+
+def _system_python():
+    """A python of this minor version outside /root (which other users cannot enter), or None."""
+    import shutil
+
+    for name in (f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}", "/usr/local/bin/python3"):
+        if os.path.exists(name):
+            out = subprocess.run([name, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+            if out.stdout.strip() == str(tuple(sys.version_info[:2])):
+                return name
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not _editable._needle_finder(), reason="needs root (to become nobody) and make install")
+def test_import_needle_as_a_user_who_cannot_write_the_build_folder(tmp_path):
+    """A shared install: root built it, another user imports it. Without the guard, scikit-build-core's hook raises
+    PermissionError on its lock file in the build folder."""
+    import shutil
+    import site
+
+    python, setpriv = _system_python(), shutil.which("setpriv")
+    if not python or not setpriv:
+        pytest.skip("needs setpriv and a system python of this version")
+    path = Path(_editable._needle_finder().path)
+    if _editable.os.access(path, os.W_OK) and path.stat().st_mode & 0o002:
+        pytest.skip("the build folder is writable by everyone")
+    code = (f"import site; site.addsitedir({site.getsitepackages()[0]!r})\n"
+            "import os, numpy as np, needle as ndl\n"
+            "assert os.geteuid() != 0\n"
+            "print('OK', float((ndl.Tensor(np.ones(3), device=ndl.cpu()) * 2).numpy().sum()))\n")
+    proc = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", code],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)})
+    if "Permission denied" in proc.stderr and "editable_rebuild.lock" not in proc.stderr:
+        pytest.skip(f"the repository or venv is not readable by other users: {proc.stderr[-300:]}")
+    assert proc.returncode == 0 and "OK 6.0" in proc.stdout, proc.stderr[-3000:]
