@@ -50,9 +50,10 @@ def hostile(kind: str, make):
     raise ValueError(kind)
 
 
-def base(kind: str, make, dtype="float32"):
-    return {"array": lambda: make(4, dtype), "seq": lambda: [4], "int": lambda: 0, "bool": lambda: True,
-            "float": lambda: 1.0, "ndarray": lambda: np.ones(4, dtype)}[kind]()
+def base(kind: str, make, dtype="float32", size=0):
+    """A plausible argument: buffers of 4 elements, sizes `size` (0: most calls do nothing; 1: they compute)."""
+    return {"array": lambda: make(4, dtype), "seq": lambda: [max(size, 1)], "int": lambda: size,
+            "bool": lambda: True, "float": lambda: 1.0, "ndarray": lambda: np.ones(4, dtype)}[kind]()
 
 
 def module_cases(mod, kinds: dict[str, list[str]], make):
@@ -63,13 +64,14 @@ def module_cases(mod, kinds: dict[str, list[str]], make):
         cases.append((f"Array{args}", lambda args=args: arr(*args)))
     for name, ks in sorted(kinds.items()):
         fn = getattr(mod, name)
-        for i, k in enumerate(ks):
-            for h in hostile(k, make):
-                def call(fn=fn, ks=ks, i=i, h=h):
-                    args = [base(k2, make) for k2 in ks]
-                    args[i] = h
-                    fn(*args)
-                cases.append((f"{name} arg {i} = {h!r:.40}", call))
+        for size in (0, 1):
+            for i, k in enumerate(ks):
+                for h in hostile(k, make):
+                    def call(fn=fn, ks=ks, i=i, h=h, size=size):
+                        args = [base(k2, make, size=size) for k2 in ks]
+                        args[i] = h
+                        fn(*args)
+                    cases.append((f"{name} (sizes {size}) arg {i} = {h!r:.40}", call))
         for label, pick in [("short buffers", lambda k: make(1, "float32") if k == "array" else None),
                             ("empty buffers", lambda k: make(0, "float32") if k == "array" else None),
                             ("huge sizes", lambda k: 2**62 if k == "int" else [2**62, 2**62] if k == "seq" else None),
