@@ -316,7 +316,7 @@ def _matmul_check(name: str, kernel: str, sizes: list[int], tiled: bool) -> int:
 
 @kernel_exercise("cpu_backend.matmul", "matmul", ("matmul",),
                  hint="out (m x p) = a (m x n) times b (n x p), all three compact and row-major: element (i, j) of a "
-                      "sits at a.ptr[i * n + j]. out arrives uninitialised")
+                      "sits at position i*n + j of its buffer. out arrives uninitialised")
 def check_matmul() -> int:
     return _matmul_check("cpu_backend.matmul", "matmul", [1, 2, 3, 5, 7, 8, 9, 13, 16, 17], tiled=False)
 
