@@ -219,14 +219,14 @@ def test_an_endless_loop_times_out_as_a_failed_check(shell, monkeypatch):
      [("scalar_t total = 0.0f;\n      for (size_t k = 0; k < n; k++) total += a.ptr[i * n + k] * b.ptr[k * p + j];\n"
        "      out->ptr[i * p + j] = total;",
        "for (size_t k = 0; k < n; k++) out->ptr[i * p + j] += a.ptr[i * n + k] * b.ptr[k * p + j];")],
-     "held 7.0 before"),
+     "held 7.0 before|a @ b"),  # fresh memory often holds old numbers already
     ("cpu_backend.matmul_tiled",  # tiles of b indexed as if b were m/TILE tiles tall
      [("b.ptr + (k * pt + j) * T2", "b.ptr + (j * nt + k) * T2")], "a @ b"),
 ])
 def test_a_wrong_kernel_fails_its_check_but_runs(shell, capsys, exercise_id, replacements, message):
     assert run(shell, cell(exercise_id, *replacements)) is None
     error = outcome(exercise_id)
-    assert isinstance(error, CheckFailed) and message in str(error), error
+    assert isinstance(error, CheckFailed) and any(m in str(error) for m in message.split("|")), error
     if "crashed" not in str(error):  # wrong but safe: installed, as a learner expects of a wrong solution
         assert "compiled and installed" in capsys.readouterr().out and nd.cpu().mod is not needle_cpu
 
