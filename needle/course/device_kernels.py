@@ -19,7 +19,8 @@ import types
 from collections import Counter
 from typing import Any, Callable, Iterable, Mapping
 
-__all__ = ["DeviceOverlay", "KernelTable", "ReferenceKernels", "table", "cpu", "learner_kernel", "calls", "reset_calls"]
+__all__ = ["DeviceOverlay", "KernelTable", "ReferenceKernels", "register", "table", "target", "bundle_of", "cpu",
+           "learner_kernel", "calls", "reset_calls", "ELEMENTWISE"]
 
 _COUNTS: Counter = Counter()
 
@@ -172,6 +173,13 @@ cpu = KernelTable(_cpu_device, bypasses={
 })
 
 _TABLES = {"cpu": cpu}
+
+
+def register(device_name: str, kernel_table: KernelTable) -> KernelTable:
+    """Make a device's kernel table known by name (targets `needle.course.device_kernels:<name>.<bundle>`)."""
+    _TABLES[device_name] = kernel_table
+    globals()[device_name] = kernel_table
+    return kernel_table
 
 
 def table(device_name: str) -> KernelTable:
