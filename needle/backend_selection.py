@@ -12,6 +12,7 @@ if BACKEND == "nd":
         cpu,
         cpu_numpy,
         cuda,
+        cuda_sim,
         default_device,
     )
 elif BACKEND == "np":

@@ -1,4 +1,5 @@
-"""Shared test settings: a hypothesis profile and the `device` fixture (one run per enabled device)."""
+"""Shared test settings: a hypothesis profile, the `device` fixture (one run per enabled device), and the
+nn/model suites run whole on every enabled device by making it the default device."""
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -15,3 +16,27 @@ DEVICES = [d for d in nd.all_devices() if d.enabled()]
 def device(request):
     """Every enabled device of `all_devices()` (cpu(), cpu_numpy(); cuda() with a GPU)."""
     return request.param
+
+
+# suites whose tests create tensors without naming a device: each runs once per device, as the default
+DEFAULT_DEVICE_SUITES = {"test_nn_basic", "test_nn_conv", "test_nn_sequence", "test_nn_transformer", "test_models",
+                         "test_optim"}
+
+
+@pytest.fixture(autouse=True)
+def on_default_device(request):
+    """Makes `request.param` (a device) the default device for one test of DEFAULT_DEVICE_SUITES."""
+    device = getattr(request, "param", None)
+    if device is None:
+        yield
+        return
+    before, nd.ndarray._DEFAULT = nd.ndarray._DEFAULT, device
+    try:
+        yield
+    finally:
+        nd.ndarray._DEFAULT = before
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.module.__name__ in DEFAULT_DEVICE_SUITES:
+        metafunc.parametrize("on_default_device", DEVICES, indirect=True, ids=lambda d: f"on-{d}")

@@ -17,7 +17,7 @@ import needle.backend_ndarray as nd
 
 
 def test_devices_course_contract():
-    assert [str(d) for d in nd.all_devices()] == ["cpu()", "cuda()", "cpu_numpy()"]
+    assert [str(d) for d in nd.all_devices()] == ["cpu()", "cuda()", "cuda_sim()", "cpu_numpy()"]
     assert nd.default_device() == nd.cpu() and nd.cpu().enabled() and nd.cpu_numpy().enabled()
     assert nd.cpu() == nd.cpu() and nd.cpu() != nd.cpu_numpy() and nd.cpu() != "cpu"
     assert len({nd.cpu(), nd.cpu(), nd.cpu_numpy()}) == 2
@@ -170,7 +170,7 @@ def test_numpy_interop(device):
     assert float(a[1, 2]) == 5.0 and bool(a[0, 1]) and not bool(a[0, 0])
     with pytest.raises(ValueError, match="ambiguous"):
         bool(a)
-    assert len(a) == 2 and str(a) == str(x.astype("float32")) and "cpu" in repr(a)
+    assert len(a) == 2 and str(a) == str(x.astype("float32")) and str(a.device) in repr(a)
 
 
 # ---- errors: each names the operation and the shapes, never a crash ----

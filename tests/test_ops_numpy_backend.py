@@ -12,7 +12,7 @@ import pytest
 from needle.backend_selection import BACKEND
 
 HERE = Path(__file__).parent
-FILES = ["test_ops.py", "test_ops_conv.py", "test_autograd.py", "test_init.py"]
+FILES = ["test_ops.py", "test_ops_conv.py", "test_ops_fused.py", "test_autograd.py", "test_init.py"]
 
 
 @pytest.mark.skipif(BACKEND == "np", reason="already running with NEEDLE_BACKEND=np")

@@ -2,13 +2,15 @@
 // Python (NDArray); these functions see raw buffers, sizes and strides, check them, and raise
 // ValueError on bad arguments. The kernels live in the headers next to this file:
 //   common.h (buffer, checks, threading), strided.h (compact/setitem/fill), elementwise.h + vmath.h,
-//   reduce.h, matmul.h (the packed GEMM behind every matmul), optim.h (the fused Adam update).
+//   reduce.h, matmul.h (the packed GEMM behind every matmul), optim.h (the fused Adam update),
+//   fused.h (the fused ops' kernels: embedding, softmax cross-entropy, sigmoid, normalization, LSTM cell).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include "common.h"
 #include "elementwise.h"
+#include "fused.h"
 #include "matmul.h"
 #include "optim.h"
 #include "reduce.h"
@@ -151,4 +153,19 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
                         double beta2, double eps, double weight_decay, double bias1, double bias2, bool first) {
     AdamStep(p, g, m, v, out_p, out_m, out_v, {lr, beta1, beta2, eps, weight_decay, bias1, bias2, first});
   });
+
+  // The fused ops' kernels (contract and argument order: needle/backend_ndarray/fused.py).
+  m.def("embedding_gather", fused::EmbeddingGather);
+  m.def("embedding_scatter_add", fused::EmbeddingScatterAdd);
+  m.def("softmax_xent", fused::SoftmaxXent);
+  m.def("softmax_xent_grad", fused::SoftmaxXentGrad);
+  m.def("sigmoid", fused::Sigmoid);
+  m.def("sigmoid_grad", fused::SigmoidGrad);
+  m.def("batchnorm_stats", fused::BatchnormStats);
+  m.def("batchnorm_forward", fused::BatchnormForward);
+  m.def("batchnorm_backward", fused::BatchnormBackward);
+  m.def("layernorm_forward", fused::LayernormForward);
+  m.def("layernorm_backward", fused::LayernormBackward);
+  m.def("lstm_cell", fused::LstmCell);
+  m.def("lstm_cell_grad", fused::LstmCellGrad);
 }

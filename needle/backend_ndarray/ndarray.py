@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import layout, ndarray_backend_numpy
+from . import layout, ndarray_backend_cuda, ndarray_backend_numpy
 
 # Idle OpenMP threads sleep instead of spinning: between kernels, Python runs on one core, and spinning
 # workers steal it (and every other process's) time; measured 2.6 vs 33 ms per MLP step on 2 busy cores.
@@ -31,7 +31,7 @@ else:
     _CPU_MISSING = ""
 
 __all__ = [  # the course's public names (`from .ndarray import *`), numpy-style functions included
-    "BackendDevice", "NDArray", "cpu", "cpu_numpy", "cuda", "default_device", "all_devices", "prod",
+    "BackendDevice", "NDArray", "cpu", "cpu_numpy", "cuda", "cuda_sim", "default_device", "all_devices", "prod",
     "array", "empty", "full", "broadcast_to", "reshape", "maximum", "log", "exp", "tanh", "sum", "max",
     "flip", "matmul", "transpose", "swapaxes", "stack", "split", "adam_step",
 ]
@@ -156,8 +156,13 @@ def _shape_args(shape: tuple) -> tuple:
 
 _CPU = BackendDevice("cpu", ndarray_backend_cpu, _CPU_MISSING)
 _CPU_NUMPY = BackendDevice("cpu_numpy", ndarray_backend_numpy)
+_CUDA_MOD, _CUDA_MISSING = ndarray_backend_cuda.gpu()
 _CUDA = BackendDevice(
-    "cuda", None, "cuda() is not available: needle has no CUDA backend on this machine (no GPU, or CuPy not installed); use cpu()."
+    "cuda", _CUDA_MOD,
+    f"cuda() is not available: {_CUDA_MISSING}. ndl.cuda_sim() runs the same CUDA kernels on the CPU; or use cpu().",
+)
+_CUDA_SIM = BackendDevice(
+    "cuda_sim", ndarray_backend_cuda.simulator(), "cuda_sim() is not available: the CUDA simulator was not built"
 )
 
 
@@ -172,21 +177,41 @@ def cpu_numpy() -> BackendDevice:
 
 
 def cuda() -> BackendDevice:
-    """The CUDA device; `enabled()` is False without a GPU."""
+    """The CUDA device (a GPU through CuPy); `enabled()` is False without one."""
     return _CUDA
 
 
+def cuda_sim() -> BackendDevice:
+    """The CUDA simulator: cuda()'s kernels compiled for the CPU, every thread a fiber with real barriers."""
+    return _CUDA_SIM
+
+
 def default_device() -> BackendDevice:
-    """cpu() when the C++ backend is built, else cpu_numpy()."""
-    return _CPU if _CPU.mod is not None else _CPU_NUMPY
+    """Where arrays go when no device is named: cpu() when the C++ backend is built, else cpu_numpy();
+    NEEDLE_DEVICE=cuda_sim (or cpu, cpu_numpy, cuda) chooses another."""
+    return _DEFAULT
 
 
-_FACTORIES = {"cpu": cpu, "cuda": cuda, "cpu_numpy": cpu_numpy}
+_FACTORIES = {"cpu": cpu, "cuda": cuda, "cuda_sim": cuda_sim, "cpu_numpy": cpu_numpy}
+
+
+def _default_from_env() -> BackendDevice:
+    name = os.environ.get("NEEDLE_DEVICE", "").strip().removesuffix("()")
+    if not name:
+        return _CPU if _CPU.mod is not None else _CPU_NUMPY
+    if name not in _FACTORIES:
+        raise RuntimeError(f"NEEDLE_DEVICE={name!r} is not a device; use one of {', '.join(_FACTORIES)}")
+    device = _FACTORIES[name]()
+    device._check()
+    return device
+
+
+_DEFAULT = _default_from_env()
 
 
 def all_devices() -> list[BackendDevice]:
     """Every device the course knows, enabled or not (tests skip the disabled ones)."""
-    return [cpu(), cuda(), cpu_numpy()]
+    return [cpu(), cuda(), cuda_sim(), cpu_numpy()]
 
 
 def _check_device(device, op: str) -> BackendDevice:
@@ -352,12 +377,14 @@ class NDArray:
         return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
 
     def numpy_view(self) -> np.ndarray:
-        """A zero-copy numpy view of the (compacted) elements on a host device (cpu, cpu_numpy), a copy
+        """A zero-copy numpy view of the (compacted) elements on a host device (cpu, cpu_numpy, cuda_sim), a copy
         elsewhere. Writes go through; the view keeps the buffer alive, so it is never freed under it."""
         a = self.compact()
         handle = a._handle
         buf = getattr(handle, "array", None)  # cpu_numpy's buffer is a numpy array already
-        if buf is None and a._device.name == "cpu":
+        if a._device.name == "cuda_sim":  # simulated device memory is host memory (buffer protocol)
+            buf = np.asarray(handle)[: handle.size]
+        elif buf is None and a._device.name == "cpu":
             raw = (_CTYPES[a.dtype] * handle.size).from_address(handle.ptr())
             raw.owner = a  # numpy's view references `raw`, and `raw` the NDArray that owns the memory
             buf = np.ctypeslib.as_array(raw)

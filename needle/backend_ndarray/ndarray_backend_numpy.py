@@ -34,6 +34,13 @@ class Array:
     def ptr(self) -> int:
         return self.array.ctypes.data
 
+    @classmethod
+    def wrap(cls, flat: np.ndarray) -> "Array":
+        """A buffer over an existing 1-D float32/float64 numpy array (no copy; NEEDLE_BACKEND=np uses it)."""
+        buf = cls.__new__(cls)
+        buf.array = flat
+        return buf
+
 
 def _view(a: Array, shape, strides, offset) -> np.ndarray:
     """The strided view (shape, strides in elements, offset) of a flat buffer, bounds-checked."""
@@ -182,3 +189,210 @@ def matmul_strided(a: Array, b: Array, out: Array, batch, m, n, p, a_offset, a_s
     A = _view(a, (batch, m, n), a_strides, a_offset)
     B = _view(b, (batch, n, p), b_strides, b_offset)
     out.array[: batch * m * p] = np.matmul(A, B).reshape(-1)
+
+
+# ---- the fused ops' kernels (contract: needle/backend_ndarray/fused.py), readable numpy versions ----
+
+
+def _flat(a: Array, n: int, what: str, op: str) -> np.ndarray:
+    """The first n elements of a buffer, or a ValueError naming the op when it holds fewer."""
+    if n < 0:
+        raise ValueError(f"{op}: negative size {n} for {what}")
+    if a.size < n:
+        raise ValueError(f"{op}: {what} holds {a.size} elements, needs {n}")
+    return a.array[:n]
+
+
+def _fused_args(op: str, *arrays: Array) -> None:
+    """One dtype for every buffer of a fused kernel (ids and labels included)."""
+    first = arrays[0]
+    for a in arrays[1:]:
+        if a.dtype != first.dtype:
+            raise ValueError(f"{op}: dtype mismatch ({first.dtype} vs {a.dtype})")
+
+
+def _ids(a: Array, n: int, num: int, what: str, op: str) -> np.ndarray:
+    """n whole-number ids in [0, num) from a float buffer, as int64: IndexError / ValueError otherwise."""
+    v = _flat(a, n, what + "s", op)
+    bad = ~((v >= 0) & (v < num))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise IndexError(f"{op}: {what} {float(v[i]):g} (at {i}) outside [0, {num})")
+    frac = v != np.floor(v)
+    if frac.any():
+        i = int(np.argmax(frac))
+        raise ValueError(f"{op}: {what} must be whole numbers, got {float(v[i]):g} (at {i})")
+    return v.astype(np.int64)
+
+
+def embedding_gather(weight: Array, ids: Array, out: Array, n_ids: int, num: int, dim: int) -> None:
+    _fused_args("embedding_gather", weight, ids, out)
+    w = _flat(weight, num * dim, "weight", "embedding_gather").reshape(num, dim)
+    idx = _ids(ids, n_ids, num, "id", "embedding_gather")
+    _flat(out, n_ids * dim, "out", "embedding_gather")[:] = w[idx].reshape(-1)
+
+
+def embedding_scatter_add(grad: Array, ids: Array, out: Array, n_ids: int, num: int, dim: int) -> None:
+    _fused_args("embedding_scatter_add", grad, ids, out)
+    g = _flat(grad, n_ids * dim, "grad", "embedding_scatter_add").reshape(n_ids, dim)
+    idx = _ids(ids, n_ids, num, "id", "embedding_scatter_add")
+    o = _flat(out, num * dim, "out", "embedding_scatter_add").reshape(num, dim)
+    o[...] = 0
+    np.add.at(o, idx, g)
+
+
+def softmax_xent(logits: Array, labels: Array, loss: Array, lse: Array, m: int, k: int) -> None:
+    _fused_args("softmax_xent", logits, labels, loss, lse)
+    if k == 0 and m:
+        raise ValueError("softmax_xent: no classes (k = 0)")
+    z = _flat(logits, m * k, "logits", "softmax_xent").reshape(m, k)
+    y = _ids(labels, m, k, "label", "softmax_xent")
+    lo, ls = _flat(loss, m, "loss", "softmax_xent"), _flat(lse, m, "lse", "softmax_xent")
+    if m == 0:
+        return
+    with np.errstate(all="ignore"):
+        top = z.max(axis=1)
+        shifted = z - np.where(np.isinf(top), 0, top)[:, None]
+        l = np.log(np.exp(shifted).sum(axis=1)) + np.where(np.isinf(top), 0, top)
+        l = np.where(np.isinf(top), top, l).astype(z.dtype)
+        ls[:] = l
+        lo[:] = l - z[np.arange(m), y]
+
+
+def softmax_xent_grad(logits: Array, labels: Array, lse: Array, out_grad: Array, out: Array, m: int, k: int) -> None:
+    _fused_args("softmax_xent_grad", logits, labels, lse, out_grad, out)
+    z = _flat(logits, m * k, "logits", "softmax_xent_grad").reshape(m, k)
+    y = _ids(labels, m, k, "label", "softmax_xent_grad")
+    l = _flat(lse, m, "lse", "softmax_xent_grad")
+    scale = _flat(out_grad, 1, "out_grad", "softmax_xent_grad")[0] / z.dtype.type(m) if m else z.dtype.type(0)
+    o = _flat(out, m * k, "out", "softmax_xent_grad").reshape(m, k)
+    with np.errstate(all="ignore"):
+        np.exp(z - l[:, None], out=o)
+        o *= scale
+        o[np.arange(m), y] -= scale
+
+
+def sigmoid(a: Array, out: Array, n: int) -> None:
+    _fused_args("sigmoid", a, out)
+    x = _flat(a, n, "a", "sigmoid")
+    _flat(out, n, "out", "sigmoid")[:] = (np.tanh(x * x.dtype.type(0.5)) + 1) * x.dtype.type(0.5)
+
+
+def sigmoid_grad(y: Array, dy: Array, out: Array, n: int) -> None:
+    _fused_args("sigmoid_grad", y, dy, out)
+    s, g = _flat(y, n, "y", "sigmoid_grad"), _flat(dy, n, "dy", "sigmoid_grad")
+    _flat(out, n, "out", "sigmoid_grad")[:] = g * s * (1 - s)
+
+
+def _channels(x: Array, outer: int, c: int, inner: int, op: str) -> np.ndarray:
+    if outer * inner == 0 and c:
+        raise ValueError(f"{op}: no elements to take statistics over")
+    return _flat(x, outer * c * inner, "x", op).reshape(outer, c, inner)
+
+
+def batchnorm_stats(x: Array, mean: Array, var: Array, outer: int, c: int, inner: int) -> None:
+    _fused_args("batchnorm_stats", x, mean, var)
+    xs = _channels(x, outer, c, inner, "batchnorm_stats")
+    out_mean, out_var = _flat(mean, c, "mean", "batchnorm_stats"), _flat(var, c, "var", "batchnorm_stats")
+    mu = xs.mean(axis=(0, 2), dtype=np.float64)
+    out_var[:] = ((xs - mu[None, :, None]) ** 2).mean(axis=(0, 2))
+    out_mean[:] = mu
+
+
+def _per_channel(op: str, c: int, **arrays: Array) -> list:
+    return [_flat(a, c, name, op)[None, :, None] for name, a in arrays.items()]
+
+
+def batchnorm_forward(x, weight, bias, mean, var, out, outer: int, c: int, inner: int, eps: float) -> None:
+    op = "batchnorm_forward"
+    _fused_args(op, x, weight, bias, mean, var, out)
+    xs = _flat(x, outer * c * inner, "x", op).reshape(outer, c, inner)
+    w, b, mu, v = _per_channel(op, c, weight=weight, bias=bias, mean=mean, var=var)
+    o = _flat(out, outer * c * inner, "out", op)
+    rstd = 1 / np.sqrt(v + xs.dtype.type(eps))
+    o[:] = ((xs - mu) * rstd * w + b).reshape(-1)
+
+
+def batchnorm_backward(x, dy, weight, mean, var, dx, dweight, dbias, outer: int, c: int, inner: int, eps: float,
+                       batch_stats: bool) -> None:
+    op = "batchnorm_backward"
+    _fused_args(op, x, dy, weight, mean, var, dx, dweight, dbias)
+    xs = _channels(x, outer, c, inner, op)
+    g = _flat(dy, outer * c * inner, "dy", op).reshape(outer, c, inner)
+    w, mu, v = _per_channel(op, c, weight=weight, mean=mean, var=var)
+    gx = _flat(dx, outer * c * inner, "dx", op)
+    gw, gb = _flat(dweight, c, "dweight", op), _flat(dbias, c, "dbias", op)
+    rstd = 1 / np.sqrt(v.astype(np.float64) + eps)
+    xhat = (xs - mu) * rstd
+    sg, sgx = g.sum(axis=(0, 2), dtype=np.float64), (g * xhat).sum(axis=(0, 2))
+    gb[:] = sg
+    gw[:] = sgx
+    n = outer * inner
+    if batch_stats:
+        grad = w * rstd * (g - sg[None, :, None] / n - xhat * sgx[None, :, None] / n)
+    else:
+        grad = w * rstd * g
+    gx[:] = grad.reshape(-1)
+
+
+def _rows(x: Array, rows: int, dim: int, eps: float, op: str):
+    if dim == 0 and rows:
+        raise ValueError(f"{op}: rows of length 0")
+    xs = _flat(x, rows * dim, "x", op).reshape(rows, dim)
+    mu = xs.mean(axis=1, keepdims=True, dtype=np.float64)
+    rstd = 1 / np.sqrt(((xs - mu) ** 2).mean(axis=1, keepdims=True) + eps)
+    return xs, (xs - mu) * rstd, rstd
+
+
+def layernorm_forward(x, weight, bias, out, rows: int, dim: int, eps: float) -> None:
+    op = "layernorm_forward"
+    _fused_args(op, x, weight, bias, out)
+    w, b = _flat(weight, dim, "weight", op), _flat(bias, dim, "bias", op)
+    o = _flat(out, rows * dim, "out", op)
+    _, xhat, _ = _rows(x, rows, dim, eps, op)
+    o[:] = (xhat * w + b).reshape(-1)
+
+
+def layernorm_backward(x, dy, weight, dx, dweight, dbias, rows: int, dim: int, eps: float) -> None:
+    op = "layernorm_backward"
+    _fused_args(op, x, dy, weight, dx, dweight, dbias)
+    g = _flat(dy, rows * dim, "dy", op).reshape(rows, dim)
+    w = _flat(weight, dim, "weight", op)
+    gx, gw, gb = _flat(dx, rows * dim, "dx", op), _flat(dweight, dim, "dweight", op), _flat(dbias, dim, "dbias", op)
+    _, xhat, rstd = _rows(x, rows, dim, eps, op)
+    d = g * w
+    grad = rstd * (d - d.mean(axis=1, keepdims=True) - xhat * (d * xhat).mean(axis=1, keepdims=True))
+    gx[:] = grad.reshape(-1)
+    gw[:] = (g * xhat).sum(axis=0)
+    gb[:] = g.sum(axis=0, dtype=np.float64)
+
+
+def _lstm(z: Array, c: Array, bs: int, h: int, op: str):
+    """The gates i, f, g, o of (bs, 4h) pre-activations, the state c and the new state c' = f c + i g."""
+    zs = _flat(z, bs * 4 * h, "z", op).reshape(bs, 4 * h)
+    half = zs.dtype.type(0.5)
+    i, f, o = ((np.tanh(zs[:, k * h : (k + 1) * h] * half) + 1) * half for k in (0, 1, 3))
+    g = np.tanh(zs[:, 2 * h : 3 * h])
+    cs = _flat(c, bs * h, "c", op).reshape(bs, h)
+    return i, f, g, o, cs, f * cs + i * g
+
+
+def lstm_cell(z: Array, c: Array, h_out: Array, c_out: Array, bs: int, h: int) -> None:
+    _fused_args("lstm_cell", z, c, h_out, c_out)
+    ho, co = _flat(h_out, bs * h, "h_out", "lstm_cell"), _flat(c_out, bs * h, "c_out", "lstm_cell")
+    _, _, _, o, _, c_new = _lstm(z, c, bs, h, "lstm_cell")
+    co[:] = c_new.reshape(-1)
+    ho[:] = (o * np.tanh(c_new)).reshape(-1)
+
+
+def lstm_cell_grad(z: Array, c: Array, dh: Array, dc_new: Array, dz: Array, dc: Array, bs: int, h: int) -> None:
+    op = "lstm_cell_grad"
+    _fused_args(op, z, c, dh, dc_new, dz, dc)
+    gzo, gco = _flat(dz, bs * 4 * h, "dz", op), _flat(dc, bs * h, "dc", op)
+    i, f, g, o, cs, c_new = _lstm(z, c, bs, h, op)
+    gh = _flat(dh, bs * h, "dh", op).reshape(bs, h)
+    t = np.tanh(c_new)
+    d = _flat(dc_new, bs * h, "dc_new", op).reshape(bs, h) + gh * o * (1 - t * t)
+    gz = np.concatenate([d * g * i * (1 - i), d * cs * f * (1 - f), d * i * (1 - g * g), gh * t * o * (1 - o)], axis=1)
+    gzo[:] = gz.reshape(-1)
+    gco[:] = (d * f).reshape(-1)

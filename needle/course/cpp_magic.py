@@ -33,6 +33,7 @@ from typing import Any
 from . import device_kernels, install, registry, sandbox
 
 _MODULE_BLOCK = re.compile(r"PYBIND11_MODULE\s*\(\s*\w+\s*,\s*(\w+)\s*\)")
+_CPP_STUB = re.compile(r'throw\s+needle_course::NotImplemented\s*\(\s*"not implemented yet')
 _SOLUTION_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION.*$", re.M)
 
 _PRELUDE = """#include <pybind11/pybind11.h>
@@ -225,10 +226,13 @@ def install_cell(exercise_ids: list[str], cell: str, report: CellReport | None =
             else:
                 install.install(ex, getattr(module, ex.target.rsplit(".", 1)[-1].rsplit(":", 1)[-1]))
             report.installed.append(ex.id)
+        elif outcome.status == "not implemented":  # the stub: needle's reference stays, the check says "not attempted"
+            install.mark_stub(ex.id)
+            report.stubs.append(ex.id)
         else:
             install.install(ex, sandbox.Build(ex.id, {}, outcome, loaded=False))
-            if outcome.status == "not implemented":
-                report.stubs.append(ex.id)
+            if outcome.status == "partial":
+                report.crashed.append((ex.id, "not installed: a part of it still throws NotImplemented"))
             elif not outcome.safe:
                 report.crashed.append((ex.id, outcome.message))
             else:  # ran, but shares its module with code that crashed
@@ -241,6 +245,14 @@ def needle_cpp(line: str, cell: str) -> None:
     ids = line.split()
     if not ids:
         raise ValueError("usage: %%needle_cpp EXERCISE_ID [EXERCISE_ID ...] (see course.exercises())")
+    exercises = [registry.get(i) for i in ids]
+    kernel_cell = any(device_kernels.bundle_of(ex.target) is not None for ex in exercises)
+    if _CPP_STUB.search(cell) and not kernel_cell:  # a kernel cell may mix finished kernels and stubs: try it
+        for exercise_id in ids:
+            install.mark_stub(exercise_id)
+        print(f"{', '.join(ids)}: still a stub (the cell throws NotImplemented), so needle's reference stays installed "
+              "(replace the throw line with your code)")
+        return
     report = CellReport()
     try:
         install_cell(ids, cell, report)
@@ -252,7 +264,8 @@ def needle_cpp(line: str, cell: str) -> None:
     if report.installed:
         print(f"compiled and installed: {', '.join(report.installed)}")
     if report.stubs:
-        print(f"compiled; not implemented yet: {', '.join(report.stubs)} (needle's reference stays in place)")
+        print(f"{', '.join(report.stubs)}: still a stub (it throws NotImplemented when called), so needle's reference "
+              "stays installed (replace the throw lines with your code)")
     for exercise_id, message in report.crashed:
         print(f"{exercise_id}: {message}; needle's reference stays in place. Its check cell shows the failure.",
               file=sys.stderr)

@@ -48,7 +48,7 @@ def trial_timeout() -> float:
 class Outcome:
     """How one exercise's check ended in the child process."""
 
-    status: str  # passed | failed | raised | not implemented | unbound | crashed | hung
+    status: str  # passed | failed | raised | not implemented | partial | unbound | crashed | hung
     cases: int = 0
     message: str = ""
 
@@ -69,7 +69,7 @@ class Outcome:
             return self.cases
         if self.status == "not implemented":
             raise NotImplementedError(self.message)
-        if self.status == "raised":
+        if self.status in ("raised", "partial"):
             raise LearnerError(self.message)
         raise CheckFailed(self.message)
 
@@ -113,8 +113,15 @@ def reported(check: Callable[[Any], int]) -> Callable[[Any], int]:
     return run
 
 
+_cases_started = 0  # cases the current exercise's check has started (in the child)
+_case_text = ""
+
+
 def note_case(text: str) -> None:
     """Record the input a check is about to run (in the child), so a crash or hang names it. No-op elsewhere."""
+    global _cases_started, _case_text
+    _cases_started += 1
+    _case_text = text
     if _progress is not None:
         _emit({"event": "case", "text": text})
 
@@ -228,7 +235,7 @@ def _bind(ex: Any, module: Any) -> Any:
 
 
 def _child(argv: list[str]) -> int:
-    global _progress
+    global _progress, _cases_started
     library, module_name, progress_path, *ids = argv
     _progress = open(progress_path, "a", encoding="utf-8")
     from . import install, registry
@@ -245,6 +252,7 @@ def _child(argv: list[str]) -> int:
         except LookupError as exc:
             _emit({"event": "result", "id": exercise_id, "status": "unbound", "message": str(exc)})
             continue
+        _cases_started = 0
         try:
             install.install(ex, obj)
             result = {"status": "passed", "cases": int(ex.check(obj))}
@@ -253,7 +261,11 @@ def _child(argv: list[str]) -> int:
         except CheckFailed as exc:
             result = {"status": "failed", "message": str(exc)}
         except NotImplementedError as exc:
-            result = {"status": "not implemented", "message": str(exc)}
+            if _cases_started <= 1:  # at its first case: the exercise is still the stub
+                result = {"status": "not implemented", "message": str(exc)}
+            else:  # after cases that ran: a part of it is still the stub
+                result = {"status": "partial", "message": f"a part of your code still throws NotImplemented (while "
+                          f"running: {_case_text}); nothing of this exercise is installed until every part runs"}
         except Exception as exc:  # the learner's code raised: show where
             result = {"status": "raised", "message": f"your code raised {type(exc).__name__}:\n{_learner_traceback(exc)}"}
         finally:

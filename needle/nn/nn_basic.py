@@ -8,7 +8,6 @@ import numpy as np
 from needle import init, ops
 from needle.autograd import Tensor
 
-from .nn_ops import Normalize, softmax_cross_entropy
 
 __all__ = [
     "Parameter",
@@ -171,7 +170,7 @@ class SoftmaxLoss(Module):
     logsumexp(z) - sum(z * one_hot(y)) averaged, fused into one op without the one-hot matrix."""
 
     def forward(self, logits: Tensor, y: Tensor) -> Tensor:
-        return softmax_cross_entropy(logits, y.numpy() if isinstance(y, Tensor) else y)
+        return ops.softmax_cross_entropy(logits, y)
 
 
 class BatchNorm1d(Module):
@@ -188,36 +187,26 @@ class BatchNorm1d(Module):
         self.running_mean = init.zeros(dim, device=device, dtype=dtype)
         self.running_var = init.ones(dim, device=device, dtype=dtype)
 
-    def _update(self, running: Tensor, observed: np.ndarray) -> Tensor:
-        """(1 - momentum) running + momentum observed, on raw arrays (no graph), kept in running's dtype."""
-        old = running.realize_cached_data()
-        obs = Tensor(observed.reshape(self.dim), device=running.device, dtype=running.dtype, requires_grad=False)
-        new = (1 - self.momentum) * old + self.momentum * obs.realize_cached_data()
-        return Tensor(new, device=running.device, dtype=running.dtype, requires_grad=False)
+    def _update(self, running: Tensor, observed: Tensor) -> Tensor:
+        """(1 - momentum) running + momentum observed, on raw arrays on the device (no graph)."""
+        obs = observed.realize_cached_data().astype(running.dtype)
+        return Tensor.make_const((1 - self.momentum) * running.realize_cached_data() + self.momentum * obs)
 
-    def _forward(self, x: Tensor, axes: tuple) -> Tensor:
-        """Normalises x over `axes` (axis 1 holds the features)."""
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalises x (N, dim, ...) per feature (axis 1) over all other axes."""
         if len(x.shape) < 2 or x.shape[1] != self.dim:
             raise ValueError(f"{type(self).__name__}({self.dim}): input of shape {x.shape}")
         if not self.training:
-            stats = (self.running_mean.realize_cached_data(), self.running_var.realize_cached_data())
-            return Normalize(axes, 1, self.eps, stats)(x, self.weight, self.bias)
-        norm = Normalize(axes, 1, self.eps)
-        y = norm(x, self.weight, self.bias)
-        self.running_mean = self._update(self.running_mean, norm.mean)
-        self.running_var = self._update(self.running_var, norm.var)
+            return ops.batch_norm_eval(x, self.weight, self.bias, self.running_mean, self.running_var, self.eps)
+        y, mean, var = ops.batch_norm(x, self.weight, self.bias, self.eps)
+        self.running_mean = self._update(self.running_mean, mean)
+        self.running_var = self._update(self.running_var, var)
         return y
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self._forward(x, (0,))
 
 
 class BatchNorm2d(BatchNorm1d):
     """BatchNorm1d over the channels of an NCHW input, reducing over N, H and W in place
-    (no transposes to (N*H*W, C) and back)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self._forward(x, (0, 2, 3))
+    (no transposes to (N*H*W, C) and back): the same fused op, which reduces over every axis but 1."""
 
 
 class LayerNorm1d(Module):
@@ -233,8 +222,7 @@ class LayerNorm1d(Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.dim:
             raise ValueError(f"LayerNorm1d({self.dim}): input of shape {x.shape}")
-        last = len(x.shape) - 1
-        return Normalize((last,), last, self.eps)(x, self.weight, self.bias)
+        return ops.layer_norm(x, self.weight, self.bias, self.eps)
 
 
 class Dropout(Module):

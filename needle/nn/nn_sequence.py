@@ -6,20 +6,17 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
-
 from needle import init, ops
 from needle.autograd import Tensor
 
 from .nn_basic import Module, Parameter
-from .nn_ops import LSTMGates, LSTMOutput, embedding, sigmoid
 
 __all__ = ["Sigmoid", "RNNCell", "RNN", "LSTMCell", "LSTM", "Embedding"]
 
 
 class Sigmoid(Module):
     def forward(self, x: Tensor) -> Tensor:
-        return sigmoid(x)
+        return ops.sigmoid(x)
 
 
 def _uniform(*shape: int, bound: float, device, dtype) -> Parameter:
@@ -92,9 +89,7 @@ class LSTMCell(_Cell):
         z = self.preactivation(xw, h)
         if c is None:
             c = init.zeros(z.shape[0], self.hidden_size, device=z.device, dtype=z.dtype)
-        gates = LSTMGates()
-        c_new = gates(z, c)
-        return LSTMOutput(gates)(z, c_new), c_new
+        return ops.lstm_step(z, c)
 
     def forward(self, X: Tensor, h: Optional[tuple] = None) -> tuple[Tensor, Tensor]:
         return self.step(self.project_input(X), h)
@@ -186,5 +181,4 @@ class Embedding(Module):
         self.weight = Parameter(init.randn(num_embeddings, embedding_dim, device=device, dtype=dtype))
 
     def forward(self, x: Tensor) -> Tensor:
-        ids = np.asarray(x.numpy() if isinstance(x, Tensor) else x)
-        return embedding(self.weight, ids)
+        return ops.embedding(self.weight, x)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy
 
+from ..backend_ndarray import fused  # noqa: F401 - the fused ops' kernels, for NDArrays and numpy arrays alike
 from ..backend_selection import BACKEND, array_api
 
 if BACKEND == "np":
