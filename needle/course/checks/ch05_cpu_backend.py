@@ -26,7 +26,7 @@ def _nd():
     return ndarray
 
 
-def kernel_exercise(exercise_id: str, bundle: str, kernels: tuple[str, ...], hint: str):
+def kernel_exercise(exercise_id: str, bundle: str, kernels: tuple[str, ...], hint: str, hints: tuple[str, ...] = ()):
     """Register a kernel-bundle exercise of cpu() whose check is `fn()` (run with the learner's bundle installed)."""
     CPU_KERNELS.declare(bundle, kernels)
 
@@ -39,7 +39,7 @@ def kernel_exercise(exercise_id: str, bundle: str, kernels: tuple[str, ...], hin
             return fn()
 
         check.__name__ = fn.__name__
-        exercise_check(exercise_id, target=target("cpu", bundle), hint=hint, language="c++")(reported(check))
+        exercise_check(exercise_id, target=target("cpu", bundle), hint=hint, language="c++", hints=hints)(reported(check))
         return fn
 
     return register
@@ -99,7 +99,16 @@ def _strided_views(name: str, count: int) -> Iterator[tuple[object, np.ndarray, 
 @kernel_exercise("cpu_backend.compact", "compact", ("compact",),
                  hint="walk the view's multi-index like an odometer, the last axis fastest: the element with index "
                       "(i0, i1, ...) sits at offset + i0*strides[0] + i1*strides[1] + ... in a, and goes to the next "
-                      "slot of out. compact gathers; the two setitems scatter along the same walk")
+                      "slot of out. compact gathers; the two setitems scatter along the same walk",
+                 hints=("the idea: keep one index per axis, like the wheels of an odometer; visit the view's elements in "
+                        "row-major order (the last index turns fastest) and give the k-th element visited to slot k "
+                        "of out",
+                        "the formula: the element with index (i0, ..., i_{d-1}) sits at offset + sum_j i_j * strides[j] "
+                        "of a's buffer; after each visit add 1 to the last index, and when an index reaches shape[j] "
+                        "set it to 0 and add 1 to the index before it. Negative strides need a signed position",
+                        "the shape of the code: ForEachPosition keeps a std::vector<int32_t> index(ndim, 0), loops k "
+                        "over the number of elements, computes pos as an int64_t and calls visit(k, pos); Compact's "
+                        "visit copies a.ptr[pos] into out->ptr[k]"))
 def check_compact() -> int:
     cases = 0
     for view, ref, desc in _strided_views("cpu_backend.compact", 14):
@@ -129,7 +138,12 @@ def _setitem_cases(name: str, count: int):
 
 @kernel_exercise("cpu_backend.ewise_setitem", "ewise_setitem", ("ewise_setitem",),
                  hint="the walk of compact with the roles swapped: element k of the compact source a goes to the "
-                      "k-th position of the view (shape, strides, offset) in out; nothing else of out changes")
+                      "k-th position of the view (shape, strides, offset) in out; nothing else of out changes",
+                 hints=("the idea: the same walk over the view as compact, writing instead of reading: the source a is "
+                        "compact, the view lives in out",
+                        "the formula: element k of a goes to position offset + sum_j i_j * strides[j] of out, where "
+                        "(i_0, i_1, ...) is the view's k-th index in row-major order",
+                        "the shape of the code: ForEachPosition with a visit that copies a.ptr[k] into out->ptr[pos]"))
 def check_ewise_setitem() -> int:
     cases = 0
     for rng, data, perm, sl in _setitem_cases("cpu_backend.ewise_setitem", 12):
@@ -148,7 +162,11 @@ def check_ewise_setitem() -> int:
 
 @kernel_exercise("cpu_backend.scalar_setitem", "scalar_setitem", ("scalar_setitem",),
                  hint="the walk of compact once more: every position of the view (shape, strides, offset) in out "
-                      "receives val; size is the number of positions")
+                      "receives val; size is the number of positions",
+                 hints=("the idea: the walk of compact, writing one value wherever the view reaches",
+                        "the formula: every position offset + sum_j i_j * strides[j] of out receives val",
+                        "the shape of the code: ForEachPosition with a visit that stores val at out->ptr[pos] (the "
+                        "count k is not needed)"))
 def check_scalar_setitem() -> int:
     cases = 0
     for rng, data, perm, sl in _setitem_cases("cpu_backend.scalar_setitem", 12):
@@ -194,7 +212,14 @@ def _ops() -> list[tuple[str, Callable, Callable, str]]:
 @kernel_exercise("cpu_backend.elementwise", "elementwise", ELEMENTWISE,
                  hint="each kernel is one loop over the flat buffers: element i of the input(s), and the scalar if "
                       "there is one, gives element i of out. Comparisons give 1.0 or 0.0; log, exp, tanh and power "
-                      "come from <cmath>")
+                      "come from <cmath>",
+                 hints=("the idea: NDArray hands your kernels compact buffers of equal size, so element i of the inputs "
+                        "gives element i of out, whatever the shape",
+                        "the formula: Apply holds one element's arithmetic per Op (x + y, x * y, x / y, x to the power "
+                        "y, the larger of x and y, 1.0f or 0.0f for == and >=, log, exp or tanh of x); each loop runs "
+                        "i from 0 to a.size",
+                        "the shape of the code: Apply is a switch over op with one return per case; Ewise stores "
+                        "Apply(op, a.ptr[i], b.ptr[i]) in out->ptr[i], Scalar passes val as y, Unary passes 0"))
 def check_elementwise() -> int:
     rng = rng_for("cpu_backend.elementwise")
     cases = 0
@@ -235,7 +260,13 @@ def check_elementwise() -> int:
 @kernel_exercise("cpu_backend.reductions", "reductions", ("reduce_sum", "reduce_max"),
                  hint="out has a.size / reduce_size elements; element i combines the consecutive block "
                       "a[i*reduce_size], ..., a[(i+1)*reduce_size - 1]. A maximum starts from a value of its block "
-                      "(the numbers may all be negative), and out arrives uninitialised")
+                      "(the numbers may all be negative), and out arrives uninitialised",
+                 hints=("the idea: the input is a row of consecutive blocks of reduce_size elements; each block becomes "
+                        "one element of out",
+                        "the formula: out[i] = the sum (or the maximum) of a[i*reduce_size + j] for j < reduce_size; "
+                        "a sum starts from 0, a maximum from the block's first element",
+                        "the shape of the code: a loop over the blocks, an accumulator per block, a loop over the "
+                        "block's elements, then one store into out->ptr[i]"))
 def check_reductions() -> int:
     nd = _nd()
     rng = rng_for("cpu_backend.reductions")
@@ -316,7 +347,12 @@ def _matmul_check(name: str, kernel: str, sizes: list[int], tiled: bool) -> int:
 
 @kernel_exercise("cpu_backend.matmul", "matmul", ("matmul",),
                  hint="out (m x p) = a (m x n) times b (n x p), all three compact and row-major: element (i, j) of a "
-                      "sits at position i*n + j of its buffer. out arrives uninitialised")
+                      "sits at position i*n + j of its buffer. out arrives uninitialised",
+                 hints=("the idea: element (i, j) of out is the dot product of row i of a with column j of b",
+                        "the formula: out[i*p + j] = sum over k < n of a[i*n + k] * b[k*p + j], for every i < m and "
+                        "j < p; every element of out is written, since it arrives uninitialised",
+                        "the shape of the code: loops over i and j, a scalar_t accumulator starting at 0, a loop over "
+                        "k adding the products, then one store into out->ptr[i * p + j]"))
 def check_matmul() -> int:
     return _matmul_check("cpu_backend.matmul", "matmul", [1, 2, 3, 5, 7, 8, 9, 13, 16, 17], tiled=False)
 
@@ -324,7 +360,14 @@ def check_matmul() -> int:
 @kernel_exercise("cpu_backend.matmul_tiled", "matmul_tiled", ("matmul_tiled",),
                  hint="the buffers hold TILE x TILE tiles, each contiguous: a is an (m/TILE) x (n/TILE) grid of "
                       "tiles, b (n/TILE) x (p/TILE), out (m/TILE) x (p/TILE). Tile (i, j) of out is the sum over k of "
-                      "tile (i, k) of a times tile (k, j) of b; AlignedDot adds one such tile product into out")
+                      "tile (i, k) of a times tile (k, j) of b; AlignedDot adds one such tile product into out",
+                 hints=("the idea: the same product as matmul, computed one TILE x TILE tile at a time: three tiles "
+                        "fit the L1 cache, and a tile's rows fit vector registers",
+                        "the formula: tile (i, j) of out is the sum over k of tile (i, k) of a times tile (k, j) of b; "
+                        "tile (i, k) of a starts at (i * n/TILE + k) * TILE*TILE in a's buffer (b likewise with p/TILE, "
+                        "out with p/TILE); inside AlignedDot, out[r][c] += sum_s a[r][s] * b[s][c]",
+                        "the shape of the code: set out to zero, then loops over i < m/TILE, j < p/TILE and k < n/TILE "
+                        "that call AlignedDot with the three tiles' pointers; AlignedDot is three loops of TILE"))
 def check_matmul_tiled() -> int:
     return _matmul_check("cpu_backend.matmul_tiled", "matmul_tiled", [8, 16, 24, 32], tiled=True)
 
