@@ -257,3 +257,14 @@ def test_two_kernels_building_the_same_cell_at_once_both_get_a_working_module(ca
              "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); print(m.matmul.__name__)")
     proc = subprocess.run([sys.executable, "-c", probe, str(library), name], capture_output=True, text=True)
     assert proc.returncode == 0 and "matmul" in proc.stdout, proc.stderr
+
+
+def test_a_half_finished_bundle_is_reported_and_not_installed(shell, capsys):
+    source = cell("cpu_backend.elementwise", (
+        "  for (size_t i = 0; i < a.size; i++) out->ptr[i] = Apply(op, a.ptr[i], 0.0f);",
+        '  throw needle_course::NotImplemented("not implemented yet: the unary kernels");'))
+    assert run(shell, source) is None
+    assert "a part of it still throws NotImplemented" in capsys.readouterr().err
+    error = outcome("cpu_backend.elementwise")
+    assert isinstance(error, CheckFailed) and "still throws NotImplemented" in str(error) and "ewise_log" in str(error)
+    assert nd.cpu().mod is needle_cpu  # later cells keep needle's kernels rather than meet a stub
