@@ -393,6 +393,47 @@ class ResNet9LinearFirst(ResNet9Base):
             nn.Flatten(), *head)
 
 
+def _epoch(dataloader, model, loss_fn, opt, *, set_mode=True, weighted=True, error_rate=False, tensor_loss=False):
+    np.random.seed(4)
+    if set_mode:
+        model.eval() if opt is None else model.train()
+    correct, loss_sum, count, batches = 0, 0.0, 0, 0
+    for X, y in dataloader:
+        logits = model(X)
+        loss = loss_fn(logits, y)
+        if opt is not None:
+            opt.reset_grad()
+            loss.backward()
+            opt.step()
+        labels = y.numpy()
+        correct += int((logits.numpy().argmax(axis=1) == labels).sum())
+        if tensor_loss:
+            loss_sum = loss_sum + loss * len(labels)
+        else:
+            loss_sum += float(loss.numpy()) * (len(labels) if weighted else 1)
+        count += len(labels)
+        batches += 1
+    accuracy = correct / count
+    return (1 - accuracy if error_rate else accuracy), loss_sum / (count if weighted else batches)
+
+
+def epoch_without_eval_mode(dataloader, model, loss_fn=nn.SoftmaxLoss(), opt=None, *, progress=False):
+    return _epoch(dataloader, model, loss_fn, opt, set_mode=False)
+
+
+def epoch_mean_of_batch_means(dataloader, model, loss_fn=nn.SoftmaxLoss(), opt=None, *, progress=False):
+    return _epoch(dataloader, model, loss_fn, opt, weighted=False)
+
+
+def epoch_error_rate(dataloader, model, loss_fn=nn.SoftmaxLoss(), opt=None, *, progress=False):
+    """Chapter 03's error rate; hw4 reports accuracy."""
+    return _epoch(dataloader, model, loss_fn, opt, error_rate=True)
+
+
+def epoch_summing_loss_tensors(dataloader, model, loss_fn=nn.SoftmaxLoss(), opt=None, *, progress=False):
+    return _epoch(dataloader, model, loss_fn, opt, tensor_loss=True)
+
+
 WRONG = {
     "NDArray.pad": [pad_left_only, pad_at_the_start, pad_always_float32],
     "NDArray.flip": [flip_without_offset, flip_offset_from_zero, flip_not_compacted],
@@ -407,6 +448,8 @@ WRONG = {
     "nn.Conv": [ConvNoPadding, ConvBiasFromFanOut, ConvBiasFirst, ConvSwapsHW],
     "nn.BatchNorm2d": [BatchNorm2dReshapeOnly, BatchNorm2dPerPixel],
     "ResNet9": [ResNet9FigureTypo, ResNet9WithoutReLU, ResNet9WithoutSkips, ResNet9LinearFirst],
+    "epoch_general_cifar10": [epoch_without_eval_mode, epoch_mean_of_batch_means, epoch_error_rate,
+                              epoch_summing_loss_tensors],
 }
 MISTAKES = [pytest.param(f"cnn.{name}", wrong, id=f"{name}-{wrong.__name__}")
             for name, wrongs in WRONG.items() for wrong in wrongs]

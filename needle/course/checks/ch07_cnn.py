@@ -473,6 +473,63 @@ def check_resnet9(ResNet9: type) -> int:
     return 4
 
 
+# --- one epoch on CIFAR-10 ------------------------------------------------------------------------------------------
+
+TRAINING = "needle.apps.training"
+
+
+def _tiny_cnn() -> nn.Module:
+    return nn.Sequential(nn.Conv(3, 4, 3, stride=2), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(64, 10))
+
+
+def _image_loader(n: int, batch_size: int, shuffle: bool) -> Any:
+    rng = rng_for(f"cnn.epoch_general_cifar10.{n}")
+    images = rng.uniform(0, 1, size=(n, 3, 8, 8)).astype(np.float32)
+    labels = rng.integers(0, 10, size=n)
+    return ndl.data.DataLoader(ndl.data.NDArrayDataset(images, labels), batch_size=batch_size, shuffle=shuffle)
+
+
+@exercise_check("cnn.epoch_general_cifar10", target=f"{TRAINING}:epoch_general_cifar10",
+                hint="one pass over a CIFAR-10 loader")
+def check_epoch_general_cifar10(epoch: Callable) -> int:
+    from .ch03_nn_library import GRAPH_GROWS, graph_size
+
+    reference_epoch = reference(f"{TRAINING}:epoch_general_cifar10")
+    cases = 0
+    for training in (False, True):
+        results = []
+        for run in (epoch, reference_epoch):
+            np.random.seed(0)
+            model = _tiny_cnn()
+            opt = ndl.optim.Adam(model.parameters(), lr=0.01) if training else None
+            loader = _image_loader(80, 32, shuffle=training)
+            np.random.seed(0)
+            got = run(loader, model, nn.SoftmaxLoss(), opt)
+            results.append((got, model.parameters()[0].numpy(), model.training))
+        got, want = results[0][0], results[1][0]
+        mode = "a training epoch (Adam)" if training else "an evaluation epoch (no optimizer)"
+        what = f"epoch_general_cifar10 for {mode} of a small conv net on 80 images in batches of 32"
+        expect(isinstance(got, tuple) and len(got) == 2, f"{what} must return (accuracy, average loss), got {got!r}")
+        expect(all(isinstance(v, (float, int, np.floating, np.integer)) for v in got),
+               f"{what} returned {[type(v).__name__ for v in got]}: return plain numbers (float(loss.numpy())), not "
+               "Tensors, which keep every batch's graph alive")
+        expect(results[0][2] == training, f"{what}: the model must be in {'training' if training else 'eval'} mode "
+                                          "(model.train() with an optimizer, model.eval() without)")
+        expect_close(got, want, what=f"{what}: (accuracy, loss averaged over the samples), np.random.seed(4) at "
+                                     "the start as in the course", **TOL)
+        expect_close(results[0][1], results[1][1], what=f"{what}: the first weight afterwards", **TOL)
+        cases += 2
+    sizes = []
+    np.random.seed(0)
+    model = _tiny_cnn()
+    opt = ndl.optim.SGD(model.parameters(), lr=0.05)
+    for batches in (2, 4):
+        epoch(_image_loader(16 * batches, 16, shuffle=False), model, nn.SoftmaxLoss(), opt)
+        sizes.append(graph_size(model, opt))
+    expect(sizes[1] <= sizes[0], "epoch_general_cifar10: " + GRAPH_GROWS.format(sizes=sizes).replace("step", "batch", 1))
+    return cases + 1
+
+
 set_hints({
     "cnn.NDArray.pad": (
         "NDArray.pad(axes): a new array with zeros around this one, one (left, right) pair of widths per axis, as "
@@ -565,6 +622,15 @@ set_hints({
          "NCHW -> NHWC (channels last) -> reshape (N*H*W, C) -> BatchNorm1d -> reshape (N, H, W, C) -> NCHW. A "
          "reshape straight from NCHW to (N*H*W, C) mixes the channels up.",
          "ops.transpose swaps two axes; super().forward(rows) is BatchNorm1d's forward."]),
+    "cnn.epoch_general_cifar10": (
+        "one pass over a CIFAR-10 loader: train when an optimizer is given, evaluate otherwise; return (accuracy, "
+        "mean loss) over the samples",
+        ["Chapter 03's epoch again, with accuracy instead of the error rate: set the model's mode, then per batch "
+         "a forward pass and the loss; with an optimizer, reset the gradients, backward and step. Accumulate the "
+         "correct predictions and the loss weighted by the batch size.",
+         "accuracy = correct predictions / samples (prediction = argmax of the logits); mean loss = sum of "
+         "loss * batch size / samples. np.random.seed(4) first, as the course does.",
+         "Read numbers with .numpy() and float(...), so that no batch's graph stays alive."]),
     "cnn.ResNet9": (
         "the course's ResNet9: convolution blocks with batch norm and ReLU, two residual pairs, and two linear "
         "layers, created in the figure's order",
