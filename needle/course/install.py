@@ -104,6 +104,9 @@ def install(exercise: Exercise, obj: Any) -> None:
     """Install the learner's `obj` at the exercise's target (replacing an earlier install of the same exercise)."""
     uninstall(exercise.id)
     _stubs.discard(exercise.id)
+    if getattr(obj, "needle_keeps_reference", False):  # a stub, or code that crashed its trial: checked, never installed
+        _installed[exercise.id] = obj
+        return
     owner, attr = resolve(exercise.target)
     reference = owner.__dict__.get(attr, _MISSING) if inspect.isclass(owner) else getattr(owner, attr, _MISSING)
     if inspect.isclass(reference) and inspect.isclass(obj):
