@@ -40,6 +40,7 @@
 #define NEEDLE_CLONES_FN
 #endif
 #define NEEDLE_INLINE inline __attribute__((always_inline))
+#define NEEDLE_INLINE_LAMBDA __attribute__((always_inline))  // after a lambda's parameter list
 
 namespace needle {
 namespace cpu {
