@@ -40,7 +40,6 @@
 #define NEEDLE_CLONES_FN
 #endif
 #define NEEDLE_INLINE inline __attribute__((always_inline))
-#define NEEDLE_INLINE_LAMBDA __attribute__((always_inline))  // after a lambda's parameter list
 
 namespace needle {
 namespace cpu {

@@ -12,10 +12,30 @@
 namespace needle {
 namespace cpu {
 
-// Each op works on a scalar T and on a vector of T alike (GCC/Clang vector extensions): the loops below
-// run VBYTES-wide vectors, which every compiler turns into SSE/AVX on x86-64 and NEON on ARM64 (two to
-// four registers per vector there) instead of relying on each compiler's auto-vectoriser.
-constexpr size_t VBYTES = 64;
+// Each op works on a scalar T and on a vector of T alike (GCC/Clang vector extensions). The loops below
+// run one-register vectors (16 bytes: NEON on ARM64, SSE2 on x86-64), VUNROLL at a time, instead of
+// relying on each compiler's auto-vectoriser (clang left reduce_max scalar on ARM64). Not under GCC on
+// x86-64: there the plain loops are auto-vectorised into each target_clones copy at its full width (AVX2,
+// AVX-512), which a fixed vector width in the source cannot do (GCC turns the comparisons of a vector wider
+// than the target's registers into scalar code).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+constexpr bool VECTOR_LOOPS = false;
+#else
+constexpr bool VECTOR_LOOPS = true;
+#endif
+constexpr size_t VBYTES = 16;
+constexpr size_t VUNROLL = 4;
+
+template <typename V, typename T>
+NEEDLE_INLINE V vload(const T* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename V, typename T>
+NEEDLE_INLINE void vstore(T* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
 
 /// The element type of a vector (T itself for a scalar).
 template <typename T, typename = void>
@@ -63,15 +83,11 @@ struct vectorised<Op, std::void_t<decltype(Op::scalar_only)>> : std::false_type 
 template <typename T, typename Op>
 NEEDLE_CLONES void binary_loop(const T* x, const T* y, T* z, size_t n, Op op) {
   size_t i = 0;
-  if constexpr (vectorised<Op>::value) {
+  if constexpr (VECTOR_LOOPS && vectorised<Op>::value) {
     typedef T V __attribute__((vector_size(VBYTES)));
-    for (; i + VBYTES / sizeof(T) <= n; i += VBYTES / sizeof(T)) {
-      V a, b;
-      std::memcpy(&a, x + i, sizeof a);
-      std::memcpy(&b, y + i, sizeof b);
-      a = op(a, b);
-      std::memcpy(z + i, &a, sizeof a);
-    }
+    constexpr size_t L = VBYTES / sizeof(T);
+    for (; i + VUNROLL * L <= n; i += VUNROLL * L)
+      for (size_t u = 0; u < VUNROLL; ++u) vstore(z + i + u * L, op(vload<V>(x + i + u * L), vload<V>(y + i + u * L)));
   }
   for (; i < n; ++i) z[i] = op(x[i], y[i]);
 }
@@ -79,15 +95,12 @@ NEEDLE_CLONES void binary_loop(const T* x, const T* y, T* z, size_t n, Op op) {
 template <typename T, typename Op>
 NEEDLE_CLONES void scalar_loop(const T* x, T v, T* z, size_t n, Op op) {
   size_t i = 0;
-  if constexpr (vectorised<Op>::value) {
+  if constexpr (VECTOR_LOOPS && vectorised<Op>::value) {
     typedef T V __attribute__((vector_size(VBYTES)));
+    constexpr size_t L = VBYTES / sizeof(T);
     const V b = V{} + v;
-    for (; i + VBYTES / sizeof(T) <= n; i += VBYTES / sizeof(T)) {
-      V a;
-      std::memcpy(&a, x + i, sizeof a);
-      a = op(a, b);
-      std::memcpy(z + i, &a, sizeof a);
-    }
+    for (; i + VUNROLL * L <= n; i += VUNROLL * L)
+      for (size_t u = 0; u < VUNROLL; ++u) vstore(z + i + u * L, op(vload<V>(x + i + u * L), b));
   }
   for (; i < n; ++i) z[i] = op(x[i], v);
 }
