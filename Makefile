@@ -3,7 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.needle-installed
+DEV_STAMP := $(VENV)/.needle-dev
 PYTEST_ARGS ?= -n auto  # pytest-xdist: one worker per core
+LAB_ARGS ?=             # e.g. LAB_ARGS="--no-browser --port=8899"
 
 .PHONY: install test test-portable lab bench bench-compilers workbook notebooks clean
 
@@ -12,22 +14,27 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip
 
 # Editable install that rebuilds the C++ on import: build tools live in the venv (no build isolation).
+# A learner gets needle and JupyterLab only; the dev extra (pytest, playwright, ...) is for `make test`.
 $(STAMP): pyproject.toml CMakeLists.txt | $(PY)
 	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
-	$(PIP) install --quiet --no-build-isolation -e ".[dev]"
-	@$(PY) -c "import needle.backend_ndarray as nd; m = nd.cpu().mod; m is None or m.__openmp__ or print('needle: the CPU backend was built without OpenMP and runs on one thread (' + m.__build__ + '); see the README (macOS: brew install libomp, then make clean install)')"
+	$(PIP) install --quiet --no-build-isolation -e .
+	@$(PY) -c "import needle.backend_ndarray as nd; m = nd.cpu().mod; m is None or m.__openmp__ or print('needle: the CPU backend was built without OpenMP and runs on one thread (' + m.__build__ + '); see the README (macOS: brew install libomp, then make clean lab)')"
 	touch $(STAMP)
 
-install: $(STAMP)
+$(DEV_STAMP): $(STAMP)
+	$(PIP) install --quiet --no-build-isolation -e ".[dev]"
+	touch $(DEV_STAMP)
 
-test: install
+install: $(DEV_STAMP)
+
+test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Other compilers and ARM64 (CI runs it after `make test`): the kernel tests on a clang build of the CPU
 # backend, and the C++ tests of tests/native/ (CPU kernels, the CUDA simulator's fibers) built with clang
 # without OpenMP, and cross-built for aarch64 with GCC and clang and run under qemu-user.
 CLANG_BUILD := build/compilers/clang
-test-portable: install
+test-portable: $(DEV_STAMP)
 	$(PY) tools/cpu_build.py build $(CLANG_BUILD) --cxx clang++
 	$(PY) tools/cpu_build.py run $(CLANG_BUILD) -c "import sys, needle.backend_ndarray as nd; b = nd.cpu().mod.__build__; print('cpu():', b); sys.exit(not b.startswith('clang'))"
 	$(PY) tools/cpu_build.py run $(CLANG_BUILD) -m pytest tests/test_cpu_kernels.py tests/test_ndarray_ops.py $(PYTEST_ARGS)
@@ -35,22 +42,28 @@ test-portable: install
 	PYTHON=$(PY) tests/native/run.sh aarch64-linux-gnu-g++
 	PYTHON=$(PY) tests/native/run.sh clang++ --target=aarch64-linux-gnu --no-openmp
 
-workbook: install
+workbook: $(STAMP)
 	$(VENV)/bin/needle-course workbook --out exercises
 
+# JupyterLab's root is the repository (the textbook in notebooks/ is one click away), opened on the workbook's
+# first chapter; its terminals find needle-course because .venv/bin comes first on PATH.
 lab: workbook
-	$(VENV)/bin/jupyter lab exercises/00_welcome.ipynb
+	@if [ "$$(id -u)" = 0 ]; then echo "note: running as root (a container?), so JupyterLab starts with --allow-root"; fi
+	@echo "JupyterLab serves this repository; if no browser opens, open the http://127.0.0.1:.../lab/tree/exercises/00_welcome.ipynb?token=... address it prints below (Ctrl+C stops it)"
+	PATH="$(abspath $(VENV))/bin:$$PATH" VIRTUAL_ENV="$(abspath $(VENV))" $(VENV)/bin/jupyter lab \
+		--ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/exercises/00_welcome.ipynb \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
-bench: install
+bench: $(STAMP)
 	$(PY) -m benchmarks
 
 # the CPU backend built by GCC and by clang, each against numpy, in one run
-bench-compilers: install
+bench-compilers: $(STAMP)
 	$(PY) -m benchmarks.compilers
 
 clean:
 	rm -rf build $(VENV) .pytest_cache
 
 # Re-execute the textbook in place (after a change that affects its outputs), then commit it.
-notebooks: install
+notebooks: $(STAMP)
 	$(PY) tools/execute_notebooks.py

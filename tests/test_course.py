@@ -49,18 +49,74 @@ def test_check_passes_for_a_correct_answer(capsys):
     assert capsys.readouterr().out.startswith("✓ welcome.sigmoid:")
 
 
-def test_check_reports_a_stub_as_not_implemented():
+def test_a_stub_keeps_the_reference_and_its_check_says_not_attempted_without_raising(capsys):
+    reference = warmup.sigmoid
+
     @course.exercise("welcome.sigmoid")
     def stub(x):
-        raise NotImplementedError("not implemented yet")
+        raise NotImplementedError("not implemented yet: the logistic function")
 
-    with pytest.raises(NotImplementedYet, match="not implemented yet. Hint: sigmoid"):
-        course.check("welcome.sigmoid")
+    assert warmup.sigmoid is reference and stub is reference  # later cells calling `stub` still run
+    assert course.installed_ids() == []
+    first = capsys.readouterr().out
+    assert first.count("\n") == 1 and "still a stub" in first and "reference stays installed" in first
+    course.check("welcome.sigmoid")
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "welcome.sigmoid: not attempted yet" in out and 'course.hint("welcome.sigmoid")' in out
 
 
-def test_check_without_an_installed_answer_never_runs_the_reference():
-    with pytest.raises(NotImplementedYet, match="run the exercise cell"):
-        course.check("welcome.sigmoid")
+def test_running_a_stub_again_after_a_solution_puts_the_reference_back():
+    reference = warmup.sigmoid
+    course.exercise("welcome.sigmoid")(good_sigmoid)
+
+    @course.exercise("welcome.sigmoid")
+    def sigmoid(x):
+        y = x * 2
+        raise NotImplementedError("not implemented yet: the logistic function")
+
+    assert warmup.sigmoid is reference and course.installed_ids() == []
+
+
+def test_a_class_with_one_stubbed_method_is_a_stub():
+    from needle.course.install import stub_parts
+
+    class Half:
+        def __init__(self):
+            self.x = 1
+
+        def forward(self, x):
+            raise NotImplementedError("not implemented yet: forward")
+
+    assert stub_parts(Half) == ["forward"]
+    assert stub_parts(good_sigmoid) == []
+
+
+def test_an_own_not_implemented_error_is_not_a_stub():
+    from needle.course.install import stub_parts
+
+    def partial(x):
+        if x.ndim > 2:
+            raise NotImplementedError("only 2-D")
+        return x
+
+    assert stub_parts(partial) == []
+
+
+def test_check_without_an_installed_answer_never_runs_the_reference(capsys):
+    course.check("welcome.sigmoid")
+    assert "not attempted yet (run the exercise cell above first)" in capsys.readouterr().out
+
+
+def test_hints_are_revealed_one_tier_per_call(capsys, monkeypatch):
+    ex = registry.get("welcome.sigmoid")
+    monkeypatch.setitem(registry._EXERCISES, ex.id, registry.Exercise(ex.id, ex.target, "goal", ex.check,
+                                                                     hints=("idea", "formula", "code")))
+    monkeypatch.setattr(course.runner, "_hints_shown", {})
+    for tier in ("idea", "formula", "code", "code"):
+        course.hint("welcome.sigmoid")
+        assert tier in capsys.readouterr().out
+    course.hint("welcome.sigmoid", 1)
+    assert "hint 1/3 for welcome.sigmoid: idea" in capsys.readouterr().out
 
 
 def test_wrong_answer_shows_expected_got_error_and_input():

@@ -11,7 +11,7 @@ struct SumOp {
   __device__ scalar_t operator()(scalar_t x, scalar_t y) const { return x + y; }
 };
 struct MaxOp {
-  __device__ scalar_t init() const { return -scalar_t(INFINITY); }
+  __device__ scalar_t init() const { return -nd_inf(); }
   __device__ scalar_t operator()(scalar_t x, scalar_t y) const { return nd_max(x, y); }
 };
 }  // namespace

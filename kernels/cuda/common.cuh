@@ -31,6 +31,15 @@ static __device__ __forceinline__ double nd_pow(double x, double y) { return pow
 static __device__ __forceinline__ float nd_sqrt(float x) { return sqrtf(x); }
 static __device__ __forceinline__ double nd_sqrt(double x) { return sqrt(x); }
 
+/// +infinity (NVRTC has no host headers, so no INFINITY macro): the IEEE bit pattern.
+static __device__ __forceinline__ scalar_t nd_inf() {
+#ifdef NEEDLE_DTYPE_F64
+  return __longlong_as_double(0x7ff0000000000000LL);
+#else
+  return __int_as_float(0x7f800000);
+#endif
+}
+
 /// numpy's maximum: a NaN in either operand gives NaN.
 static __device__ __forceinline__ scalar_t nd_max(scalar_t x, scalar_t y) { return (x > y || x != x) ? x : y; }
 

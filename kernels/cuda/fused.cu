@@ -40,10 +40,10 @@ extern "C" __global__ void KERNEL(softmax_xent_rows)(const scalar_t* logits, con
                                                      scalar_t* lse, idx_t m, idx_t k, int* status) {
   for (idx_t i = blockIdx.x; i < m; i += gridDim.x) {
     const scalar_t* z = logits + i * k;
-    scalar_t mx = -scalar_t(INFINITY);
+    scalar_t mx = -nd_inf();
     for (idx_t j = threadIdx.x; j < k; j += blockDim.x) mx = nd_max(mx, z[j]);
     mx = block_all_reduce(mx, MaxOp());
-    const scalar_t shift = (mx == mx && mx > -scalar_t(INFINITY) && mx < scalar_t(INFINITY)) ? mx : scalar_t(0);
+    const scalar_t shift = (mx == mx && mx > -nd_inf() && mx < nd_inf()) ? mx : scalar_t(0);
     scalar_t s = 0;
     for (idx_t j = threadIdx.x; j < k; j += blockDim.x) s += nd_exp(z[j] - shift);
     s = block_reduce(s, SumOp());
@@ -60,9 +60,9 @@ extern "C" __global__ void KERNEL(softmax_xent_serial)(const scalar_t* logits, c
                                                        scalar_t* lse, idx_t m, idx_t k, int* status) {
   FOR_EACH_INDEX(i, m) {
     const scalar_t* z = logits + i * k;
-    scalar_t mx = -scalar_t(INFINITY);
+    scalar_t mx = -nd_inf();
     for (idx_t j = 0; j < k; ++j) mx = nd_max(mx, z[j]);
-    const scalar_t shift = (mx == mx && mx > -scalar_t(INFINITY) && mx < scalar_t(INFINITY)) ? mx : scalar_t(0);
+    const scalar_t shift = (mx == mx && mx > -nd_inf() && mx < nd_inf()) ? mx : scalar_t(0);
     scalar_t s = 0;
     for (idx_t j = 0; j < k; ++j) s += nd_exp(z[j] - shift);
     const int bad = bad_id(labels[i], k);

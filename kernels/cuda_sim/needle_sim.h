@@ -218,6 +218,10 @@ inline float __logf(float x) { return logf(x); }
 inline float __fdividef(float x, float y) { return x / y; }
 template <typename T>
 inline T __ldg(const T* p) { return *p; }
+inline float __int_as_float(int x) { float f; memcpy(&f, &x, 4); return f; }
+inline int __float_as_int(float f) { int x; memcpy(&x, &f, 4); return x; }
+inline double __longlong_as_double(long long x) { double d; memcpy(&d, &x, 8); return d; }
+inline long long __double_as_longlong(double d) { long long x; memcpy(&x, &d, 8); return x; }
 using std::max;
 using std::min;
 inline float max(float a, float b) { return fmaxf(a, b); }

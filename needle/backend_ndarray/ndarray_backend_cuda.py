@@ -64,12 +64,16 @@ class SimExecutor:
         except KeyError:
             raise AttributeError(f"cuda_sim() has no kernel {name!r}") from None
 
+    def compile(self, source: str) -> dict:
+        """{name: kernel} of CUDA source text (a notebook cell), compiled for the simulator, installed nowhere."""
+        from .cuda_sim_build import compile_kernels
+
+        return compile_kernels(source)
+
     def add_source(self, source: str) -> list[str]:
         """Compile CUDA source text (a notebook cell) and make its kernels launchable by name, in place of
         built-ins of the same name; returns their names."""
-        from .cuda_sim_build import compile_kernels
-
-        kernels = compile_kernels(source)
+        kernels = self.compile(source)
         self._kernels.update(kernels)
         return list(kernels)
 
@@ -155,16 +159,28 @@ class CupyExecutor:
             fn = self._functions[name] = (module.get_function(name), kinds)
         return fn
 
+    def compile(self, source: str) -> dict:
+        """{name: launchable} of CUDA source text compiled by NVRTC, installed nowhere."""
+        from .cuda_sim_build import CudaCompileError
+
+        if not cuda_sources.kernel_names(source, ""):
+            raise CudaCompileError('no kernel found: write `extern "C" __global__ void name(...) { ... }`')
+        module = self.cupy.RawModule(code=source, options=("-std=c++17", f"-I{cuda_sources.source_dir()}"))
+        out = {}
+        try:
+            for name, params in cuda_sources.kernel_signatures(source, "_f32").items():
+                scalar = np.float64 if name.endswith("_f64") else np.float32
+                kinds = [None if t.endswith("*") else (scalar if t == "scalar_t" else _SCALARS[t]) for t, _ in params]
+                out[name] = (module.get_function(name), kinds)
+        except self.cupy.cuda.compiler.CompileException as err:  # NVRTC compiles on first use
+            raise CudaCompileError("the CUDA cell did not compile:\n" + str(err)) from None
+        return out
+
     def add_source(self, source: str) -> list[str]:
         """Compile CUDA source text with NVRTC and make its kernels launchable by name (replacing built-ins)."""
-        module = self.cupy.RawModule(code=source, options=("-std=c++17", f"-I{cuda_sources.source_dir()}"))
-        names = []
-        for name, params in cuda_sources.kernel_signatures(source, "_f32").items():
-            scalar = np.float64 if name.endswith("_f64") else np.float32
-            kinds = [None if t.endswith("*") else (scalar if t == "scalar_t" else _SCALARS[t]) for t, _ in params]
-            self._functions[name] = (module.get_function(name), kinds)
-            names.append(name)
-        return names
+        kernels = self.compile(source)
+        self._functions.update(kernels)
+        return list(kernels)
 
     def restore_builtins(self) -> None:
         self._functions.clear()

@@ -17,18 +17,31 @@ from . import install as _install
 from . import registry
 from .errors import CheckFailed, LearnerError, NotImplementedYet
 from .install import installed_ids, reset
-from .runner import check
+from .runner import check, hint
 
 T = TypeVar("T")
 
-__all__ = ["exercise", "check", "reset", "installed_ids", "exercises", "CheckFailed", "LearnerError", "NotImplementedYet"]
+__all__ = ["exercise", "check", "hint", "reset", "installed_ids", "exercises", "CheckFailed", "LearnerError",
+           "NotImplementedYet"]
 
 
 def exercise(exercise_id: str) -> Callable[[T], T]:
-    """Decorator: install the decorated function, method or class as the learner's answer to `exercise_id`."""
+    """Decorator: install the decorated function, method or class as the learner's answer to `exercise_id`.
+
+    While the code still holds the workbook's stub (`raise NotImplementedError("not implemented yet: ...")`),
+    nothing is installed: needle's reference stays in place, and the decorated name is bound to it, so every
+    later cell runs.
+    """
     ex = registry.get(exercise_id)
 
     def install(obj: T) -> T:
+        stubs = _install.stub_parts(obj)
+        if stubs:
+            _install.mark_stub(exercise_id)
+            print(f"{exercise_id}: still a stub ({', '.join(stubs)}), so needle's reference stays installed "
+                  "(replace the raise NotImplementedError line with your code)")
+            reference = _install.reference(ex.target)
+            return reference if isinstance(reference, type) == isinstance(obj, type) else obj
         _install.install(ex, obj)
         return obj
 

@@ -15,10 +15,15 @@ _UNREADABLE = (nbformat.reader.NotJSONError, nbformat.ValidationError, OSError, 
 def _load(path: Path, run: bool, timeout: int) -> nbformat.NotebookNode | None:
     """The notebook (executed first if `run`), or None after saying why it cannot be read."""
     try:
-        return headless.execute(path, timeout=timeout) if run else nbformat.read(path, as_version=4)
+        if run:
+            return headless.execute(path, timeout=timeout)
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        return nb
     except _UNREADABLE as err:
-        print(f"needle-course: cannot read {path} ({type(err).__name__}: {str(err)[:200]}); fix it, or delete it "
-              "and run `needle-course workbook` to write it anew", file=sys.stderr)
+        why = " ".join(str(err).split())[:160]
+        print(f"needle-course: {path} is not a readable notebook ({type(err).__name__}: {why}); open it in a "
+              "text editor or undo your last change (your work is still in it)", file=sys.stderr)
         return None
 
 
@@ -43,7 +48,8 @@ def _check(args: argparse.Namespace) -> int:
             continue
         results, errors = headless.outcomes(nb)
         print(headless.table(str(path), results, errors))
-        if headless.unexpected_errors(errors) or any(r.status == "failed" for r in results):
+        if headless.unexpected_errors(errors) or any(r.status in ("failed", "timed out", "kernel died")
+                                                    for r in results):
             status = 1
     return status
 
@@ -84,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(handler=_workbook)
     p = sub.add_parser("check", help="run workbook notebooks headless and print a table of their exercises")
     p.add_argument("notebooks", nargs="+", help="e.g. exercises/00_welcome.ipynb")
-    p.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    p.add_argument("--timeout", type=int, default=300,
+                   help="seconds per cell before it is interrupted and reported as timed out (default 300)")
     p.set_defaults(handler=_check)
     p = sub.add_parser("progress", help="the whole course at a glance")
     p.add_argument("--dir", default="exercises", help="folder of the workbook (default: exercises)")

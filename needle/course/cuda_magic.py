@@ -35,7 +35,15 @@ def reset() -> None:
 
 
 def needle_cuda(line: str, cell: str) -> None:
-    """%%needle_cuda: compile the cell's kernels and install them into the active CUDA device."""
+    """%%needle_cuda: compile the cell's kernels and install them into the active CUDA device.
+
+    `%%needle_cuda EXERCISE_ID [...]` (chapter 06) installs the kernels of those exercises through the course
+    (`cuda_exercises.py`): stubs stay out, course.check checks them, course.reset() removes them."""
+    if line.split():
+        from .cuda_exercises import needle_cuda_exercise
+
+        needle_cuda_exercise(line.split(), cell)
+        return
     device = active_device()
     try:
         names = install_cell(cell, device)

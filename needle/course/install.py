@@ -6,11 +6,12 @@ the reference class (so isinstance checks and every existing reference keep work
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import sys
 import types
-from typing import Any
+from typing import Any, Iterator
 
 from .registry import Exercise
 
@@ -20,6 +21,45 @@ _SKIP_CLASS_ATTRS = {"__module__", "__dict__", "__weakref__", "__qualname__", "_
 # exercise id -> the learner's object; (owner, attr) -> the reference value (_MISSING if it was absent)
 _installed: dict[str, Any] = {}
 _saved: dict[tuple[Any, str], Any] = {}
+_stubs: set[str] = set()  # exercises whose cell ran while still holding the workbook's stub
+
+STUB_MESSAGE = "not implemented yet"  # how every workbook stub's message begins (`raise NotImplementedError("not ...`)
+
+
+def _code_is_stub(code: types.CodeType) -> bool:
+    if "NotImplementedError" in code.co_names and any(
+            isinstance(c, str) and c.startswith(STUB_MESSAGE) for c in code.co_consts):
+        return True
+    return any(_code_is_stub(c) for c in code.co_consts if isinstance(c, types.CodeType))
+
+
+def _functions(value: Any) -> list[Any]:
+    if isinstance(value, (classmethod, staticmethod)):
+        return [value.__func__]
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if f is not None]
+    return [value]
+
+
+def stub_parts(obj: Any) -> list[str]:
+    """Names of the learner's functions (or methods of their class) that still raise the workbook's stub."""
+    if inspect.isclass(obj):
+        items = [(name, f) for name, value in vars(obj).items() for f in _functions(value)]
+    else:
+        items = [(getattr(obj, "__name__", "it"), f) for f in _functions(obj)]
+    return [name for name, fn in items
+            if isinstance(getattr(fn, "__code__", None), types.CodeType) and _code_is_stub(fn.__code__)]
+
+
+def mark_stub(exercise_id: str) -> None:
+    """The exercise's cell ran with its stub still there: keep (or put back) needle's reference."""
+    uninstall(exercise_id)
+    _stubs.add(exercise_id)
+
+
+def is_stub(exercise_id: str) -> bool:
+    """Whether the exercise's cell last ran with its stub still in place."""
+    return exercise_id in _stubs
 
 
 def resolve(target: str) -> tuple[Any, str]:
@@ -63,6 +103,10 @@ def _rebind_everywhere(reference: Any, value: Any) -> None:
 def install(exercise: Exercise, obj: Any) -> None:
     """Install the learner's `obj` at the exercise's target (replacing an earlier install of the same exercise)."""
     uninstall(exercise.id)
+    _stubs.discard(exercise.id)
+    if getattr(obj, "needle_keeps_reference", False):  # a stub, or code that crashed its trial: checked, never installed
+        _installed[exercise.id] = obj
+        return
     owner, attr = resolve(exercise.target)
     reference = owner.__dict__.get(attr, _MISSING) if inspect.isclass(owner) else getattr(owner, attr, _MISSING)
     if inspect.isclass(reference) and inspect.isclass(obj):
@@ -85,16 +129,40 @@ def install(exercise: Exercise, obj: Any) -> None:
     _installed[exercise.id] = obj
 
 
-def uninstall(exercise_id: str) -> None:
-    """Restore the reference for one exercise (others stay installed)."""
-    if _installed.pop(exercise_id, None) is None:
-        return
-    remaining = dict(_installed)
-    reset()
+def _restore(remaining: dict[str, Any]) -> None:
     from .registry import get
 
     for other, obj in remaining.items():
         install(get(other), obj)
+
+
+def uninstall(exercise_id: str) -> None:
+    """Restore the reference for one exercise (others stay installed)."""
+    if _installed.pop(exercise_id, None) is None:
+        return
+    remaining, stubs = dict(_installed), set(_stubs)
+    reset()
+    _restore(remaining)
+    _stubs.update(stubs)
+
+
+@contextlib.contextmanager
+def isolated(exercise_ids: list[str] | tuple[str, ...]) -> Iterator[None]:
+    """Only these exercises are the learner's while the block runs; every other one is needle's reference
+    (one bug, one failure). Everything installed before is installed again afterwards."""
+    everything, stubs = dict(_installed), set(_stubs)
+    keep = {i: everything[i] for i in exercise_ids if i in everything}
+    if keep == everything:
+        yield
+        return
+    reset()
+    try:
+        _restore(keep)
+        yield
+    finally:
+        reset()
+        _restore(everything)
+        _stubs.update(stubs)
 
 
 def reset() -> None:
@@ -107,6 +175,7 @@ def reset() -> None:
             setattr(owner, attr, value)
     _saved.clear()
     _installed.clear()
+    _stubs.clear()
 
 
 def installed(exercise_id: str) -> Any:

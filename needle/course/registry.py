@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 CheckFn = Callable[[Any], int]
 
@@ -15,9 +15,11 @@ class Exercise:
 
     id: str
     target: str
-    hint: str
+    hint: str  # the goal, in words: the stub's message (never the answer's code)
     check: CheckFn
-    language: str = "python"  # "python" or "c++" (a %%needle_cpp cell)
+    language: str = "python"  # "python", "c++" (a %%needle_cpp cell) or "cuda" (a %%needle_cuda cell)
+    hints: tuple[str, ...] = ()  # tiers revealed one by one by course.hint(id): the idea, the formula, the code's shape
+    uses: tuple[str, ...] = ()  # exercises whose learner code this one calls on purpose (e.g. a helper they wrote)
 
     @property
     def chapter(self) -> str:
@@ -28,16 +30,40 @@ _EXERCISES: dict[str, Exercise] = {}
 _loaded = False
 
 
-def exercise_check(exercise_id: str, *, target: str, hint: str, language: str = "python") -> Callable[[CheckFn], CheckFn]:
-    """Register `exercise_id` with the decorated check function, which receives the learner's object."""
+def exercise_check(exercise_id: str, *, target: str, hint: str, language: str = "python",
+                   hints: Sequence[str] = (), uses: Sequence[str] = ()) -> Callable[[CheckFn], CheckFn]:
+    """Register `exercise_id` with the decorated check function, which receives the learner's object.
+
+    `hint` names the goal (it is the workbook stub's message, so it must not spell the answer); `hints` are the
+    tiers `course.hint(exercise_id)` reveals one per call: the idea, then the formula, then the shape of the code.
+    `uses` names exercises whose learner code this one calls on purpose (a failure then points at them).
+    """
 
     def register(fn: CheckFn) -> CheckFn:
         if exercise_id in _EXERCISES and _EXERCISES[exercise_id].check is not fn:
             raise ValueError(f"exercise {exercise_id!r} is registered twice")
-        _EXERCISES[exercise_id] = Exercise(exercise_id, target, hint, fn, language)
+        _EXERCISES[exercise_id] = Exercise(exercise_id, target, hint, fn, language, tuple(hints), tuple(uses))
         return fn
 
     return register
+
+
+def set_hints(table: dict[str, tuple[str, Sequence[str]]]) -> None:
+    """Give registered exercises their goal (the stub's message) and tiered hints: {id: (goal, [tier, ...])}."""
+    import dataclasses
+
+    for exercise_id, (goal, tiers) in table.items():
+        if exercise_id not in _EXERCISES:
+            raise KeyError(f"set_hints: no exercise {exercise_id!r}")
+        _EXERCISES[exercise_id] = dataclasses.replace(_EXERCISES[exercise_id], hint=goal, hints=tuple(tiers))
+
+
+def set_uses(table: dict[str, Sequence[str]]) -> None:
+    """Declare, after registration, which exercises' learner code an exercise calls on purpose: {id: [id, ...]}."""
+    import dataclasses
+
+    for exercise_id, uses in table.items():
+        _EXERCISES[exercise_id] = dataclasses.replace(_EXERCISES[exercise_id], uses=tuple(uses))
 
 
 def _load_checks() -> None:

@@ -13,7 +13,9 @@ from . import registry
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CPP_MAGIC = "needle_cpp"
-_EXERCISE_ID = re.compile(r"""course\.exercise\(\s*["']([\w.]+)["']|^%%""" + CPP_MAGIC + r"""\s+([\w.]+)""", re.M)
+CUDA_MAGIC = "needle_cuda"
+_EXERCISE_ID = re.compile(r"""course\.exercise\(\s*["']([\w.]+)["']|^%%(?:""" + CPP_MAGIC + "|" + CUDA_MAGIC
+                          + r""")\s+([\w.]+)""", re.M)
 _NB_VERSION = 4
 
 
@@ -32,7 +34,10 @@ def stub_source(source: str) -> str:
     """The cell with each BEGIN/END SOLUTION region replaced by a stub that raises with the exercise's hint."""
     ids = exercise_ids(source)
     hint = registry.get(ids[0]).hint if ids else "fill in this region"
+    if ids:
+        hint += f"; course.hint('{ids[0]}') when stuck"
     is_cpp = source.lstrip().startswith("%%" + CPP_MAGIC)
+    is_cuda = source.lstrip().startswith("%%" + CUDA_MAGIC)
     out, inside = [], False
     for line in source.split("\n"):
         marker = line.strip()
@@ -42,7 +47,14 @@ def stub_source(source: str) -> str:
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
             message = json.dumps(f"not implemented yet: {hint}", ensure_ascii=False)
-            stub = f"throw needle_course::NotImplemented({message});" if is_cpp else f"raise NotImplementedError({message})"
+            if is_cuda:  # a cell may hold many regions: each names its exercise; its check and course.hint say more
+                from .cuda_exercises import stub_statement
+
+                stub = stub_statement("\n".join(out), source.split("\n", 1)[0].split()[1:])
+            elif is_cpp:
+                stub = f"throw needle_course::NotImplemented({message});"
+            else:
+                stub = f"raise NotImplementedError({message})"
             out.append(indent + stub)
         elif marker.startswith(END):
             if not inside:
@@ -60,23 +72,32 @@ def _tags(cell: nbformat.NotebookNode) -> list[str]:
 
 
 def cells_hash(nb: nbformat.NotebookNode) -> str:
-    """Hash of the cells' sources and outputs: any edit or run by the learner changes it."""
-    cells = [[c.source, c.get("outputs", [])] for c in nb.cells]
-    return hashlib.sha256(json.dumps(cells, sort_keys=True).encode()).hexdigest()
+    """Hash of the whole notebook but our own mark: any edit, run, new tag, metadata or attachment changes it."""
+    metadata = {k: v for k, v in nb.metadata.items() if k != "needle"}
+    return hashlib.sha256(json.dumps([metadata, nb.cells], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def keeps_output(cell: nbformat.NotebookNode, before_first_exercise: bool) -> bool:
+    """Whether the workbook keeps a textbook cell's outputs: only what no exercise can change (cells above the
+    first exercise, and cells tagged `concept`); everything else is produced by the learner's own run."""
+    return before_first_exercise or "concept" in _tags(cell)
 
 
 def make_workbook_notebook(textbook: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
     """The workbook edition of one textbook notebook."""
     nb = nbformat.from_dict(json.loads(json.dumps(textbook)))
+    before_first_exercise = True
     for cell in nb.cells:
         tags = _tags(cell)
-        if cell.cell_type != "code" or not {"exercise", "check"} & set(tags):
+        if cell.cell_type != "code":
             continue
         if "exercise" in tags:
+            before_first_exercise = False
             if BEGIN not in cell.source:
                 raise ValueError(f"{name}: a cell tagged 'exercise' has no {BEGIN} region:\n{cell.source}")
             cell.source = stub_source(cell.source)
-        cell.outputs, cell.execution_count = [], None
+        if {"exercise", "check"} & set(tags) or not keeps_output(cell, before_first_exercise):
+            cell.outputs, cell.execution_count = [], None
     nb.metadata["needle"] = {"workbook_of": f"notebooks/{name}", "cells_sha256": cells_hash(nb)}
     return nb
 

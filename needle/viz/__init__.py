@@ -3,6 +3,6 @@ from .curves import LiveCurves
 from .figure import FigureView
 from .graph import GraphView, draw_graph
 from .images import image_grid
-from .strided import StridedView, strided_layout, strided_view
+from .strided import StridedView, StrideWalk, side_by_side, stride_walk, strided_layout, strided_view
 
-__all__ = ["LiveCurves", "FigureView", "GraphView", "draw_graph", "image_grid", "StridedView", "strided_layout", "strided_view"]
+__all__ = ["LiveCurves", "FigureView", "GraphView", "draw_graph", "image_grid", "StridedView", "StrideWalk", "side_by_side", "stride_walk", "strided_layout", "strided_view"]

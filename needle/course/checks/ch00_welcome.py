@@ -8,7 +8,7 @@ import numpy as np
 
 from ..cases import random_shape, rng_for, strided
 from ..compare import expect, expect_close
-from ..registry import exercise_check
+from ..registry import exercise_check, set_hints
 
 
 def _sigmoid64(x: np.ndarray) -> np.ndarray:
@@ -41,3 +41,16 @@ def check_sigmoid(sigmoid: Callable[[np.ndarray], np.ndarray]) -> int:
             expect(False, f"sigmoid(x) warned '{w}' for x = {extreme.tolist()}: exp overflowed; compute exp(-|x|) instead")
     expect_close(got, _sigmoid64(extreme), what="sigmoid of large |x|", inputs={"x": extreme}, rtol=1e-12, atol=0)
     return cases + 1
+
+
+set_hints({
+    "welcome.sigmoid": (
+        "the logistic function 1 / (1 + e^(-x)), elementwise, same shape and dtype as x, with no overflow warning "
+        "for large |x|",
+        ["The formula is in the text above. The catch: for x = -1000, e^(-x) overflows. Find a form of the same "
+         "function in which exp only ever sees a number <= 0.",
+         "Let z = e^(-|x|), which is in (0, 1]. For x >= 0 the sigmoid is 1 / (1 + z); for x < 0 it is z / (1 + z) "
+         "(multiply the top and bottom of 1 / (1 + e^(-x)) by e^x).",
+         "Compute z with np.exp and np.abs, then pick between the two forms elementwise with np.where(x >= 0, ..., ...)."
+         " Integer arithmetic on a float32 array keeps float32."]),
+})

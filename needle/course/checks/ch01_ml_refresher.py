@@ -12,7 +12,7 @@ import numpy as np
 from ..cases import rng_for, softmax_loss64, strided
 from ..compare import expect, expect_close
 from ..install import reference
-from ..registry import exercise_check
+from ..registry import exercise_check, set_hints
 
 APPS = "needle.apps.simple_ml_numpy"
 
@@ -134,3 +134,55 @@ def check_softmax_regression_epoch_cpp(epoch_cpp: Callable) -> int:
     return _epoch_cases("ml_refresher.softmax_regression_epoch_cpp", keywords,
                         reference(f"{APPS}:softmax_regression_epoch"),
                         lambda n, k: [np.zeros((n, k), dtype=np.float32)])
+
+
+set_hints({
+    "ml_refresher.add": (
+        "return the sum of the two arguments (numbers or numpy arrays alike)",
+        ["Python's + already works for ints, floats and numpy arrays: one line does it.",
+         "The result of adding the two arguments is what the function returns."]),
+    "ml_refresher.parse_mnist": (
+        "read the two gzipped IDX files into X (float32, one row of pixels / 255 per image) and y (uint8 labels)",
+        ["Each file is gzip-compressed: a big-endian header of 32-bit integers, then raw bytes. Open it with "
+         "gzip.open in binary mode, read the header, then read everything that follows as unsigned bytes.",
+         "The image header is 4 integers (magic 2051, count, rows, cols), the label header 2 (magic 2049, count). "
+         "struct.unpack with format '>IIII' (or '>II') decodes them; '>' means big-endian.",
+         "np.frombuffer(f.read(), dtype=np.uint8) gives the bytes; reshape the pixels to (count, rows * cols), "
+         "convert to float32 and divide by 255. Check the magic numbers and the sizes and raise ValueError if "
+         "they are wrong."]),
+    "ml_refresher.softmax_loss": (
+        "the mean softmax (cross-entropy) loss of logits Z over the rows of the batch, as a Python float, without "
+        "overflow for large logits",
+        ["Per row i the loss is log(sum_j exp(Z[i, j])) minus the logit of the true class y[i]. Subtracting the "
+         "row's maximum before exp changes nothing mathematically and keeps exp from overflowing.",
+         "With m = max_j Z[i, j]: log sum_j exp(Z[i, j]) = m + log sum_j exp(Z[i, j] - m). The true-class logits "
+         "of all rows at once are Z[np.arange(len(y)), y].",
+         "Shape of the code: the row maxima with keepdims=True, the shifted log-sum-exp per row, minus the picked "
+         "logits, then np.mean and float()."]),
+    "ml_refresher.softmax_regression_epoch": (
+        "one epoch of minibatch SGD on softmax regression, batches taken in order, updating theta in place",
+        ["Walk the rows in slices of `batch` (the last may be shorter). For each minibatch compute the softmax "
+         "probabilities of its logits, subtract 1 at each true class, and take a gradient step on theta.",
+         "For a minibatch Xb of b rows: Z = softmax(Xb theta) row by row, I_y the one-hot labels; the gradient is "
+         "Xb^T (Z - I_y) / b and the step is theta <- theta - lr * gradient.",
+         "Use the max-shift trick for the softmax; Z[np.arange(b), yb] -= 1 forms Z - I_y without building I_y; "
+         "update with -= so the caller's array changes (in place)."]),
+    "ml_refresher.nn_epoch": (
+        "one epoch of minibatch SGD on the two-layer ReLU network, with the backward pass written by hand, "
+        "updating W1 and W2 in place",
+        ["Forward: hidden activations, then logits. Backward, walking back: the gradient at the logits is the "
+         "softmax minus the one-hot labels; push it back through W2, then through the ReLU (zero where the hidden "
+         "unit was off).",
+         "Z1 = ReLU(Xb W1); G2 = softmax(Z1 W2) - I_y; G1 = 1{Z1 > 0} * (G2 W2^T); gradients: Xb^T G1 / b for W1 and "
+         "Z1^T G2 / b for W2.",
+         "Compute both gradients before updating either weight (W2 is used in G1), then W1 -= lr * ..., "
+         "W2 -= lr * ...."]),
+    "ml_refresher.softmax_regression_epoch_cpp": (
+        "the same softmax regression epoch in C++, on raw row-major float pointers, updating theta in place",
+        ["Translate the numpy epoch line by line into loops. Row-major means element (i, j) of an (m, n) matrix "
+         "lives at index i * n + j.",
+         "Per minibatch of b rows starting at row s: logits[i][c] = sum_j X[(s+i)*n + j] * theta[j*k + c]; softmax "
+         "per row (subtract the row max); subtract 1 at the label; grad[j][c] = sum_i X[(s+i)*n + j] * Z[i][c] / b.",
+         "Allocate Z (b x k) and the gradient (n x k) as std::vector<float> per minibatch, fill them with nested "
+         "for-loops, then theta[j*k + c] -= lr * grad[j*k + c]."]),
+})

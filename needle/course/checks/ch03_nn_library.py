@@ -21,7 +21,7 @@ from needle.data.datasets.mnist_dataset import read_idx
 from ..cases import numerical_gradients, random_shape, rng_for, softmax_loss64
 from ..compare import expect, expect_close
 from ..install import reference
-from ..registry import exercise_check
+from ..registry import exercise_check, set_hints
 from .ch02_autodiff import _raw
 
 INIT = "needle.init.init_initializers"
@@ -120,7 +120,7 @@ def check_linear(Linear: type) -> int:
     expect(isinstance(f.weight, nn.Parameter) and isinstance(f.bias, nn.Parameter),
            "weight and bias must be nn.Parameter (so that parameters() finds them)")
     cases = 2
-    for shape in ((3, 10), (1, 3, 10)):
+    for shape in ((3, 10), (1, 10)):  # the course's 2-D contract: (N, in_features)
         np.random.seed(199)
         f = Linear(10, 5, dtype="float64")
         x = rng_for(f"Linear{shape}").standard_normal(shape)
@@ -210,6 +210,53 @@ def check_logsumexp_gradient(gradient: Callable) -> int:
             expect_close(got, want, what=f"LogSumExp(axes={axes}).gradient (float64, inputs x{scale:g})",
                          inputs={"Z": z, "out_grad": out_grad}, rtol=1e-5, atol=1e-6)
             cases += 1
+    return cases
+
+
+def _logsoftmax64(z: np.ndarray) -> np.ndarray:
+    return z - _logsumexp64(z, 1)[:, None]
+
+
+_LSM_SHAPES = [(3, 4), (1, 5), (6, 2)]
+
+
+@exercise_check("nn_library.LogSoftmax.compute", target=f"{LOG}:LogSoftmax.compute",
+                hint="the forward of LogSoftmax: log of the softmax of each row")
+def check_logsoftmax_compute(compute: Callable) -> int:
+    rng = rng_for("nn_library.LogSoftmax.compute")
+    cases = 0
+    for shape in _LSM_SHAPES:
+        for scale in (1.0, 1e10):  # the second must not overflow: subtract the row max first
+            z = rng.standard_normal(shape) * scale
+            for strided in (False, True):
+                got = ndl.ops.LogSoftmax().compute(_raw(z, "float64", strided))
+                expect_close(got, _logsoftmax64(z), what="LogSoftmax.compute",
+                             inputs={"Z" + (" (strided view)" if strided else ""): z}, rtol=1e-6, atol=1e-6)
+                cases += 1
+    return cases
+
+
+@exercise_check("nn_library.LogSoftmax.gradient", target=f"{LOG}:LogSoftmax.gradient",
+                hint="the partial adjoint of LogSoftmax")
+def check_logsoftmax_gradient(gradient: Callable) -> int:
+    rng = rng_for("nn_library.LogSoftmax.gradient")
+    ref_compute = reference(f"{LOG}:LogSoftmax.compute")
+    cases = 0
+    for shape in _LSM_SHAPES:
+        z = rng.standard_normal(shape)
+        op = ndl.ops.LogSoftmax()
+        inputs = [ndl.Tensor(z, dtype="float64")]
+        node = ndl.Tensor.__new__(ndl.Tensor)
+        node._init(op, inputs, cached_data=ref_compute(op, inputs[0].realize_cached_data()))
+        out_grad = rng.standard_normal(node.shape)
+        (got,) = op.gradient_as_tuple(ndl.Tensor(out_grad, dtype="float64"), node)
+        want = numerical_gradients(_logsoftmax64, [z], out_grad)[0]
+        expect(isinstance(got, ndl.Tensor), f"LogSoftmax.gradient must return Tensors, got {type(got).__name__}")
+        expect(not got.is_leaf(), "LogSoftmax.gradient is a new leaf Tensor (computed outside the graph): build it "
+                                  "from needle ops on out_grad and node so it can be differentiated again")
+        expect_close(got, want, what="LogSoftmax.gradient (float64, vs central differences)",
+                     inputs={"Z": z, "out_grad": out_grad}, rtol=1e-5, atol=1e-6)
+        cases += 1
     return cases
 
 
@@ -334,17 +381,50 @@ def _params_and_grads(rng: np.random.Generator, steps: int) -> tuple[list[np.nda
     return [rng.standard_normal(s) for s in shapes], [[rng.standard_normal(s) for s in shapes] for _ in range(steps)]
 
 
+def graph_size(*roots: Any) -> int:
+    """The number of Tensors reachable through `.inputs` from every Tensor held in `roots` (objects' attributes,
+    dicts, lists and tuples are searched): what a training step keeps alive."""
+    tensors, seen_objects, stack = {}, set(), list(roots)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ndl.Tensor):
+            if id(item) not in tensors:
+                tensors[id(item)] = item
+                stack.extend(item.inputs)
+                stack.append(getattr(item, "grad", None))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif hasattr(item, "__dict__") and id(item) not in seen_objects and not isinstance(item, type):
+            seen_objects.add(id(item))
+            stack.extend(vars(item).values())
+    return len(tensors)
+
+
+GRAPH_GROWS = ("the graph kept alive grows with every step ({sizes} tensors after successive steps): an update "
+               "built from needle ops on Tensors that require gradients (p - lr * p.grad, u = momentum * u + g) "
+               "chains each step onto the last. Work on .data (or .detach()) so nothing is kept between steps; the "
+               "course's hw2 tests count live tensors for this")
+
+
 def _run_optimizer(Opt: type, kwargs: dict, start: list, grads: list) -> list[np.ndarray]:
-    """Parameters after one step per entry of grads (gradients set by hand)."""
+    """Parameters after one step per entry of grads. Each gradient is a graph node, as after a real backward, so a
+    step that keeps a graph between steps shows up as a growing graph."""
     params = [nn.Parameter(p, dtype="float32") for p in start]
     opt = Opt(params, **kwargs)
+    sizes = []
     for step in grads:
         for p, g in zip(params, step):
-            p.grad = ndl.Tensor(g, dtype="float32", requires_grad=False)
+            p.grad = ndl.Tensor(g, dtype="float32") * 1.0
         before = [p.grad.numpy().copy() for p in params]
         opt.step()
         for p, g in zip(params, before):
             expect_close(p.grad, g, what=f"{Opt.__name__}.step() must not change the gradients in place")
+        for p in params:
+            p.grad = None
+        sizes.append(graph_size(opt, params))
+    expect(len(sizes) < 3 or sizes[-1] <= sizes[1], f"{Opt.__name__}({kwargs}).step(): " + GRAPH_GROWS.format(sizes=sizes))
     return [p.numpy() for p in params]
 
 
@@ -580,6 +660,17 @@ def check_epoch(epoch: Callable) -> int:
         expect(model.training, "epoch with an optimizer must put the model in training mode")
     expect_close(results[0][0], results[1][0], what="training epoch (error rate, loss): MLPResNet(784, 16, 1), SGD, "
                                                     "300 digits, batch 64, np.random.seed(4) at the start", **TOL)
+    expect(all(isinstance(v, (float, int, np.floating, np.integer)) for v in results[0][0]),
+           f"epoch returned {[type(v).__name__ for v in results[0][0]]}: return plain numbers (float(loss.numpy())), "
+           "not Tensors, which keep every batch's graph alive")
+    sizes = []
+    np.random.seed(0)
+    model = MLPResNet(784, 16, num_blocks=1)
+    opt = ndl.optim.SGD(model.parameters(), lr=0.05)
+    for batches in (2, 4):
+        epoch(ndl.data.DataLoader(_small_mnist(64 * batches), batch_size=64), model, opt)
+        sizes.append(graph_size(model, opt))
+    expect(sizes[1] <= sizes[0], "epoch: " + GRAPH_GROWS.format(sizes=sizes).replace("step", "batch", 1))
     expect_close(results[0][1], results[1][1], what="first weight after the training epoch", **TOL)
     return 3
 
@@ -604,6 +695,9 @@ def check_train_mnist(train_mnist: Callable) -> int:
                           hidden_dim=16, data_dir=folder)
         expect(isinstance(got, tuple) and len(got) == 4,
                "train_mnist must return (train_err, train_loss, test_err, test_loss)")
+        expect(all(isinstance(v, (float, int, np.floating, np.integer)) for v in got),
+               f"train_mnist returned {[type(v).__name__ for v in got]}: return plain numbers, not Tensors (a Tensor "
+               "keeps its whole graph alive)")
         np.random.seed(4)
         train, test = (ndl.data.MNISTDataset(os.path.join(folder, f"{s}-images-idx3-ubyte.gz"),
                                              os.path.join(folder, f"{s}-labels-idx1-ubyte.gz")) for s in ("train", "t10k"))
@@ -617,3 +711,169 @@ def check_train_mnist(train_mnist: Callable) -> int:
                  what="train_mnist(100, 2, SGD, lr=0.01, weight_decay=0.001, hidden_dim=16) on 400 train / 100 test "
                       "digits in data_dir (course file names)", **TOL)
     return 1
+
+
+_GRAD = ("gradient returns the partial adjoint as a Tensor with the input's shape, built with needle ops from "
+         "out_grad and node so it can be differentiated again.")
+_MODULE = "A Module's parameters are nn.Parameter attributes created in __init__; forward builds its output from needle ops."
+set_hints({
+    "nn_library.xavier_uniform": (
+        "a (fan_in, fan_out) Tensor drawn uniformly from [-a, a], with a chosen by Glorot and Bengio's rule",
+        ["Xavier keeps the variance of activations and gradients equal across layers: the variance of each weight "
+         "is 2 / (fan_in + fan_out) times gain squared. A uniform on [-a, a] has variance a^2 / 3.",
+         "a = gain * sqrt(6 / (fan_in + fan_out)).",
+         "init.rand draws the uniform: pass the two fans, low and high, and forward **kwargs (device, dtype, "
+         "requires_grad)."]),
+    "nn_library.xavier_normal": (
+        "a (fan_in, fan_out) Tensor drawn from a zero-mean normal with Glorot and Bengio's standard deviation",
+        ["Same idea as xavier_uniform: the weight variance is gain^2 * 2 / (fan_in + fan_out).",
+         "std = gain * sqrt(2 / (fan_in + fan_out)).",
+         "init.randn with mean 0 and that std, forwarding **kwargs."]),
+    "nn_library.kaiming_uniform": (
+        "a (fan_in, fan_out) Tensor drawn uniformly from [-bound, bound], with He's rule for ReLU networks",
+        ["ReLU zeroes half its inputs, so He et al. double the variance: 2 / fan_in (the course's gain for ReLU is "
+         "sqrt(2)). A uniform on [-b, b] has variance b^2 / 3.",
+         "bound = sqrt(2) * sqrt(3 / fan_in).",
+         "init.rand with low and high, forwarding **kwargs."]),
+    "nn_library.kaiming_normal": (
+        "a (fan_in, fan_out) Tensor drawn from a zero-mean normal with He's standard deviation for ReLU networks",
+        ["The weight variance is 2 / fan_in.", "std = sqrt(2) / sqrt(fan_in).",
+         "init.randn with mean 0 and that std, forwarding **kwargs."]),
+    "nn_library.Linear": (
+        "a fully connected layer: parameters weight (in, out) and bias (1, out), drawn in that order; forward "
+        "maps (batch, in) to (batch, out)",
+        [_MODULE + " The order of random draws is the order of creation, and the course's tests fix it: weight "
+                   "first, then bias.",
+         "weight = Parameter(kaiming_uniform(in_features, out_features)); the bias is drawn as kaiming_uniform("
+         "out_features, 1) and reshaped to (1, out_features); forward = X W + b, b broadcast to the output shape.",
+         "needle does not broadcast implicitly: broadcast_to the output's shape before adding. Pass device and "
+         "dtype through to init; bias=False means no bias at all (None)."]),
+    "nn_library.ReLU": (
+        "the ReLU module: forward applies the rectifier elementwise",
+        ["A module with no parameters; forward calls the op you wrote in chapter 02.",
+         "needle.ops exposes that op as a function."]),
+    "nn_library.Sequential": (
+        "a container that applies its modules one after the other",
+        ["__init__ keeps the modules (as self.modules, so parameters() finds them); forward feeds each module "
+         "the previous one's output.", "A for-loop over self.modules, reassigning x each time."]),
+    "nn_library.LogSumExp.compute": (
+        "the forward of LogSumExp over self.axes on the raw array, stable for huge logits",
+        ["log sum exp(z) overflows for large z. Subtract the maximum along the reduced axes first and add it back "
+         "after the log: the value is the same.",
+         "LSE(z) = m + log sum exp(z - m) with m = max over the axes (keepdims, broadcast to z's shape); the result "
+         "has the reduced axes removed.",
+         "array_api.max with keepdims=True, broadcast_to, exp, sum with keepdims=True, log, plus m, then reshape "
+         "to the shape without the reduced axes (reduced_axes() above handles None and negative axes)."]),
+    "nn_library.LogSumExp.gradient": (
+        "the partial adjoint of LogSumExp with respect to its input",
+        [_GRAD, "d LSE(z) / dz_i = exp(z_i - LSE(z)): the softmax of z along the reduced axes.",
+         "Reshape the node and out_grad to the kept shape (1 at the reduced axes), broadcast both to z's shape; "
+         "the adjoint is out_grad times exp(z - LSE), all with needle ops."]),
+    "nn_library.LogSoftmax.compute": (
+        "the forward of LogSoftmax on a raw (batch, classes) array: the log of the softmax of each row, stable for "
+        "huge logits",
+        ["log softmax(z)_i = z_i - log sum_j exp(z_j). The log-sum-exp needs the max trick to avoid overflow.",
+         "With m the row maximum (keepdims): z - m - log(sum_j exp(z_j - m)) per row.",
+         "array_api.max over axis 1 with keepdims=True, broadcast_to, exp, sum over axis 1 with keepdims=True, "
+         "log, broadcast back, subtract."]),
+    "nn_library.LogSoftmax.gradient": (
+        "the partial adjoint of LogSoftmax with respect to its input",
+        [_GRAD, "With s = softmax(z) = exp(node): the adjoint is out_grad - s * (row sum of out_grad).",
+         "exp(node) gives the softmax; summation over axes=(1,), reshape to (batch, 1) and broadcast_to the shape; "
+         "all with needle ops."]),
+    "nn_library.SoftmaxLoss": (
+        "the mean softmax cross-entropy of a (batch, classes) logits Tensor against integer labels y",
+        ["Per row: the stable log-sum-exp of the logits minus the logit of the true class. The true logit is the "
+         "row sum of the logits times a one-hot row.",
+         "loss = mean over the batch of LSE(logits row) - sum_j logits_ij * onehot(y)_ij.",
+         "init.one_hot(classes, y, device=..., dtype=...) builds the labels; ops.logsumexp and ops.summation with "
+         "axes=(1,); sum the difference and divide by the batch size."]),
+    "nn_library.LayerNorm1d": (
+        "layer normalisation over the features of each row, with learnable weight (ones) and bias (zeros)",
+        [_MODULE + " Normalise each row to mean 0 and variance 1, then scale and shift per feature.",
+         "y = w * (x - E[x]) / sqrt(Var[x] + eps) + b, with the mean and the biased variance taken over each row.",
+         "Row statistics: sum over axes (1,), divide by the feature count, reshape to (batch, 1), broadcast_to x's "
+         "shape. Weight and bias are (dim,): reshape to (1, dim) and broadcast too."]),
+    "nn_library.BatchNorm1d": (
+        "batch normalisation of each feature over the batch, with running statistics for evaluation",
+        [_MODULE + " In training, normalise with the batch's own statistics and update running averages; in eval "
+                   "mode, use the running averages.",
+         "Training: mean and biased variance over axis 0; running = (1 - momentum) * running + momentum * "
+         "observed. y = w * (x - mean) / sqrt(var + eps) + b.",
+         "The running statistics are plain Tensors, not Parameters, and must not hold a graph: update them from "
+         "detached values. self.training says which mode."]),
+    "nn_library.Flatten": (
+        "flatten every axis but the first: (batch, ...) to (batch, product of the rest)",
+        ["Only the shape changes.", "The new second axis is the product of X.shape[1:]; reshape to that."]),
+    "nn_library.Dropout": (
+        "in training, zero each element with probability p and rescale the rest; in eval mode, the identity",
+        ["Rescaling by 1 / (1 - p) keeps the expected value of each element, so evaluation needs no change.",
+         "A 0/1 mask that keeps each element with probability 1 - p: init.randb(*shape, p=1 - self.p). Multiply, "
+         "then divide by 1 - p.", "Check self.training first."]),
+    "nn_library.Residual": (
+        "a skip connection: the wrapped module's output plus the module's input",
+        ["Keep the wrapped module in __init__ (as self.fn); forward adds its result to the input.",
+         "Both have the same shape, so Tensor addition needs no broadcast."]),
+    "nn_library.SGD": (
+        "one step of SGD with momentum and weight decay on every parameter that has a gradient",
+        ["Weight decay adds weight_decay * p to the gradient; momentum keeps a running average u per parameter; "
+         "the step moves p against u. Everything happens on detached data, so no graph grows across steps.",
+         "g = grad + wd * p; u = momentum * u + (1 - momentum) * g (u starts at 0); p <- p - lr * u.",
+         "Keep u in self.u keyed by the parameter's index; read p.grad.data and p.data (no graph) and assign "
+         "p.data = ...; skip parameters whose grad is None."]),
+    "nn_library.Adam": (
+        "one Adam step (bias-corrected first and second moments, weight decay) on every parameter with a gradient",
+        ["Adam keeps two moving averages per parameter, of the gradient and of its square, and divides one by the "
+         "square root of the other. Both start at 0, so early averages are corrected for that bias. Work on "
+         "detached data (no graph across steps).",
+         "t <- t + 1 once per step; g = grad + wd * p; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; "
+         "m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t); p <- p - lr * m_hat / (sqrt(v_hat) + eps).",
+         "self.m and self.v keyed by parameter index; p.grad.data and p.data; assign p.data."]),
+    "nn_library.RandomFlipHorizontal": (
+        "flip an (H, W, C) image left to right with probability p (one random draw per call, already made)",
+        ["flip_img holds the coin toss; a horizontal flip reverses the W axis (the second one).",
+         "numpy slicing with a step of -1 on axis 1 reverses it."]),
+    "nn_library.RandomCrop": (
+        "shift an (H, W, C) image by the drawn (shift_x, shift_y), filling with zeros: zero-pad, then crop H x W",
+        ["Pad the image with `padding` zeros on each side of H and W, then take the H x W window displaced by the "
+         "shifts from the centre.",
+         "np.pad with ((p, p), (p, p), (0, 0)); the window starts at row p + shift_x and column p + shift_y."]),
+    "nn_library.MNISTDataset": (
+        "a Dataset of MNIST images (flat rows, with the transforms applied) and labels",
+        ["__init__ reads both files once (your parse_mnist of chapter 01 lives in needle.data); __getitem__ returns "
+         "(images, labels) for an index, which may be an int or an array of indices; __len__ counts the examples.",
+         "The transforms work on (28, 28, 1) images: reshape each image to that, apply_transforms, reshape back "
+         "to 784."]),
+    "nn_library.DataLoader": (
+        "iterate over a dataset in minibatches of Tensors, reshuffled on every pass when shuffle is set",
+        ["self.ordering is a list of index arrays, one per batch. With shuffle, draw a fresh permutation at the "
+         "start of each iteration (in __iter__) and split it into batches.",
+         "np.array_split(np.random.permutation(n), range(batch_size, n, batch_size)) gives the batches.",
+         "__iter__ is a generator: for each batch of indices, index the dataset and yield a tuple of Tensors."]),
+    "nn_library.ResidualBlock": (
+        "the MLP-ResNet residual block of the course's figure, modules created in the figure's order",
+        ["A main path (linear, norm, ReLU, dropout, linear, norm) wrapped in Residual, then a ReLU after the sum.",
+         "Sequential(Residual(Sequential(Linear(dim, hidden), norm(hidden), ReLU(), Dropout(p), Linear(hidden, "
+         "dim), norm(dim))), ReLU())."]),
+    "nn_library.MLPResNet": (
+        "the MLP-ResNet of the course's figure: a first linear layer and ReLU, num_blocks residual blocks, a final "
+        "linear layer, created in that order",
+        ["The order of creation is the order of random draws, and the course's tests fix it.",
+         "The blocks take hidden_dim with an inner width of hidden_dim // 2; the last layer maps hidden_dim to "
+         "num_classes; wrap all of it in one Sequential."]),
+    "nn_library.epoch": (
+        "one pass over a DataLoader: train when an optimizer is given, evaluate otherwise; return (error rate, "
+        "mean loss) over the samples",
+        ["Put the model in training or evaluation mode first. Per batch: forward, softmax loss; with an optimizer, "
+         "reset the gradients, backward and step. Accumulate errors and the loss weighted by the batch size.",
+         "error rate = wrong predictions / samples (prediction = argmax of the logits); mean loss = sum of "
+         "loss * batch size / samples.",
+         "Read numbers with .numpy() (no graph kept alive between batches)."]),
+    "nn_library.train_mnist": (
+        "train an MLP-ResNet on MNIST for some epochs, then evaluate it once; return train error, train loss, test "
+        "error, test loss",
+        ["Build the two datasets from the files in data_dir, a shuffled training loader and an ordered test "
+         "loader, the model and the optimizer; then call your epoch function.",
+         "MLPResNet(784, hidden_dim); the optimizer gets model.parameters(), lr and weight_decay; the last training "
+         "epoch's numbers and the test pass's numbers are the result."]),
+})

@@ -1,0 +1,375 @@
+"""Chapter 05 (course hw3 parts 2–5): the C++ kernels of the CPU device, written in `%%needle_cpp` cells.
+
+Each exercise is a bundle of device kernels with the course's names, installed over `ndl.cpu()`'s module
+(`device_kernels.py`). A check runs the learner's kernels through NDArray (views, ops, reductions and matmul on
+cpu()) on random shapes and strided views and compares with numpy; every other kernel is needle's, so one bug
+gives one failure. The check runs first in a child process (`sandbox.py`); in the notebook it reports that trial.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..cases import random_shape, rng_for
+from ..compare import expect, expect_close
+from ..device_kernels import ELEMENTWISE, cpu as CPU_KERNELS, target
+from ..errors import CheckFailed
+from ..registry import exercise_check
+from ..sandbox import Build, note_case, reported
+
+
+
+def _nd():
+    from needle.backend_ndarray import ndarray
+
+    return ndarray
+
+
+def kernel_exercise(exercise_id: str, bundle: str, kernels: tuple[str, ...], hint: str, hints: tuple[str, ...] = ()):
+    """Register a kernel-bundle exercise of cpu() whose check is `fn()` (run with the learner's bundle installed)."""
+    CPU_KERNELS.declare(bundle, kernels)
+
+    def register(fn: Callable[[], int]) -> Callable[[], int]:
+        def check(impl) -> int:
+            bound = set(getattr(impl, "kernels", {})) if isinstance(impl, Build) else set(kernels)
+            missing = [k for k in kernels if k not in bound]
+            expect(not missing, "your PYBIND11_MODULE block does not bind " + ", ".join(missing)
+                   + " (each kernel needs its m.def(\"name\", ...) line)")
+            return fn()
+
+        check.__name__ = fn.__name__
+        exercise_check(exercise_id, target=target("cpu", bundle), hint=hint, language="c++", hints=hints)(reported(check))
+        return fn
+
+    return register
+
+
+def _array(x: np.ndarray):
+    nd = _nd()
+    return nd.NDArray(np.ascontiguousarray(x, dtype=np.float32), device=nd.cpu())
+
+
+def _describe(view) -> str:
+    return f"shape {view.shape}, strides {view.strides}, offset {view._offset}"
+
+
+def _random_slices(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """A slice per axis: random start, stop and step (1–3, sometimes negative), never empty."""
+    out = []
+    for n in shape:
+        step = int(rng.integers(1, 4)) * (-1 if n > 1 and rng.random() < 0.25 else 1)
+        start = int(rng.integers(0, n))
+        if step > 0:
+            stop = int(rng.integers(start + 1, n + 1))
+        else:
+            stop = int(rng.integers(-1, start)) if start > 0 else -1
+            stop = None if stop < 0 else stop
+        out.append(slice(start, stop, step))
+    return tuple(out)
+
+
+def _strided_views(name: str, count: int) -> Iterator[tuple[object, np.ndarray, str]]:
+    """(NDArray view, the same view in numpy, its description): permuted, sliced with steps and offsets, broadcast."""
+    rng = rng_for(name)
+    for i in range(count):
+        shape = random_shape(rng, 2 if i % 4 != 1 else 1, 4, 6)
+        data = rng.standard_normal(shape).astype(np.float32)
+        a, ref = _array(data), data
+        kind = i % 4
+        if kind in (0, 3):  # axes permuted
+            perm = tuple(int(p) for p in rng.permutation(len(shape)))
+            if perm == tuple(range(len(shape))):
+                perm = perm[::-1]
+            a, ref = a.permute(perm), np.transpose(ref, perm)
+        if kind in (1, 3):  # sliced: an offset, steps, reversed axes
+            sl = _random_slices(rng, a.shape)
+            a, ref = a[sl], ref[sl]
+        if kind == 2:  # one axis repeated by broadcasting (stride 0)
+            axis = int(rng.integers(0, len(shape)))
+            small = _array(data.take([0], axis=axis))
+            a = small.broadcast_to(shape)
+            ref = np.broadcast_to(data.take([0], axis=axis), shape)
+        yield a, np.array(ref), _describe(a)
+
+
+# ---- compact and setitem ----
+
+
+@kernel_exercise("cpu_backend.compact", "compact", ("compact",),
+                 hint="walk the view's multi-index like an odometer, the last axis fastest: the element with index "
+                      "(i0, i1, ...) sits at offset + i0*strides[0] + i1*strides[1] + ... in a, and goes to the next "
+                      "slot of out. compact gathers; the two setitems scatter along the same walk",
+                 hints=("the idea: keep one index per axis, like the wheels of an odometer; visit the view's elements in "
+                        "row-major order (the last index turns fastest) and give the k-th element visited to slot k "
+                        "of out",
+                        "the formula: the element with index (i0, ..., i_{d-1}) sits at offset + sum_j i_j * strides[j] "
+                        "of a's buffer; after each visit add 1 to the last index, and when an index reaches shape[j] "
+                        "set it to 0 and add 1 to the index before it. Negative strides need a signed position",
+                        "the shape of the code: ForEachPosition keeps a std::vector<int32_t> index(ndim, 0), loops k "
+                        "over the number of elements, computes pos as an int64_t and calls visit(k, pos); Compact's "
+                        "visit copies a.ptr[pos] into out->ptr[k]"))
+def check_compact() -> int:
+    cases = 0
+    for view, ref, desc in _strided_views("cpu_backend.compact", 14):
+        before = view._handle  # the source buffer must be left as it was
+        source = _nd().NDArray.make((before.size,), device=_nd().cpu(), handle=before).numpy()
+        note_case(f"compact() of a view with {desc}")
+        got = view.compact()
+        expect(got.is_compact(), f"compact() of a view with {desc} did not give a compact array")
+        expect_close(got.numpy(), ref, what=f"compact() of a view with {desc}", rtol=0, atol=0)
+        after = _nd().NDArray.make((before.size,), device=_nd().cpu(), handle=before).numpy()
+        expect_close(after, source, what=f"the source buffer after compact() of a view with {desc} (it must not change)",
+                     rtol=0, atol=0)
+        cases += 1
+    return cases
+
+
+def _setitem_cases(name: str, count: int):
+    """(target array in numpy, permutation, slices): the view written is target.permute(perm)[slices]."""
+    rng = rng_for(name)
+    for _ in range(count):
+        shape = random_shape(rng, 1, 4, 6)
+        data = rng.standard_normal(shape).astype(np.float32)
+        perm = tuple(int(p) for p in rng.permutation(len(shape)))
+        sl = _random_slices(rng, tuple(shape[p] for p in perm))
+        yield rng, data, perm, sl
+
+
+@kernel_exercise("cpu_backend.ewise_setitem", "ewise_setitem", ("ewise_setitem",),
+                 hint="the walk of compact with the roles swapped: element k of the compact source a goes to the "
+                      "k-th position of the view (shape, strides, offset) in out; nothing else of out changes",
+                 hints=("the idea: the same walk over the view as compact, writing instead of reading: the source a is "
+                        "compact, the view lives in out",
+                        "the formula: element k of a goes to position offset + sum_j i_j * strides[j] of out, where "
+                        "(i_0, i_1, ...) is the view's k-th index in row-major order",
+                        "the shape of the code: ForEachPosition with a visit that copies a.ptr[k] into out->ptr[pos]"))
+def check_ewise_setitem() -> int:
+    cases = 0
+    for rng, data, perm, sl in _setitem_cases("cpu_backend.ewise_setitem", 12):
+        target_nd, expected = _array(data), data.copy()
+        view = target_nd.permute(perm)[sl]
+        values = rng.standard_normal(view.shape).astype(np.float32)
+        np.transpose(expected, perm)[sl] = values
+        note_case(f"setitem of {values.shape} values into a view with {_describe(view)}")
+        target_nd.permute(perm)[sl] = _array(values)
+        expect_close(target_nd.numpy(), expected, rtol=0, atol=0,
+                     what=f"the array after writing {values.shape} values into its view with {_describe(view)}",
+                     inputs={"values": values})
+        cases += 1
+    return cases
+
+
+@kernel_exercise("cpu_backend.scalar_setitem", "scalar_setitem", ("scalar_setitem",),
+                 hint="the walk of compact once more: every position of the view (shape, strides, offset) in out "
+                      "receives val; size is the number of positions",
+                 hints=("the idea: the walk of compact, writing one value wherever the view reaches",
+                        "the formula: every position offset + sum_j i_j * strides[j] of out receives val",
+                        "the shape of the code: ForEachPosition with a visit that stores val at out->ptr[pos] (the "
+                        "count k is not needed)"))
+def check_scalar_setitem() -> int:
+    cases = 0
+    for rng, data, perm, sl in _setitem_cases("cpu_backend.scalar_setitem", 12):
+        target_nd, expected = _array(data), data.copy()
+        value = float(np.float32(rng.standard_normal()))
+        view = target_nd.permute(perm)[sl]
+        np.transpose(expected, perm)[sl] = value
+        note_case(f"setitem of the scalar {value:.4g} into a view with {_describe(view)}")
+        target_nd.permute(perm)[sl] = value
+        expect_close(target_nd.numpy(), expected, rtol=0, atol=0,
+                     what=f"the array after writing {value:.4g} into its view with {_describe(view)}")
+        cases += 1
+    return cases
+
+
+# ---- elementwise and scalar ops ----
+
+
+def _ops() -> list[tuple[str, Callable, Callable, str]]:
+    """(kernel, NDArray expression, numpy expression, input kind) for every elementwise kernel."""
+    f32 = np.float32
+    return [
+        ("ewise_add", lambda a, b, s: a + b, lambda a, b, s: a + b, "any"),
+        ("scalar_add", lambda a, b, s: a + s, lambda a, b, s: a + f32(s), "any"),
+        ("ewise_mul", lambda a, b, s: a * b, lambda a, b, s: a * b, "any"),
+        ("scalar_mul", lambda a, b, s: a * s, lambda a, b, s: a * f32(s), "any"),
+        ("ewise_div", lambda a, b, s: a / b, lambda a, b, s: a / b, "nonzero"),
+        ("scalar_div", lambda a, b, s: a / s, lambda a, b, s: a / f32(s), "any"),
+        ("scalar_power", lambda a, b, s: a ** 3.0, lambda a, b, s: a ** f32(3.0), "any"),
+        ("scalar_power", lambda a, b, s: a ** 0.5, lambda a, b, s: a ** f32(0.5), "positive"),
+        ("ewise_maximum", lambda a, b, s: a.maximum(b), lambda a, b, s: np.maximum(a, b), "any"),
+        ("scalar_maximum", lambda a, b, s: a.maximum(s), lambda a, b, s: np.maximum(a, f32(s)), "any"),
+        ("ewise_eq", lambda a, b, s: a == b, lambda a, b, s: (a == b).astype(f32), "shared"),
+        ("scalar_eq", lambda a, b, s: a == s, lambda a, b, s: (a == f32(s)).astype(f32), "shared"),
+        ("ewise_ge", lambda a, b, s: a >= b, lambda a, b, s: (a >= b).astype(f32), "shared"),
+        ("scalar_ge", lambda a, b, s: a >= s, lambda a, b, s: (a >= f32(s)).astype(f32), "shared"),
+        ("ewise_log", lambda a, b, s: a.log(), lambda a, b, s: np.log(a), "positive"),
+        ("ewise_exp", lambda a, b, s: a.exp(), lambda a, b, s: np.exp(a), "any"),
+        ("ewise_tanh", lambda a, b, s: a.tanh(), lambda a, b, s: np.tanh(a), "any"),
+    ]
+
+
+@kernel_exercise("cpu_backend.elementwise", "elementwise", ELEMENTWISE,
+                 hint="each kernel is one loop over the flat buffers: element i of the input(s), and the scalar if "
+                      "there is one, gives element i of out. Comparisons give 1.0 or 0.0; log, exp, tanh and power "
+                      "come from <cmath>",
+                 hints=("the idea: NDArray hands your kernels compact buffers of equal size, so element i of the inputs "
+                        "gives element i of out, whatever the shape",
+                        "the formula: Apply holds one element's arithmetic per Op (x + y, x * y, x / y, x to the power "
+                        "y, the larger of x and y, 1.0f or 0.0f for == and >=, log, exp or tanh of x); each loop runs "
+                        "i from 0 to a.size",
+                        "the shape of the code: Apply is a switch over op with one return per case; Ewise stores "
+                        "Apply(op, a.ptr[i], b.ptr[i]) in out->ptr[i], Scalar passes val as y, Unary passes 0"))
+def check_elementwise() -> int:
+    rng = rng_for("cpu_backend.elementwise")
+    cases = 0
+    for kernel, op, numpy_op, kind in _ops():
+        for trial in range(2):
+            shape = random_shape(rng, 1, 3, 7)
+            a = rng.standard_normal(shape).astype(np.float32)
+            b = rng.standard_normal(shape).astype(np.float32)
+            s = float(np.float32(rng.uniform(0.5, 2.0) * rng.choice([-1, 1])))
+            if kind == "positive":
+                a = np.abs(a) + np.float32(0.25)
+            if kind == "nonzero":
+                b = np.where(np.abs(b) < 0.25, np.float32(0.5), b).astype(np.float32)
+            if kind == "shared":  # some equal elements, so that == and >= see ties
+                b = np.where(rng.random(shape) < 0.5, a, b).astype(np.float32)
+                s = float(a.reshape(-1)[0])
+            a_nd, b_nd = _array(a), _array(b)
+            if trial == 1 and a.ndim >= 2:  # a strided operand (compacted by needle before your kernel runs)
+                a, a_nd = a.T.copy(), _array(a).permute(tuple(reversed(range(a.ndim))))
+                b, b_nd = b.T.copy(), _array(b).permute(tuple(reversed(range(b.ndim))))
+            note_case(f"{kernel} on arrays of shape {a.shape}" + (f" with the scalar {s:.4g}" if "scalar" in kernel else ""))
+            with np.errstate(all="ignore"):
+                expected = numpy_op(a, b, s)
+            got = op(a_nd, b_nd, s)
+            if kernel in ("ewise_log", "ewise_exp", "ewise_tanh"):
+                inputs = {"a": a}
+            else:
+                inputs = {"a": a, "scalar": s} if kernel.startswith("scalar") else {"a": a, "b": b}
+            expect_close(got, expected, what=kernel, inputs=inputs, rtol=1e-5, atol=1e-6)
+            expect_close(a_nd, a, what=f"the input a after {kernel} (it must not change)", rtol=0, atol=0)
+            cases += 1
+    return cases
+
+
+# ---- reductions ----
+
+
+@kernel_exercise("cpu_backend.reductions", "reductions", ("reduce_sum", "reduce_max"),
+                 hint="out has a.size / reduce_size elements; element i combines the consecutive block "
+                      "a[i*reduce_size], ..., a[(i+1)*reduce_size - 1]. A maximum starts from a value of its block "
+                      "(the numbers may all be negative), and out arrives uninitialised",
+                 hints=("the idea: the input is a row of consecutive blocks of reduce_size elements; each block becomes "
+                        "one element of out",
+                        "the formula: out[i] = the sum (or the maximum) of a[i*reduce_size + j] for j < reduce_size; "
+                        "a sum starts from 0, a maximum from the block's first element",
+                        "the shape of the code: a loop over the blocks, an accumulator per block, a loop over the "
+                        "block's elements, then one store into out->ptr[i]"))
+def check_reductions() -> int:
+    nd = _nd()
+    rng = rng_for("cpu_backend.reductions")
+    cases = 0
+    for i in range(12):
+        shape = random_shape(rng, 1, 3, 7)
+        data = rng.standard_normal(shape).astype(np.float32) - np.float32(3.0 if i % 3 == 0 else 0.0)
+        axis = None if i % 5 == 4 else int(rng.integers(0, len(shape)))
+        keepdims = bool(i % 2)
+        a = _array(data)
+        for name, method, numpy_fn in (("sum", a.sum, np.sum), ("max", a.max, np.max)):
+            note_case(f"{name}(axis={axis}, keepdims={keepdims}) of shape {shape}")
+            got = method(axis=axis, keepdims=keepdims)
+            expected = numpy_fn(data.astype(np.float64), axis=axis, keepdims=keepdims)
+            expect_close(got, expected, what=f"a.{name}(axis={axis}, keepdims={keepdims})", inputs={"a": data},
+                         rtol=1e-5, atol=1e-5)
+            cases += 1
+    # straight into a buffer that holds old numbers: out starts uninitialised
+    for kernel, numpy_fn in (("reduce_sum", np.sum), ("reduce_max", np.max)):
+        data = (rng.standard_normal((4, 6)) - 2).astype(np.float32)
+        a, out = _array(data), nd.cpu().full((4,), 7.0)
+        note_case(f"{kernel}(a, out, 6) of 24 numbers, out holding 7.0 before")
+        getattr(nd.cpu(), kernel)(a._handle, out._handle, 6)
+        expect_close(out, numpy_fn(data.astype(np.float64), axis=1), rtol=1e-5, atol=1e-5,
+                     what=f"{kernel}(a, out, reduce_size=6) into an out that held 7.0 before (out is not zeroed for you)",
+                     inputs={"a": data})
+        cases += 1
+    return cases
+
+
+# ---- matmul ----
+
+
+def _matmul_cases(rng: np.random.Generator, sizes: list[int], count: int, tiled: bool):
+    for i in range(count):
+        m, n, p = (int(rng.choice(sizes)) for _ in range(3))
+        if not tiled and m % 8 == 0 and n % 8 == 0 and p % 8 == 0:
+            m += 1
+        yield i, m, n, p
+
+
+def _matmul_check(name: str, kernel: str, sizes: list[int], tiled: bool) -> int:
+    nd = _nd()
+    rng = rng_for(name)
+    cases = 0
+    for i, m, n, p in _matmul_cases(rng, sizes, 8, tiled):
+        a = rng.standard_normal((m, n)).astype(np.float32)
+        b = rng.standard_normal((n, p)).astype(np.float32)
+        a_nd, b_nd, layout = _array(a), _array(b), ""
+        if i % 3 == 1:  # a transposed operand (needle compacts it for the course's kernel)
+            b_nd, layout = _array(b.T).permute((1, 0)), " (b a transposed view)"
+        if i % 3 == 2 and not tiled:  # a batch: one product per matrix
+            a, b = np.stack([a, a[::-1]]), np.stack([b, -b])
+            a_nd, b_nd, layout = _array(a), _array(b), " (a batch of 2)"
+        note_case(f"{kernel}: ({m} x {n}) @ ({n} x {p}){layout}")
+        expect_close(a_nd @ b_nd, a.astype(np.float64) @ b.astype(np.float64), rtol=1e-4, atol=1e-4,
+                     what=f"a @ b for a {a.shape}, b {b.shape}{layout}", inputs={"a": a, "b": b})
+        cases += 1
+    # the kernel alone, into an out buffer that holds old numbers: out starts uninitialised
+    m, n, p = (16, 8, 24) if tiled else (5, 7, 3)
+    a = rng.standard_normal((m, n)).astype(np.float32)
+    b = rng.standard_normal((n, p)).astype(np.float32)
+    if tiled:
+        tile = lambda x: x.reshape(x.shape[0] // 8, 8, x.shape[1] // 8, 8).transpose(0, 2, 1, 3)  # noqa: E731
+        a_in, b_in = _array(tile(a)), _array(tile(b))
+        out = nd.cpu().full((m // 8, p // 8, 8, 8), 7.0)
+        expected = tile(a.astype(np.float64) @ b.astype(np.float64))
+    else:
+        a_in, b_in = _array(a), _array(b)
+        out = nd.cpu().full((m, p), 7.0)
+        expected = a.astype(np.float64) @ b.astype(np.float64)
+    note_case(f"{kernel}(a, b, out, {m}, {n}, {p}) into an out holding 7.0 before")
+    getattr(nd.cpu(), kernel)(a_in._handle, b_in._handle, out._handle, m, n, p)
+    expect_close(out, expected, rtol=1e-4, atol=1e-4, inputs={"a": a, "b": b},
+                 what=f"{kernel}(a, b, out, {m}, {n}, {p}) into an out that held 7.0 before (out is not zeroed for you)")
+    return cases + 1
+
+
+@kernel_exercise("cpu_backend.matmul", "matmul", ("matmul",),
+                 hint="out (m x p) = a (m x n) times b (n x p), all three compact and row-major: element (i, j) of a "
+                      "sits at position i*n + j of its buffer. out arrives uninitialised",
+                 hints=("the idea: element (i, j) of out is the dot product of row i of a with column j of b",
+                        "the formula: out[i*p + j] = sum over k < n of a[i*n + k] * b[k*p + j], for every i < m and "
+                        "j < p; every element of out is written, since it arrives uninitialised",
+                        "the shape of the code: loops over i and j, a scalar_t accumulator starting at 0, a loop over "
+                        "k adding the products, then one store into out->ptr[i * p + j]"))
+def check_matmul() -> int:
+    return _matmul_check("cpu_backend.matmul", "matmul", [1, 2, 3, 5, 7, 8, 9, 13, 16, 17], tiled=False)
+
+
+@kernel_exercise("cpu_backend.matmul_tiled", "matmul_tiled", ("matmul_tiled",),
+                 hint="the buffers hold TILE x TILE tiles, each contiguous: a is an (m/TILE) x (n/TILE) grid of "
+                      "tiles, b (n/TILE) x (p/TILE), out (m/TILE) x (p/TILE). Tile (i, j) of out is the sum over k of "
+                      "tile (i, k) of a times tile (k, j) of b; AlignedDot adds one such tile product into out",
+                 hints=("the idea: the same product as matmul, computed one TILE x TILE tile at a time: three tiles "
+                        "fit the L1 cache, and a tile's rows fit vector registers",
+                        "the formula: tile (i, j) of out is the sum over k of tile (i, k) of a times tile (k, j) of b; "
+                        "tile (i, k) of a starts at (i * n/TILE + k) * TILE*TILE in a's buffer (b likewise with p/TILE, "
+                        "out with p/TILE); inside AlignedDot, out[r][c] += sum_s a[r][s] * b[s][c]",
+                        "the shape of the code: set out to zero, then loops over i < m/TILE, j < p/TILE and k < n/TILE "
+                        "that call AlignedDot with the three tiles' pointers; AlignedDot is three loops of TILE"))
+def check_matmul_tiled() -> int:
+    return _matmul_check("cpu_backend.matmul_tiled", "matmul_tiled", [8, 16, 24, 32], tiled=True)
+
+
+__all__ = ["ELEMENTWISE", "CheckFailed"]

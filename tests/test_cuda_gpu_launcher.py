@@ -1,0 +1,119 @@
+"""cuda()'s launcher (CupyExecutor) without a GPU: a stand-in for CuPy whose kernels are the simulator's, so every
+launch runs the real kernel and every argument is checked against the kernel's parameter types exactly as a
+GPU would need them (a float32 where the kernel takes float, an int32 where it takes int, ...)."""
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import needle.backend_ndarray as nd
+from needle.backend_ndarray.ndarray_backend_cuda import CudaBackend, CupyExecutor
+
+pytestmark = pytest.mark.skipif(not nd.cuda_sim().enabled(), reason="the CUDA simulator is not built")
+
+# the numpy scalar type a GPU launch must pass for each of the simulator's parameter kinds
+EXACT = {"s": np.float32, "t": np.float64, "l": np.int64, "n": np.int32, "u": np.uint32, "b": np.bool_}
+
+
+class FakeDeviceArray:
+    """A 1-D 'GPU' array backed by a simulator buffer."""
+
+    def __init__(self, sim_array):
+        from needle.backend_ndarray import ndarray_backend_cuda_sim as sim  # noqa: F401
+
+        self.buffer = sim_array
+        self.host = np.asarray(sim_array)
+        self.size, self.dtype, self.itemsize = self.host.size, self.host.dtype, self.host.itemsize
+        self.data = types.SimpleNamespace(ptr=sim_array.ptr())
+
+    def set(self, values):
+        self.host[:] = values
+
+    def __getitem__(self, index):
+        return self.host[index]
+
+
+def fake_cupy():
+    from needle.backend_ndarray import ndarray_backend_cuda_sim as sim
+
+    kernels = sim.builtin_kernels()
+    launches = []
+
+    def run(name):
+        def kernel(grid, block, args):
+            params = kernels[name].params
+            assert len(args) == len(params), f"{name}: {len(args)} arguments for {len(params)} parameters"
+            converted = []
+            for value, param in zip(args, params):
+                if param.endswith("*"):
+                    assert isinstance(value, FakeDeviceArray), f"{name}: {param} got {type(value).__name__}"
+                    converted.append(value.buffer)
+                else:
+                    kind = {"float": "s", "double": "t", "long long": "l", "int": "n", "unsigned int": "u", "bool": "b"}[param]
+                    assert type(value) is EXACT[kind], f"{name}: {param} parameter got {type(value).__name__}"
+                    converted.append(value.item())
+            launches.append(name)
+            kernels[name](grid, block, converted, checked=True)
+
+        return kernel
+
+    module = types.SimpleNamespace(get_function=run)
+    cupy = types.SimpleNamespace(
+        empty=lambda size, dtype: FakeDeviceArray(sim.Array(size, np.dtype(dtype).name)),
+        asarray=lambda values: _filled(sim, np.asarray(values)),
+        asnumpy=lambda x: np.array(x),
+        RawModule=lambda code, options: module,
+        lib=types.SimpleNamespace(stride_tricks=np.lib.stride_tricks),
+        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceProperties=lambda i: {"multiProcessorCount": 2}),
+                                   Device=lambda: types.SimpleNamespace(id=0)),
+    )
+    return cupy, launches
+
+
+def _filled(sim, values):
+    arr = FakeDeviceArray(sim.Array(values.size, values.dtype.name))
+    arr.set(values.reshape(-1))
+    return arr
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    cupy, launches = fake_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    device = nd.BackendDevice("cuda", CudaBackend(CupyExecutor(cupy)))
+    device.launches = launches
+    return device
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_launch_passes_the_kernels_exact_parameter_types(gpu, dtype):
+    import needle as ndl
+    from needle import nn
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 5, 3))
+    a = nd.array(x, device=gpu, dtype=dtype)
+    np.testing.assert_allclose(a.permute((2, 0, 1)).compact().numpy(), x.transpose(2, 0, 1), rtol=1e-6)
+    np.testing.assert_allclose((a * 2 + a).exp().sum(axis=(0, 2)).numpy(), np.exp(3 * x).sum(axis=(0, 2)), rtol=1e-5)
+    np.testing.assert_allclose((a[:, 1:3, :] @ a.permute((0, 2, 1))[:, :, 0:2]).numpy(),
+                               x[:, 1:3, :] @ x.transpose(0, 2, 1)[:, :, 0:2], rtol=1e-5)
+    b = nd.array(np.zeros((4, 5, 3)), device=gpu, dtype=dtype)
+    b[1:3, :, 0] = a[0:2, :, 1]
+    b[..., 2] = 7.0
+    np.testing.assert_array_equal(b.numpy()[1:3, :, 0], x.astype(dtype)[0:2, :, 1])
+    # a training step with the fused ops and Adam: their launches too
+    np.random.seed(0)
+    model = nn.Sequential(nn.Linear(3, 6, device=gpu, dtype=dtype), nn.LayerNorm1d(6, device=gpu, dtype=dtype),
+                          nn.BatchNorm1d(6, device=gpu, dtype=dtype))
+    opt = ndl.optim.Adam(model.parameters(), lr=0.01)
+    emb = nn.Embedding(10, 3, device=gpu, dtype=dtype)
+    ids = ndl.Tensor(np.array([[1, 2], [3, 9]]), device=gpu, dtype=dtype)
+    loss = nn.SoftmaxLoss()(model(emb(ids).reshape((4, 3))), ndl.Tensor([0, 1, 5, 2], device=gpu, dtype=dtype))
+    loss.backward()
+    opt.step()
+    used = set(gpu.launches)
+    for kernel in ("compact", "ewise_setitem", "scalar_setitem", "matmul_strided", "reduce_sum_serial", "adam_step",
+                   "embedding_gather", "embedding_scatter_add", "softmax_xent_serial", "layernorm_forward",
+                   "batchnorm_backward"):
+        assert kernel + ("_f64" if dtype == "float64" else "_f32") in used
