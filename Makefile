@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.needle-dev
 PYTEST_ARGS ?= -n auto  # pytest-xdist: one worker per core
 LAB_ARGS ?=             # e.g. LAB_ARGS="--no-browser --port=8899"
 
-.PHONY: install test test-install lab bench workbook notebooks clean
+.PHONY: install test test-install test-portable lab bench bench-compilers workbook notebooks clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -23,6 +23,7 @@ EDITABLE := -Ceditable.rebuild=true "-Cbuild-dir=$(BUILD_DIR)/{wheel_tag}"
 $(STAMP): pyproject.toml CMakeLists.txt | $(PY)
 	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
 	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e .
+	@$(PY) -c "import needle.backend_ndarray as nd; m = nd.cpu().mod; m is None or m.__openmp__ or print('needle: the CPU backend was built without OpenMP and runs on one thread (' + m.__build__ + '); see the README (macOS: brew install libomp, then make clean lab)')"
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
@@ -39,6 +40,18 @@ test: $(DEV_STAMP)
 test-install: $(DEV_STAMP)
 	NEEDLE_INSTALL_TESTS=1 $(PY) -m pytest -p no:xdist -q tests/test_install.py
 
+# Other compilers and ARM64 (CI runs it after `make test`): the kernel tests on a clang build of the CPU
+# backend, and the C++ tests of tests/native/ (CPU kernels, the CUDA simulator's fibers) built with clang
+# without OpenMP, and cross-built for aarch64 with GCC and clang and run under qemu-user.
+CLANG_BUILD := build/compilers/clang
+test-portable: $(DEV_STAMP)
+	$(PY) tools/cpu_build.py build $(CLANG_BUILD) --cxx clang++
+	$(PY) tools/cpu_build.py run $(CLANG_BUILD) -c "import sys, needle.backend_ndarray as nd; b = nd.cpu().mod.__build__; print('cpu():', b); sys.exit(not b.startswith('clang'))"
+	$(PY) tools/cpu_build.py run $(CLANG_BUILD) -m pytest tests/test_cpu_kernels.py tests/test_ndarray_ops.py $(PYTEST_ARGS)
+	PYTHON=$(PY) tests/native/run.sh clang++ --no-openmp
+	PYTHON=$(PY) tests/native/run.sh aarch64-linux-gnu-g++
+	PYTHON=$(PY) tests/native/run.sh clang++ --target=aarch64-linux-gnu --no-openmp
+
 workbook: $(STAMP)
 	$(VENV)/bin/needle-course workbook --out exercises
 
@@ -53,6 +66,10 @@ lab: workbook
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# the CPU backend built by GCC and by clang, each against numpy, in one run
+bench-compilers: $(STAMP)
+	$(PY) -m benchmarks.compilers
 
 clean:
 	rm -rf build $(VENV) .pytest_cache

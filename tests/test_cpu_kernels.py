@@ -451,3 +451,10 @@ def test_fuzzed_views_either_work_or_raise(shape, strides, offset):
     except (ValueError, TypeError):
         return
     assert len(shape) == len(strides)
+
+
+def test_build_info_names_compiler_and_threads():
+    """The module says how it was built (`make install` prints it when OpenMP is missing; see the README)."""
+    assert isinstance(mod.__openmp__, bool)
+    assert mod.__build__.split()[0] in ("gcc", "clang")
+    assert ("no OpenMP" in mod.__build__) == (not mod.__openmp__)

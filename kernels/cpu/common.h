@@ -17,11 +17,28 @@
 
 #include "memory.h"
 
-// Hot loops are compiled for AVX-512, AVX2 and plain x86-64, and the best is picked at load time.
+// Portable speed. Every hot loop is plain C++ or GCC/Clang vector extensions (`vector_size`), which GCC
+// and clang compile to SSE/AVX on x86-64 and to NEON on ARM64 (where NEON is always there). On x86-64,
+// where the baseline is only SSE2, the best code is also picked at run time:
+//  - NEEDLE_X86_DISPATCH: GCC and clang both have `target` attributes and __builtin_cpu_supports, so
+//    the GEMM micro-kernels (matmul.h) exist in AVX-512 and AVX2+FMA versions chosen at load time;
+//  - NEEDLE_CLONES (template loops): GCC's target_clones builds AVX-512, AVX2 and SSE2 copies of a loop.
+//    Clang (14-18) refuses target_clones on templates, so under clang these loops are SSE2 (they are
+//    memory-bound: the wider copies gain little);
+//  - NEEDLE_CLONES_FN (plain functions: the float32 exp/log/tanh, which are compute-bound): target_clones
+//    under GCC, and under clang where the platform has ifuncs (ELF, i.e. Linux).
+#if defined(__x86_64__) && defined(__GNUC__)
+#define NEEDLE_X86_DISPATCH 1
+#endif
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define NEEDLE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define NEEDLE_CLONES
+#endif
+#if defined(__x86_64__) && defined(__GNUC__) && (!defined(__clang__) || (defined(__ELF__) && __clang_major__ >= 14))
+#define NEEDLE_CLONES_FN __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NEEDLE_CLONES_FN
 #endif
 #define NEEDLE_INLINE inline __attribute__((always_inline))
 
@@ -133,6 +150,32 @@ inline int max_threads() {
 
 /// Threads to use for `work` elements of streaming work: 1 below PARALLEL_MIN, else the team size.
 inline int threads_for(size_t work) { return work < PARALLEL_MIN ? 1 : max_threads(); }
+
+/// Whether this build runs kernels on several threads (OpenMP found at build time).
+#ifdef _OPENMP
+constexpr bool HAVE_OPENMP = true;
+#else
+constexpr bool HAVE_OPENMP = false;
+#endif
+
+/// How this module was built, e.g. "clang 14.0.6, aarch64, OpenMP" (Python: ndarray_backend_cpu.__build__).
+inline std::string build_info() {
+#if defined(__clang__)
+  std::string s = "clang " + std::to_string(__clang_major__) + "." + std::to_string(__clang_minor__) + "." +
+                  std::to_string(__clang_patchlevel__);
+#elif defined(__GNUC__)
+  std::string s = "gcc " + std::to_string(__GNUC__) + "." + std::to_string(__GNUC_MINOR__) + "." +
+                  std::to_string(__GNUC_PATCHLEVEL__);
+#else
+  std::string s = "unknown compiler";
+#endif
+#if defined(__x86_64__)
+  s += ", x86-64";
+#elif defined(__aarch64__)
+  s += ", aarch64";
+#endif
+  return s + (HAVE_OPENMP ? ", OpenMP" : ", no OpenMP (one thread)");
+}
 
 /// This thread's number in the current OpenMP team (0 outside one).
 inline int thread_id() {

@@ -158,7 +158,10 @@ NEEDLE_CLONES void scale_row(T* z, T s, size_t k) {
 
 // float32 rows: exp(x - shift) sixteen lanes at a time straight from the logits, summed in registers
 // (forward: nothing written) or scaled into the output (gradient); the tail goes through a padded block.
-NEEDLE_CLONES inline double exp_sum_f32(const float* x, float shift, size_t k) {
+// (The bodies are always-inline helpers under the multi-versioned entry points: clang checks vector
+// arguments against the features of the function it is emitting, and a 64-byte vector passed straight
+// from the AVX2 copy would be an ABI error there.)
+NEEDLE_INLINE double exp_sum_f32_body(const float* x, float shift, size_t k) {
   vmath::vf acc = {};
   size_t j = 0;
   for (; j + vmath::LANES <= k; j += vmath::LANES) {
@@ -176,7 +179,7 @@ NEEDLE_CLONES inline double exp_sum_f32(const float* x, float shift, size_t k) {
   return s;
 }
 
-NEEDLE_CLONES inline void exp_scale_f32(const float* x, float shift, float scale, float* out, size_t k) {
+NEEDLE_INLINE void exp_scale_f32_body(const float* x, float shift, float scale, float* out, size_t k) {
   size_t j = 0;
   for (; j + vmath::LANES <= k; j += vmath::LANES) {
     vmath::vf v;
@@ -190,6 +193,13 @@ NEEDLE_CLONES inline void exp_scale_f32(const float* x, float shift, float scale
     v = vmath::v_exp(v - shift) * scale;
     std::memcpy(out + j, &v, (k - j) * sizeof(float));
   }
+}
+
+NEEDLE_CLONES_FN inline double exp_sum_f32(const float* x, float shift, size_t k) {
+  return exp_sum_f32_body(x, shift, k);
+}
+NEEDLE_CLONES_FN inline void exp_scale_f32(const float* x, float shift, float scale, float* out, size_t k) {
+  exp_scale_f32_body(x, shift, scale, out, k);
 }
 
 /// sum_j exp(x[j] - shift) over a row; `scratch` holds k elements (used by float64 only).

@@ -136,13 +136,21 @@ NEEDLE_INLINE void micro_impl(size_t kc, const T* __restrict pa, const T* __rest
     }                                                                                                       \
   };
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#ifdef NEEDLE_X86_DISPATCH
 NEEDLE_GEMM_KERNEL(Avx512, __attribute__((target("avx512f,avx2,fma"))), 64, 12, 2)
 NEEDLE_GEMM_KERNEL(Avx512Narrow, __attribute__((target("avx512f,avx2,fma"))), 64, 16, 1)  // for narrow C
 NEEDLE_GEMM_KERNEL(Avx2, __attribute__((target("avx2,fma"))), 32, 6, 2)
 NEEDLE_GEMM_KERNEL(Avx2Narrow, __attribute__((target("avx2,fma"))), 32, 8, 1)
 #endif
+// Generic: 16-byte vectors, SSE2 on x86-64 and NEON on ARM64. ARM64 has 32 vector registers, room for an
+// 8 x 3-vector tile (24 accumulators, as BLIS's ARMv8 kernel); SSE2 has 16, room for 4 x 2.
+#if defined(__aarch64__)
+NEEDLE_GEMM_KERNEL(Generic, , 16, 8, 3)
+NEEDLE_GEMM_KERNEL(GenericNarrow, , 16, 12, 1)
+#else
 NEEDLE_GEMM_KERNEL(Generic, , 16, 4, 2)
+NEEDLE_GEMM_KERNEL(GenericNarrow, , 16, 6, 1)
+#endif
 #undef NEEDLE_GEMM_KERNEL
 
 /// Packing memory kept between calls (buffers are reused, never re-faulted): one pair per thread.
@@ -283,7 +291,7 @@ inline const char* isa_name(Isa isa) {
 /// and time the portable kernels on a machine that has AVX-512).
 inline Isa detect_isa() {
   Isa best = Isa::generic;
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#ifdef NEEDLE_X86_DISPATCH
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::avx2;
   if (__builtin_cpu_supports("avx512f")) best = Isa::avx512;
@@ -314,11 +322,12 @@ void pick_width(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t
 template <typename T>
 void run(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t batch, size_t M, size_t K, size_t N) {
   const Isa isa = current_isa();
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#ifdef NEEDLE_X86_DISPATCH
   if (isa == Isa::avx512) return pick_width<T, Avx512<T>, Avx512Narrow<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
   if (isa == Isa::avx2) return pick_width<T, Avx2<T>, Avx2Narrow<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
 #endif
-  batched<T, Generic<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
+  (void)isa;
+  pick_width<T, Generic<T>, GenericNarrow<T>>(a, a_bs, b, b_bs, out, batch, M, K, N);
 }
 
 }  // namespace gemm

@@ -66,6 +66,8 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
   m.attr("__device_name__") = "cpu";
   m.attr("__tile_size__") = TILE;
   m.attr("__gemm_isa__") = gemm::isa_name(gemm::current_isa());  // avx512, avx2 or generic
+  m.attr("__build__") = build_info();  // compiler, architecture, OpenMP or not
+  m.attr("__openmp__") = HAVE_OPENMP;
 
   py::class_<AlignedArray>(m, "Array")
       .def(py::init([](int64_t size, const std::string& dtype) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 
 #include "common.h"
@@ -13,7 +14,8 @@ namespace cpu {
 constexpr size_t REDUCE_LANES = 32;  // independent accumulators: vectorises without reassociation
 constexpr size_t REDUCE_BLOCK = 2048;  // sums of this many elements are then added in double precision
 
-/// op-reduction of x[0..n), n >= 1, with REDUCE_LANES interleaved partial results.
+/// op-reduction of x[0..n), n >= 1, with REDUCE_LANES interleaved partial results (as vectors where
+/// VECTOR_LOOPS: see elementwise.h; the order of operations, so the result, is the same either way).
 template <typename T, typename Op>
 NEEDLE_CLONES T reduce_block(const T* x, size_t n, Op op) {
   if (n < 2 * REDUCE_LANES) {
@@ -22,10 +24,20 @@ NEEDLE_CLONES T reduce_block(const T* x, size_t n, Op op) {
     return acc;
   }
   T lanes[REDUCE_LANES];
-  for (size_t j = 0; j < REDUCE_LANES; ++j) lanes[j] = x[j];
   size_t i = REDUCE_LANES;
-  for (; i + REDUCE_LANES <= n; i += REDUCE_LANES)
-    for (size_t j = 0; j < REDUCE_LANES; ++j) lanes[j] = op(lanes[j], x[i + j]);
+  if constexpr (VECTOR_LOOPS) {
+    typedef T V __attribute__((vector_size(VBYTES)));
+    constexpr size_t L = VBYTES / sizeof(T), NV = REDUCE_LANES / L;
+    V acc[NV];
+    for (size_t v = 0; v < NV; ++v) acc[v] = vload<V>(x + v * L);
+    for (; i + REDUCE_LANES <= n; i += REDUCE_LANES)
+      for (size_t v = 0; v < NV; ++v) acc[v] = op(acc[v], vload<V>(x + i + v * L));
+    std::memcpy(lanes, acc, sizeof lanes);
+  } else {
+    for (size_t j = 0; j < REDUCE_LANES; ++j) lanes[j] = x[j];
+    for (; i + REDUCE_LANES <= n; i += REDUCE_LANES)
+      for (size_t j = 0; j < REDUCE_LANES; ++j) lanes[j] = op(lanes[j], x[i + j]);
+  }
   T acc = lanes[0];
   for (size_t j = 1; j < REDUCE_LANES; ++j) acc = op(acc, lanes[j]);
   for (; i < n; ++i) acc = op(acc, x[i]);
@@ -45,13 +57,24 @@ T reduce_row(const T* x, size_t n, Op op) {
 /// accumulator traffic of one row at a time).
 template <typename T, typename Op>
 NEEDLE_CLONES void combine_rows(T* acc, const T* x, size_t stride, size_t rows, size_t n, Op op) {
+  typedef T V __attribute__((vector_size(VBYTES)));
+  constexpr size_t L = VBYTES / sizeof(T);  // (the vector loops are compiled out under GCC on x86-64)
   size_t r = 0;
   for (; r + 4 <= rows; r += 4) {
     const T *x0 = x + r * stride, *x1 = x0 + stride, *x2 = x1 + stride, *x3 = x2 + stride;
-    for (size_t i = 0; i < n; ++i) acc[i] = op(acc[i], op(op(x0[i], x1[i]), op(x2[i], x3[i])));
+    size_t i = 0;
+    if constexpr (VECTOR_LOOPS)
+      for (; i + L <= n; i += L)
+        vstore(acc + i, op(vload<V>(acc + i), op(op(vload<V>(x0 + i), vload<V>(x1 + i)), op(vload<V>(x2 + i), vload<V>(x3 + i)))));
+    for (; i < n; ++i) acc[i] = op(acc[i], op(op(x0[i], x1[i]), op(x2[i], x3[i])));
   }
-  for (; r < rows; ++r)
-    for (size_t i = 0; i < n; ++i) acc[i] = op(acc[i], x[r * stride + i]);
+  for (; r < rows; ++r) {
+    const T* xr = x + r * stride;
+    size_t i = 0;
+    if constexpr (VECTOR_LOOPS)
+      for (; i + L <= n; i += L) vstore(acc + i, op(vload<V>(acc + i), vload<V>(xr + i)));
+    for (; i < n; ++i) acc[i] = op(acc[i], xr[i]);
+  }
 }
 
 template <typename Op>

@@ -105,9 +105,9 @@ struct Exp { static NEEDLE_INLINE vf apply(vf v) { return v_exp(v); } };
 struct Log { static NEEDLE_INLINE vf apply(vf v) { return v_log(v); } };
 struct Tanh { static NEEDLE_INLINE vf apply(vf v) { return v_tanh(v); } };
 
-NEEDLE_CLONES inline void exp_f32(const float* x, float* z, size_t n) { map16<Exp>(x, z, n); }
-NEEDLE_CLONES inline void log_f32(const float* x, float* z, size_t n) { map16<Log>(x, z, n); }
-NEEDLE_CLONES inline void tanh_f32(const float* x, float* z, size_t n) { map16<Tanh>(x, z, n); }
+NEEDLE_CLONES_FN inline void exp_f32(const float* x, float* z, size_t n) { map16<Exp>(x, z, n); }
+NEEDLE_CLONES_FN inline void log_f32(const float* x, float* z, size_t n) { map16<Log>(x, z, n); }
+NEEDLE_CLONES_FN inline void tanh_f32(const float* x, float* z, size_t n) { map16<Tanh>(x, z, n); }
 
 }  // namespace vmath
 }  // namespace cpu

@@ -23,7 +23,13 @@ from . import layout, ndarray_backend_cuda, ndarray_backend_numpy
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:  # the compiled CPU backend; without it needle still works on cpu_numpy()
-    from . import ndarray_backend_cpu
+    if os.environ.get("NEEDLE_CPU_MODULE"):  # another build of it (tools/cpu_build.py: clang, no OpenMP)
+        import importlib.util
+        _spec = importlib.util.spec_from_file_location(__package__ + ".ndarray_backend_cpu", os.environ["NEEDLE_CPU_MODULE"])
+        ndarray_backend_cpu = importlib.util.module_from_spec(_spec)
+        _spec.loader.exec_module(ndarray_backend_cpu)
+    else:
+        from . import ndarray_backend_cpu
 except ImportError as _cpu_import_error:  # pragma: no cover - depends on the build
     ndarray_backend_cpu = None
     _CPU_MISSING = f"the C++ CPU backend is not built ({_cpu_import_error}); reinstall with `pip install -e .`"
