@@ -68,6 +68,29 @@ def setitem_cases(rng: np.random.Generator, count: int):
         yield rng, data, perm, random_slices(rng, tuple(shape[p] for p in perm))
 
 
+def check_setitem(cases, array: Array, case: Case, scalar: bool,
+                  texts: Callable[[Any, str], tuple[str, str]]) -> int:
+    """Writing into target.permute(perm)[slices] (an array of values, or with `scalar` one value) changes that view of
+    the target as numpy does, and nothing else. `texts(what is written, the view's description)` gives the case's
+    text and the failure's."""
+    count = 0
+    for rng, data, perm, sl in cases:
+        target_nd, expected = array(data), data.copy()
+        view = target_nd.permute(perm)[sl]
+        if scalar:
+            written, inputs = float(np.float32(rng.standard_normal())), None
+        else:
+            written = rng.standard_normal(view.shape).astype(np.float32)
+            inputs = {"values": written}
+        np.transpose(expected, perm)[sl] = written
+        case_text, what = texts(written, describe(view))
+        with case(case_text):
+            target_nd.permute(perm)[sl] = written if scalar else array(written)
+        expect_close(target_nd.numpy(), expected, rtol=0, atol=0, what=what, inputs=inputs)
+        count += 1
+    return count
+
+
 def check_compact(views: Iterator[tuple[Any, np.ndarray, str]], case: Case) -> int:
     """compact() of each view equals numpy's, and leaves the source buffer as it was."""
     from needle.backend_ndarray.ndarray import NDArray
@@ -81,8 +104,8 @@ def check_compact(views: Iterator[tuple[Any, np.ndarray, str]], case: Case) -> i
         expect(got.is_compact(), f"compact() of a view with {desc} did not give a compact array")
         expect_close(got.numpy(), ref, what=f"compact() of a view with {desc}", rtol=0, atol=0)
         after = NDArray.make((before.size,), device=view.device, handle=before).numpy()
-        expect_close(after, source, what=f"the source buffer after compact() of a view with {desc} (it must not change)",
-                     rtol=0, atol=0)
+        expect_close(after, source, rtol=0, atol=0,
+                     what=f"the source buffer after compact() of a view with {desc} (it must not change)")
         cases += 1
     return cases
 

@@ -96,19 +96,9 @@ def _setitem_cases(name: str, count: int):
                         "(i_0, i_1, ...) is the view's k-th index in row-major order",
                         "the shape of the code: ForEachPosition with a visit that copies a.ptr[k] into out->ptr[pos]"))
 def check_ewise_setitem() -> int:
-    cases = 0
-    for rng, data, perm, sl in _setitem_cases("cpu_backend.ewise_setitem", 12):
-        target_nd, expected = _array(data), data.copy()
-        view = target_nd.permute(perm)[sl]
-        values = rng.standard_normal(view.shape).astype(np.float32)
-        np.transpose(expected, perm)[sl] = values
-        note_case(f"setitem of {values.shape} values into a view with {kc.describe(view)}")
-        target_nd.permute(perm)[sl] = _array(values)
-        expect_close(target_nd.numpy(), expected, rtol=0, atol=0,
-                     what=f"the array after writing {values.shape} values into its view with {kc.describe(view)}",
-                     inputs={"values": values})
-        cases += 1
-    return cases
+    return kc.check_setitem(_setitem_cases("cpu_backend.ewise_setitem", 12), _array, _case, scalar=False,
+                            texts=lambda v, d: (f"setitem of {v.shape} values into a view with {d}",
+                                                f"the array after writing {v.shape} values into its view with {d}"))
 
 
 @kernel_exercise("cpu_backend.scalar_setitem", "scalar_setitem", ("scalar_setitem",),
@@ -119,18 +109,9 @@ def check_ewise_setitem() -> int:
                         "the shape of the code: ForEachPosition with a visit that stores val at out->ptr[pos] (the "
                         "count k is not needed)"))
 def check_scalar_setitem() -> int:
-    cases = 0
-    for rng, data, perm, sl in _setitem_cases("cpu_backend.scalar_setitem", 12):
-        target_nd, expected = _array(data), data.copy()
-        value = float(np.float32(rng.standard_normal()))
-        view = target_nd.permute(perm)[sl]
-        np.transpose(expected, perm)[sl] = value
-        note_case(f"setitem of the scalar {value:.4g} into a view with {kc.describe(view)}")
-        target_nd.permute(perm)[sl] = value
-        expect_close(target_nd.numpy(), expected, rtol=0, atol=0,
-                     what=f"the array after writing {value:.4g} into its view with {kc.describe(view)}")
-        cases += 1
-    return cases
+    return kc.check_setitem(_setitem_cases("cpu_backend.scalar_setitem", 12), _array, _case, scalar=True,
+                            texts=lambda v, d: (f"setitem of the scalar {v:.4g} into a view with {d}",
+                                                f"the array after writing {v:.4g} into its view with {d}"))
 
 
 # ---- elementwise and scalar ops ----

@@ -113,19 +113,8 @@ def _setitem_cases(name: str, count: int):
                         "one grid-stride loop over i < n: out at position(i, ...) receives a[i]; nothing else of out "
                         "changes"))
 def check_ewise_setitem(build: CudaBuild) -> int:
-    cases = 0
-    for rng, data, perm, sl in _setitem_cases("cuda_backend.ewise_setitem", 10):
-        target_nd, expected = _array(data), data.copy()
-        view = target_nd.permute(perm)[sl]
-        values = rng.standard_normal(view.shape).astype(np.float32)
-        np.transpose(expected, perm)[sl] = values
-        desc = f"writing {values.shape} values into a view with {kc.describe(view)}"
-        with _case(desc):
-            target_nd.permute(perm)[sl] = _array(values)
-        expect_close(target_nd.numpy(), expected, rtol=0, atol=0, what=f"the array after {desc}",
-                     inputs={"values": values})
-        cases += 1
-    return cases
+    return kc.check_setitem(_setitem_cases("cuda_backend.ewise_setitem", 10), _array, _case, scalar=False,
+                            texts=lambda v, d: _written(f"writing {v.shape} values into a view with {d}"))
 
 
 @kernel_exercise("cuda_backend.scalar_setitem", "scalar_setitem", ("scalar_setitem_f32",),
@@ -133,18 +122,12 @@ def check_ewise_setitem(build: CudaBuild) -> int:
                  hints=("the walk of compact once more, with val in place of a's element",
                         "one grid-stride loop over i < n: out at position(i, ...) receives val"))
 def check_scalar_setitem(build: CudaBuild) -> int:
-    cases = 0
-    for rng, data, perm, sl in _setitem_cases("cuda_backend.scalar_setitem", 10):
-        target_nd, expected = _array(data), data.copy()
-        value = float(np.float32(rng.standard_normal()))
-        view = target_nd.permute(perm)[sl]
-        np.transpose(expected, perm)[sl] = value
-        desc = f"writing {value:.4g} into a view with {kc.describe(view)}"
-        with _case(desc):
-            target_nd.permute(perm)[sl] = value
-        expect_close(target_nd.numpy(), expected, rtol=0, atol=0, what=f"the array after {desc}")
-        cases += 1
-    return cases
+    return kc.check_setitem(_setitem_cases("cuda_backend.scalar_setitem", 10), _array, _case, scalar=True,
+                            texts=lambda v, d: _written(f"writing {v:.4g} into a view with {d}"))
+
+
+def _written(desc: str) -> tuple[str, str]:
+    return desc, f"the array after {desc}"
 
 
 # ---- elementwise and scalar ops ----
