@@ -1,4 +1,4 @@
-"""The first run of a learner's compiled cell, in child processes: the one mechanism of `%%needle_cpp` and `%%needle_cuda`.
+"""The first run of a learner's compiled cell in child processes: one mechanism for `%%needle_cpp` and `%%needle_cuda`.
 
 A child Python (`python -m <module> ARGS... PROGRESS_FILE ID...`) checks the exercises one after the other and
 writes, line by line into PROGRESS_FILE, which exercise (`start`) and which input (`case`) it is running and how each
