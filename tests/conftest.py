@@ -1,5 +1,6 @@
-"""Shared test settings: a hypothesis profile, the `device` fixture (one run per enabled device), and the
-nn/model suites run whole on every enabled device by making it the default device."""
+"""Shared test settings: a hypothesis profile, the `device` fixture (one run per enabled device), the
+nn/model suites run whole on every enabled device by making it the default device, and the in-process IPython and
+build cache of the compiled-cell tests (`%%needle_cpp`)."""
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -40,3 +41,17 @@ def on_default_device(request):
 def pytest_generate_tests(metafunc):
     if metafunc.module.__name__ in DEFAULT_DEVICE_SUITES:
         metafunc.parametrize("on_default_device", DEVICES, indirect=True, ids=lambda d: f"on-{d}")
+
+
+@pytest.fixture(scope="module")
+def build_cache(tmp_path_factory, request):
+    """One build cache per test module: each distinct cell is compiled once (pybind11 builds take seconds)."""
+    return tmp_path_factory.mktemp("needle_cache_" + request.module.__name__.rpartition(".")[2])
+
+
+@pytest.fixture(scope="module")
+def ipython():
+    """An in-process IPython for one test module (cleared after, so other tests see no running IPython)."""
+    shell = pytest.importorskip("IPython").core.interactiveshell.InteractiveShell
+    yield shell.instance()
+    shell.clear_instance()

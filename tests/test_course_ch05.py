@@ -45,20 +45,9 @@ def cell(exercise_id: str, *replacements: tuple[str, str]) -> str:
     return source
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("needle_cache_ch05")
-
-
-@pytest.fixture(scope="module")
-def ipython():
-    yield IPython.core.interactiveshell.InteractiveShell.instance()
-    IPython.core.interactiveshell.InteractiveShell.clear_instance()
-
-
 @pytest.fixture
-def shell(ipython, cache, monkeypatch):
-    monkeypatch.setenv("NEEDLE_CACHE", str(cache))
+def shell(ipython, build_cache, monkeypatch):
+    monkeypatch.setenv("NEEDLE_CACHE", str(build_cache))
     course.reset()
     ipython.run_cell("%load_ext needle.course\nfrom needle import course", store_history=False)
     yield ipython
@@ -234,8 +223,8 @@ def test_a_wrong_kernel_fails_its_check_but_runs(shell, capsys, exercise_id, rep
 # ---- the build ----
 
 
-def test_two_kernels_building_the_same_cell_at_once_both_get_a_working_module(cache, monkeypatch):
-    monkeypatch.setenv("NEEDLE_CACHE", str(cache / "race"))
+def test_two_kernels_building_the_same_cell_at_once_both_get_a_working_module(build_cache, monkeypatch):
+    monkeypatch.setenv("NEEDLE_CACHE", str(build_cache / "race"))
     source = CELLS["cpu_backend.matmul"].split("\n", 1)[1] + "\n// race\n"
     results, errors = [], []
 

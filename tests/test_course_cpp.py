@@ -11,22 +11,9 @@ SOURCE = (Path(__file__).resolve().parents[1] / "kernels" / "cpu" / "simple_ml_e
 EXERCISE = "ml_refresher.softmax_regression_epoch_cpp"
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One build cache for this module: each distinct cell is compiled once (pybind11 builds take seconds)."""
-    return tmp_path_factory.mktemp("needle_cache")
-
-
-@pytest.fixture(scope="module")
-def ipython():
-    """An in-process IPython for this module only (cleared after, so other tests see no running IPython)."""
-    yield IPython.core.interactiveshell.InteractiveShell.instance()
-    IPython.core.interactiveshell.InteractiveShell.clear_instance()
-
-
 @pytest.fixture
-def shell(ipython, cache, monkeypatch):
-    monkeypatch.setenv("NEEDLE_CACHE", str(cache))
+def shell(ipython, build_cache, monkeypatch):
+    monkeypatch.setenv("NEEDLE_CACHE", str(build_cache))
     course.reset()
     ip = ipython
     ip.run_cell("%load_ext needle.course\nfrom needle import course", store_history=False)
@@ -76,8 +63,8 @@ def test_a_cell_without_a_module_block_is_explained(shell, capsys):
     assert "PYBIND11_MODULE(name, m)" in capsys.readouterr().err
 
 
-def test_recompiling_the_same_cell_reuses_the_build(shell, cache):
+def test_recompiling_the_same_cell_reuses_the_build(shell, build_cache):
     assert run(shell, f"%%needle_cpp {EXERCISE}\n{SOURCE}") is None
-    built = sorted(p.name for p in (cache / "cpp").iterdir())
+    built = sorted(p.name for p in (build_cache / "cpp").iterdir())
     assert run(shell, f"%%needle_cpp {EXERCISE}\n{SOURCE}") is None
-    assert sorted(p.name for p in (cache / "cpp").iterdir()) == built
+    assert sorted(p.name for p in (build_cache / "cpp").iterdir()) == built

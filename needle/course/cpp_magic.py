@@ -31,6 +31,7 @@ from types import ModuleType
 from typing import Any
 
 from . import device_kernels, install, registry, sandbox
+from .errors import compiler_errors_shown
 
 _MODULE_BLOCK = re.compile(r"PYBIND11_MODULE\s*\(\s*\w+\s*,\s*(\w+)\s*\)")
 _CPP_STUB = re.compile(r'throw\s+needle_course::NotImplemented\s*\(\s*"not implemented yet')
@@ -254,11 +255,8 @@ def needle_cpp(line: str, cell: str) -> None:
               "(replace the throw line with your code)")
         return
     report = CellReport()
-    try:
+    with compiler_errors_shown(ids, CompileError):
         install_cell(ids, cell, report)
-    except CompileError as err:
-        print(err, file=sys.stderr)
-        raise CompileError(f"{', '.join(ids)}: not installed (see the compiler's errors above)") from None
     if report.output:
         print(report.output[-3000:], file=sys.stderr)
     if report.installed:

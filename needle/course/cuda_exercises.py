@@ -17,7 +17,8 @@ the learner's kernels by name (`compact_f32`, `ewise_add_f32`, ...) and needle's
 course's entry points that needle's module does not route to a single kernel (`reduce_sum`/`reduce_max`, one thread
 per output; `matmul`, a 2-D grid of 16 x 16 blocks). Names that would bypass an installed kernel (needle's
 `reduce_*_axis`, `matmul_strided`, `matmul_tiled`) are hidden while it is installed, so NDArray takes the course's
-path through it. On `cuda_sim()` the learner's kernels always run in the checked mode: a wrong index is an error
+path through it (the bundles, the install and the hiding are `device_kernels`' `KernelTable` and `KernelOverlay`,
+as for cpu()). On `cuda_sim()` the learner's kernels always run in the checked mode: a wrong index is an error
 naming kernel, block and thread, never a crash of the notebook's kernel. `course.reset()` restores needle's module.
 
 Installs go through `course.install` with a target `needle.course.cuda_exercises:KERNELS.<bundle>`; a bundle is the
@@ -30,10 +31,12 @@ import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 from needle.backend_ndarray import cuda_launch as geo
 from needle.backend_ndarray.cuda_sources import _COMMENT, _KERNEL
+
+from .device_kernels import KernelOverlay, KernelTable
 
 __all__ = ["PRELUDE", "KERNELS", "CudaBuild", "CudaOverlay", "active_device", "compile_cell", "install_cell",
            "needle_cuda_exercise", "calls", "reset_calls", "overlay", "kernel_bodies", "stub_kernels", "launch"]
@@ -159,59 +162,8 @@ class CudaBuild:
         return self.stubs + self.missing
 
 
-class _Reference:
-    """needle's own kernels of one bundle (what `course.reference` sees at a KERNELS target)."""
-
-    def __init__(self, bundle: str):
-        self.bundle = bundle
-
-    def __repr__(self) -> str:
-        return f"<needle's {self.bundle} CUDA kernels>"
-
-
-class _KernelSlots:
-    """The kernel bundles of the chapter; setting a bundle installs a CudaBuild's kernels into the active device."""
-
-    def __init__(self) -> None:
-        object.__setattr__(self, "_bundles", {})
-
-    def declare(self, bundle: str, kernels: Iterable[str], hides: Iterable[str] = ()) -> None:
-        """Name the kernels an exercise writes, and needle's entry points that would bypass them."""
-        self._bundles[bundle] = (tuple(kernels), tuple(hides))
-
-    def kernels(self, bundle: str) -> tuple[str, ...]:
-        try:
-            return self._bundles[bundle][0]
-        except KeyError:
-            raise AttributeError(f"no CUDA kernel bundle {bundle!r}; declared: {', '.join(self._bundles)}") from None
-
-    def __getattr__(self, bundle: str) -> _Reference:
-        if bundle.startswith("_"):
-            raise AttributeError(bundle)
-        self.kernels(bundle)
-        return _Reference(bundle)
-
-    def __setattr__(self, bundle: str, value: Any) -> None:
-        names, hides = self._bundles[bundle] if bundle in self._bundles else (self.kernels(bundle), ())
-        device = active_device()
-        if isinstance(value, _Reference):  # course.reset() puts needle's back
-            ov = overlay(device)
-            if ov is not None:
-                ov.remove(names, hides)
-            return
-        kernels = {k: h for k, h in dict(getattr(value, "kernels", {})).items() if k in names}
-        if not kernels:
-            return
-        ov = overlay(device)
-        if ov is None:
-            from . import install
-
-            ov = CudaOverlay(device.mod)
-            install._set(device, "mod", ov)  # saved, so course.reset() restores needle's module
-        ov.add(kernels, hides)
-
-
-KERNELS = _KernelSlots()
+# the kernel bundles of the chapter; setting a bundle installs a CudaBuild's kernels into the active device
+KERNELS = KernelTable(lambda: active_device(), lambda base: CudaOverlay(base), kind="CUDA ")
 _PREFIX = __name__ + ":KERNELS."
 
 
@@ -268,31 +220,21 @@ class _LearnerExecutor:
             self._base.checked_mode = False
 
 
-class CudaOverlay:
-    """A CUDA device module seen through the learner's kernels: theirs where installed, needle's elsewhere."""
+class CudaOverlay(KernelOverlay):
+    """A CUDA device module seen through the learner's kernels (compiled, served by name by its executor): theirs
+    where installed, needle's elsewhere. What is installed and hidden is `KernelOverlay`'s bookkeeping."""
 
     def __init__(self, base):
         from needle.backend_ndarray.ndarray_backend_cuda import CudaBackend
 
-        learner: dict[str, Any] = {}
-        backend = CudaBackend(_LearnerExecutor(base.x, learner))
-        self.__dict__.update(_base=base, _backend=backend, _learner=learner, _hides={}, _prefer=None,
-                             __name__=f"{base.__device_name__} with your kernels")
+        self._start(base)
+        backend = CudaBackend(_LearnerExecutor(base.x, self._learner))
+        self.__dict__.update(_backend=backend, _prefer=None, __name__=f"{base.__device_name__} with your kernels")
 
     def __getattr__(self, name: str) -> Any:
-        if any(name in hides for hides in self.__dict__["_hides"].values()):
+        if self._is_hidden(name):
             raise AttributeError(f"{name} is hidden while your kernels are installed")
         return getattr(self.__dict__["_backend"], name)
-
-    def add(self, kernels: dict[str, Any], hides: Iterable[str] = ()) -> None:
-        self._learner.update(kernels)
-        for name in kernels:
-            self._hides[name] = tuple(hides)
-
-    def remove(self, names: Iterable[str], hides: Iterable[str] = ()) -> None:
-        for name in names:
-            self._learner.pop(name, None)
-            self._hides.pop(name, None)
 
     @contextlib.contextmanager
     def preferring(self, kernel: str) -> Iterator[None]:
@@ -365,8 +307,7 @@ def _base_module(device):
 
 def overlay(device=None) -> CudaOverlay | None:
     """The device's overlay while a learner's kernel is installed, else None."""
-    mod = (device or active_device()).mod
-    return mod if isinstance(mod, CudaOverlay) else None
+    return KERNELS.overlay(device)
 
 
 def calls() -> dict[str, int]:
@@ -447,11 +388,10 @@ def needle_cuda_exercise(exercise_ids: list[str], cell: str) -> CellReport:
     """%%needle_cuda EXERCISE_ID [...]: compile the cell for the active CUDA device and install its kernels."""
     from needle.backend_ndarray.cuda_sim_build import CudaCompileError
 
-    try:
+    from .errors import compiler_errors_shown
+
+    with compiler_errors_shown(exercise_ids, CudaCompileError):
         report = install_cell(exercise_ids, cell)
-    except CudaCompileError as err:
-        print(err, file=sys.stderr)
-        raise CudaCompileError(f"{', '.join(exercise_ids)}: not installed (see the compiler's errors above)") from None
     if report.installed:
         print(f"compiled for {report.device} and installed: {', '.join(report.installed)}")
     for exercise_id, unfinished in report.partly:

@@ -11,7 +11,8 @@ course's `matmul`) are hidden while it is installed, so NDArray takes the course
 
 Installs go through `course.install` with a target `needle.course.device_kernels:<device>.<bundle>`: a bundle is
 the group of kernels one exercise writes (`elementwise` = `ewise_add`, `scalar_add`, ...). `course.reset()`
-restores needle's module. Nothing here is specific to the CPU: a table per device serves `cuda_sim()` as well.
+restores needle's module. The table and the overlay's bookkeeping serve every device: chapter 06's CUDA kernels
+(`cuda_exercises.py`) install through a `KernelTable` too, into a `KernelOverlay` that serves compiled kernels.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import types
 from collections import Counter
 from typing import Any, Callable, Iterable, Mapping
 
-__all__ = ["DeviceOverlay", "KernelTable", "ReferenceKernels", "register", "table", "target", "bundle_of", "cpu",
+__all__ = ["KernelOverlay", "DeviceOverlay", "KernelTable", "ReferenceKernels",
+           "register", "table", "target", "bundle_of", "cpu",
            "learner_kernel", "calls", "reset_calls", "ELEMENTWISE"]
 
 _COUNTS: Counter = Counter()
@@ -28,9 +30,10 @@ _COUNTS: Counter = Counter()
 class ReferenceKernels:
     """needle's own kernels of one bundle (what `course.reference` returns for a kernel exercise)."""
 
-    def __init__(self, bundle: str, kernels: Mapping[str, Callable]):
+    def __init__(self, bundle: str, kernels: Mapping[str, Callable], kind: str = ""):
         self.bundle = bundle
         self.kernels = dict(kernels)
+        self.kind = kind
 
     def __getattr__(self, name: str) -> Callable:
         try:
@@ -39,7 +42,9 @@ class ReferenceKernels:
             raise AttributeError(name) from None
 
     def __repr__(self) -> str:
-        return f"<needle's {self.bundle} kernels: {', '.join(self.kernels)}>"
+        if not self.kernels:
+            return f"<needle's {self.bundle} {self.kind}kernels>"
+        return f"<needle's {self.bundle} {self.kind}kernels: {', '.join(self.kernels)}>"
 
 
 def _learner_kernel(name: str, fn: Callable, base: Callable | None, dtype_ok: Callable[[Any], bool]) -> Callable:
@@ -59,33 +64,62 @@ def _learner_kernel(name: str, fn: Callable, base: Callable | None, dtype_ok: Ca
     return kernel
 
 
-class DeviceOverlay(types.ModuleType):
-    """A device module seen through the learner's kernels: theirs where installed, needle's module elsewhere."""
+class KernelOverlay:
+    """What the overlay of every device shares: the learner's kernels by name over needle's module (`_base`), and
+    the names of needle's that would bypass them, hidden while they are installed. A device's overlay says how it
+    serves a kernel (`_serve`, `_unserve`) and forwards every other name to needle's module."""
 
-    def __init__(self, base: types.ModuleType, bypasses: Mapping[str, Iterable[str]], dtype_ok: Callable[[Any], bool]):
-        super().__init__(getattr(base, "__name__", "device") + "+yours")
-        self.__dict__.update(_base=base, _bypasses=dict(bypasses), _dtype_ok=dtype_ok, _learner={})
+    def _start(self, base: Any) -> None:
+        self.__dict__.update(_base=base, _learner={}, _hides={}, _hidden=frozenset())
 
-    def __getattr__(self, name: str) -> Any:  # only for names not installed (those live in __dict__)
-        if name in self.__dict__.get("_hidden", ()):
-            raise AttributeError(f"{name} is hidden while your kernels are installed")
-        return getattr(self.__dict__["_base"], name)
+    def _is_hidden(self, name: str) -> bool:
+        return name in self.__dict__.get("_hidden", ())
 
-    def _refresh_hidden(self) -> None:
-        hidden = {h for k in self._learner for h in self._bypasses.get(k, ())}
-        self.__dict__["_hidden"] = hidden - set(self._learner)
+    def _serve(self, name: str, kernel: Any) -> None:
+        pass
 
-    def add(self, kernels: Mapping[str, Callable]) -> None:
-        for name, fn in kernels.items():
-            self._learner[name] = fn
-            self.__dict__[name] = _learner_kernel(name, fn, getattr(self._base, name, None), self._dtype_ok)
+    def _unserve(self, name: str) -> None:
+        pass
+
+    def add(self, kernels: Mapping[str, Any], hides: Mapping[str, Iterable[str]] | None = None) -> None:
+        """Install the learner's `kernels`; `hides[name]`: needle's names that would bypass kernel `name`."""
+        for name, kernel in kernels.items():
+            self._learner[name] = kernel
+            self._hides[name] = tuple((hides or {}).get(name, ()))
+            self._serve(name, kernel)
         self._refresh_hidden()
 
     def remove(self, names: Iterable[str]) -> None:
         for name in names:
             self._learner.pop(name, None)
-            self.__dict__.pop(name, None)
+            self._hides.pop(name, None)
+            self._unserve(name)
         self._refresh_hidden()
+
+    def _refresh_hidden(self) -> None:
+        hidden = {h for hides in self._hides.values() for h in hides}
+        self.__dict__["_hidden"] = frozenset(hidden - set(self._learner))
+
+
+class DeviceOverlay(KernelOverlay, types.ModuleType):
+    """A device module seen through the learner's kernels (Python-callable, as pybind11 binds them): theirs where
+    installed, needle's module elsewhere."""
+
+    def __init__(self, base: types.ModuleType, dtype_ok: Callable[[Any], bool]):
+        types.ModuleType.__init__(self, getattr(base, "__name__", "device") + "+yours")
+        self._start(base)
+        self.__dict__["_dtype_ok"] = dtype_ok
+
+    def __getattr__(self, name: str) -> Any:  # only for names not installed (those live in __dict__)
+        if self._is_hidden(name):
+            raise AttributeError(f"{name} is hidden while your kernels are installed")
+        return getattr(self.__dict__["_base"], name)
+
+    def _serve(self, name: str, fn: Callable) -> None:
+        self.__dict__[name] = _learner_kernel(name, fn, getattr(self._base, name, None), self._dtype_ok)
+
+    def _unserve(self, name: str) -> None:
+        self.__dict__.pop(name, None)
 
     def learner_kernels(self) -> dict[str, Callable]:
         """name -> the learner's raw function, for every installed kernel."""
@@ -99,58 +133,73 @@ def _float32_or_other(arg: Any) -> bool:
 
 
 class KernelTable:
-    """The kernel bundles of one device; setting an attribute installs a bundle, `course.reset()` restores it."""
+    """The kernel bundles of one device; setting an attribute installs a bundle, `course.reset()` restores it.
 
-    def __init__(self, device: Callable[[], Any], bypasses: Mapping[str, Iterable[str]] | None = None,
-                 dtype_ok: Callable[[Any], bool] = _float32_or_other):
+    `device()` gives the device (its kernel module is `device.mod`); `make_overlay(module)` wraps needle's module
+    when the first kernel is installed; `bypasses[kernel]` are needle's names that would bypass an installed kernel
+    (a bundle may name more when it is declared)."""
+
+    def __init__(self, device: Callable[[], Any], make_overlay: Callable[[Any], KernelOverlay] | None = None,
+                 bypasses: Mapping[str, Iterable[str]] | None = None, kind: str = ""):
+        if make_overlay is None:
+            make_overlay = lambda mod: DeviceOverlay(mod, _float32_or_other)  # noqa: E731
         object.__setattr__(self, "_device", device)
-        object.__setattr__(self, "_bypasses", dict(bypasses or {}))
-        object.__setattr__(self, "_dtype_ok", dtype_ok)
+        object.__setattr__(self, "_make_overlay", make_overlay)
+        object.__setattr__(self, "_bypasses", {k: tuple(v) for k, v in (bypasses or {}).items()})
+        object.__setattr__(self, "_kind", kind)
         object.__setattr__(self, "_bundles", {})
 
-    def declare(self, bundle: str, kernels: Iterable[str]) -> None:
-        """Name the kernels an exercise's bundle holds (the checks module of the chapter does this)."""
-        self._bundles[bundle] = tuple(kernels)
+    def declare(self, bundle: str, kernels: Iterable[str], hides: Iterable[str] = ()) -> None:
+        """Name the kernels an exercise's bundle holds, and needle's names that would bypass them (the checks module
+        of the chapter does this)."""
+        self._bundles[bundle] = (tuple(kernels), tuple(hides))
 
     def kernels(self, bundle: str) -> tuple[str, ...]:
         try:
-            return self._bundles[bundle]
+            return self._bundles[bundle][0]
         except KeyError:
-            raise AttributeError(f"no kernel bundle {bundle!r}; declared: {', '.join(self._bundles)}") from None
+            declared = ", ".join(self._bundles)
+            raise AttributeError(f"no {self._kind}kernel bundle {bundle!r}; declared: {declared}") from None
 
-    def base(self) -> types.ModuleType:
+    def _hides(self, bundle: str) -> dict[str, tuple[str, ...]]:
+        names, hides = self._bundles[bundle]
+        return {k: self._bypasses.get(k, ()) + hides for k in names}
+
+    def base(self) -> Any:
         """needle's own kernel module of the device (also while an overlay is installed)."""
         mod = self._device().mod
-        return mod._base if isinstance(mod, DeviceOverlay) else mod
+        return mod.__dict__["_base"] if isinstance(mod, KernelOverlay) else mod
 
-    def overlay(self) -> DeviceOverlay | None:
-        mod = self._device().mod
-        return mod if isinstance(mod, DeviceOverlay) else None
+    def overlay(self, device: Any = None) -> Any:
+        """The device's overlay while a learner's kernel is installed, else None."""
+        mod = (device if device is not None else self._device()).mod
+        return mod if isinstance(mod, KernelOverlay) else None
 
     def __getattr__(self, bundle: str) -> ReferenceKernels:
         if bundle.startswith("_"):
             raise AttributeError(bundle)
+        names = self.kernels(bundle)
         base = self.base()
-        return ReferenceKernels(bundle, {k: getattr(base, k) for k in self.kernels(bundle) if hasattr(base, k)})
+        return ReferenceKernels(bundle, {k: getattr(base, k) for k in names if hasattr(base, k)}, self._kind)
 
     def __setattr__(self, bundle: str, value: Any) -> None:
         names = self.kernels(bundle)
+        device = self._device()
         if isinstance(value, ReferenceKernels):  # course.reset() puts needle's back
-            overlay = self.overlay()
+            overlay = self.overlay(device)
             if overlay is not None:
                 overlay.remove(names)
             return
         kernels = {k: fn for k, fn in dict(getattr(value, "kernels", value)).items() if k in names and fn is not None}
         if not kernels:
             return
-        overlay = self.overlay()
+        overlay = self.overlay(device)
         if overlay is None:
             from . import install
 
-            device = self._device()
-            overlay = DeviceOverlay(device.mod, self._bypasses, self._dtype_ok)
+            overlay = self._make_overlay(device.mod)
             install._set(device, "mod", overlay)  # saved, so course.reset() restores needle's module
-        overlay.add(kernels)
+        overlay.add(kernels, self._hides(bundle))
 
 
 def _cpu_device() -> Any:

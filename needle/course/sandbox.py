@@ -9,21 +9,16 @@ loaded into the notebook's kernel; a crashed or hung build never is, and needle'
 """
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import child_trial
+from .child_trial import trial_timeout
 from .errors import CheckFailed, LearnerError
 
-TIMEOUT_ENV = "NEEDLE_TRIAL_TIMEOUT"
-DEFAULT_TIMEOUT = 60.0
-_progress = None  # the child's report file (None in the notebook's own process)
+_progress: child_trial.Progress | None = None  # the child's report file (None in the notebook's own process)
 
 _SIGNALS = {
     "SIGSEGV": "a segmentation fault: a read or write outside the memory the process owns "
@@ -34,14 +29,6 @@ _SIGNALS = {
     "SIGILL": "an illegal instruction",
     "SIGKILL": "it was killed (out of memory?)",
 }
-
-
-def trial_timeout() -> float:
-    """Seconds a trial may run (NEEDLE_TRIAL_TIMEOUT, default 60)."""
-    try:
-        return float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
-    except ValueError:
-        return DEFAULT_TIMEOUT
 
 
 @dataclass
@@ -123,95 +110,41 @@ def note_case(text: str) -> None:
     _cases_started += 1
     _case_text = text
     if _progress is not None:
-        _emit({"event": "case", "text": text})
-
-
-def _emit(record: dict) -> None:
-    _progress.write(json.dumps(record) + "\n")
-    _progress.flush()
+        _progress.emit({"event": "case", "text": text})
 
 
 # ---- the notebook's side ----
 
 
-def _signal_text(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"{name}, {_SIGNALS.get(name, 'killed by a signal')}"
-    return f"exit status {returncode}"
-
-
-def _read_progress(path: Path) -> list[dict]:
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by the crash
-            pass
-    return records
-
-
 def trial(library: Path, module_name: str, ids: list[str], timeout: float | None = None) -> tuple[dict[str, Outcome], str]:
-    """Run the checks of `ids` on the compiled module in child processes; returns each outcome and the children's output.
-
-    When a child dies, the exercise it was checking gets the crash as its outcome, and the exercises after it are
-    tried again in a fresh child (each has its own chance)."""
+    """Run the checks of `ids` on the compiled module in child processes (`child_trial.py`); returns each outcome and
+    the children's output."""
     timeout = trial_timeout() if timeout is None else timeout
-    outcomes: dict[str, Outcome] = {}
-    output = []
-    pending = list(ids)
-    while pending:
-        with tempfile.TemporaryDirectory(prefix="needle_trial_") as tmp:
-            progress = Path(tmp) / "progress.jsonl"
-            progress.touch()
-            command = [sys.executable, "-m", "needle.course.sandbox", str(library), module_name, str(progress), *pending]
-            try:
-                proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-                returncode, hung = proc.returncode, False
-                output.append(proc.stdout + proc.stderr)
-            except subprocess.TimeoutExpired as exc:
-                returncode, hung = None, True
-                output.append(_text(exc.stdout) + _text(exc.stderr))
-            records = _read_progress(progress)
-        current, case = None, ""
-        for record in records:
-            if record["event"] == "start":
-                current, case = record["id"], ""
-            elif record["event"] == "case":
-                case = record["text"]
-            elif record["event"] == "result":
-                outcomes[record["id"]] = Outcome(record["status"], record.get("cases", 0), record.get("message", ""))
-                current = None
-        if not hung and returncode == 0 and current is None:
-            pending = [i for i in pending if i not in outcomes]
-            if pending:  # the child stopped without reporting them: say so rather than loop
-                for i in pending:
-                    outcomes[i] = Outcome("crashed", message="the child process stopped before checking it")
-            break
-        where = f" while running: {case}" if case else (" while loading the compiled module" if current is None else "")
-        if hung:
-            outcome = Outcome("hung", message=f"your code did not finish within {timeout:g} s (an infinite loop? a loop "
-                                              f"whose index never reaches its bound?){where}. It ran in a child process, "
-                                              "which was stopped; it was not loaded into this notebook")
-        else:
-            outcome = Outcome("crashed", message=f"your code crashed the child process that ran its check "
-                                                 f"({_signal_text(returncode)}){where}. It was not loaded into this "
-                                                 "notebook, whose kernel lives on")
-        victims = [current] if current is not None else list(pending)
-        for i in victims:
-            outcomes[i] = outcome
-        pending = [i for i in pending if i not in outcomes]
-    text = "".join(output).strip()
-    return {i: outcomes[i] for i in ids}, text
+    output: list[str] = []
 
+    def child(pending: list[str]) -> child_trial.Round:
+        rnd = child_trial.run_child("needle.course.sandbox", lambda tmp: [str(library), module_name], pending, timeout,
+                                    "needle_trial_")
+        output.append(rnd.output)
+        return rnd
 
-def _text(data: Any) -> str:
-    if data is None:
-        return ""
-    return data.decode(errors="replace") if isinstance(data, bytes) else data
+    def died(rnd: child_trial.Round) -> Outcome:
+        where = (f" while running: {rnd.case}" if rnd.case
+                 else (" while loading the compiled module" if rnd.current is None else ""))
+        if rnd.hung:
+            return Outcome("hung", message=f"your code did not finish within {timeout:g} s (an infinite loop? a loop "
+                                           f"whose index never reaches its bound?){where}. It ran in a child process, "
+                                           "which was stopped; it was not loaded into this notebook")
+        return Outcome("crashed", message=f"your code crashed the child process that ran its check "
+                                          f"({child_trial.signal_text(rnd.returncode, _SIGNALS)}){where}. It was not "
+                                          "loaded into this notebook, whose kernel lives on")
+
+    outcomes = child_trial.run(
+        ids, child,
+        finished=lambda r: Outcome(r["status"], r.get("cases", 0), r.get("message", "")),
+        unreported=lambda rnd: Outcome("crashed", message="the child process stopped before checking it"),
+        died=died)
+    return outcomes, "".join(output).strip()
 
 
 # ---- the child's side ----
@@ -237,20 +170,20 @@ def _bind(ex: Any, module: Any) -> Any:
 def _child(argv: list[str]) -> int:
     global _progress, _cases_started
     library, module_name, progress_path, *ids = argv
-    _progress = open(progress_path, "a", encoding="utf-8")
+    _progress = child_trial.Progress(progress_path)
     from . import install, registry
     from .cpp_magic import load_library
     from .runner import _learner_traceback
 
-    _emit({"event": "load"})
+    _progress.emit({"event": "load"})
     module = load_library(Path(library), module_name)
     for exercise_id in ids:
-        _emit({"event": "start", "id": exercise_id})
+        _progress.emit({"event": "start", "id": exercise_id})
         ex = registry.get(exercise_id)
         try:
             obj = _bind(ex, module)
         except LookupError as exc:
-            _emit({"event": "result", "id": exercise_id, "status": "unbound", "message": str(exc)})
+            _progress.emit({"event": "result", "id": exercise_id, "status": "unbound", "message": str(exc)})
             continue
         _cases_started = 0
         try:
@@ -270,7 +203,7 @@ def _child(argv: list[str]) -> int:
             result = {"status": "raised", "message": f"your code raised {type(exc).__name__}:\n{_learner_traceback(exc)}"}
         finally:
             install.reset()
-        _emit({"event": "result", "id": exercise_id, **result})
+        _progress.emit({"event": "result", "id": exercise_id, **result})
     return 0
 
 

@@ -7,10 +7,12 @@ gives one failure. The check runs first in a child process (`sandbox.py`); in th
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Iterator
 
 import numpy as np
 
+from .. import kernel_checks as kc
 from ..cases import random_shape, rng_for
 from ..compare import expect, expect_close
 from ..device_kernels import ELEMENTWISE, cpu as CPU_KERNELS, target
@@ -50,47 +52,15 @@ def _array(x: np.ndarray):
     return nd.NDArray(np.ascontiguousarray(x, dtype=np.float32), device=nd.cpu())
 
 
-def _describe(view) -> str:
-    return f"shape {view.shape}, strides {view.strides}, offset {view._offset}"
-
-
-def _random_slices(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[slice, ...]:
-    """A slice per axis: random start, stop and step (1–3, sometimes negative), never empty."""
-    out = []
-    for n in shape:
-        step = int(rng.integers(1, 4)) * (-1 if n > 1 and rng.random() < 0.25 else 1)
-        start = int(rng.integers(0, n))
-        if step > 0:
-            stop = int(rng.integers(start + 1, n + 1))
-        else:
-            stop = int(rng.integers(-1, start)) if start > 0 else -1
-            stop = None if stop < 0 else stop
-        out.append(slice(start, stop, step))
-    return tuple(out)
+@contextlib.contextmanager
+def _case(text: str) -> Iterator[None]:
+    """One case: noted for the child-process trial (so a crash or a hang names it)."""
+    note_case(text)
+    yield
 
 
 def _strided_views(name: str, count: int) -> Iterator[tuple[object, np.ndarray, str]]:
-    """(NDArray view, the same view in numpy, its description): permuted, sliced with steps and offsets, broadcast."""
-    rng = rng_for(name)
-    for i in range(count):
-        shape = random_shape(rng, 2 if i % 4 != 1 else 1, 4, 6)
-        data = rng.standard_normal(shape).astype(np.float32)
-        a, ref = _array(data), data
-        kind = i % 4
-        if kind in (0, 3):  # axes permuted
-            perm = tuple(int(p) for p in rng.permutation(len(shape)))
-            if perm == tuple(range(len(shape))):
-                perm = perm[::-1]
-            a, ref = a.permute(perm), np.transpose(ref, perm)
-        if kind in (1, 3):  # sliced: an offset, steps, reversed axes
-            sl = _random_slices(rng, a.shape)
-            a, ref = a[sl], ref[sl]
-        if kind == 2:  # one axis repeated by broadcasting (stride 0)
-            axis = int(rng.integers(0, len(shape)))
-            small = _array(data.take([0], axis=axis))
-            a = small.broadcast_to(shape)
-            ref = np.broadcast_to(data.take([0], axis=axis), shape)
-        yield a, np.array(ref), _describe(a)
+    return kc.strided_views(rng_for(name), count, _array)
 
 
 # ---- compact and setitem ----
@@ -110,30 +80,11 @@ def _strided_views(name: str, count: int) -> Iterator[tuple[object, np.ndarray, 
                         "over the number of elements, computes pos as an int64_t and calls visit(k, pos); Compact's "
                         "visit copies a.ptr[pos] into out->ptr[k]"))
 def check_compact() -> int:
-    cases = 0
-    for view, ref, desc in _strided_views("cpu_backend.compact", 14):
-        before = view._handle  # the source buffer must be left as it was
-        source = _nd().NDArray.make((before.size,), device=_nd().cpu(), handle=before).numpy()
-        note_case(f"compact() of a view with {desc}")
-        got = view.compact()
-        expect(got.is_compact(), f"compact() of a view with {desc} did not give a compact array")
-        expect_close(got.numpy(), ref, what=f"compact() of a view with {desc}", rtol=0, atol=0)
-        after = _nd().NDArray.make((before.size,), device=_nd().cpu(), handle=before).numpy()
-        expect_close(after, source, what=f"the source buffer after compact() of a view with {desc} (it must not change)",
-                     rtol=0, atol=0)
-        cases += 1
-    return cases
+    return kc.check_compact(_strided_views("cpu_backend.compact", 14), _case)
 
 
 def _setitem_cases(name: str, count: int):
-    """(target array in numpy, permutation, slices): the view written is target.permute(perm)[slices]."""
-    rng = rng_for(name)
-    for _ in range(count):
-        shape = random_shape(rng, 1, 4, 6)
-        data = rng.standard_normal(shape).astype(np.float32)
-        perm = tuple(int(p) for p in rng.permutation(len(shape)))
-        sl = _random_slices(rng, tuple(shape[p] for p in perm))
-        yield rng, data, perm, sl
+    return kc.setitem_cases(rng_for(name), count)
 
 
 @kernel_exercise("cpu_backend.ewise_setitem", "ewise_setitem", ("ewise_setitem",),
@@ -145,19 +96,9 @@ def _setitem_cases(name: str, count: int):
                         "(i_0, i_1, ...) is the view's k-th index in row-major order",
                         "the shape of the code: ForEachPosition with a visit that copies a.ptr[k] into out->ptr[pos]"))
 def check_ewise_setitem() -> int:
-    cases = 0
-    for rng, data, perm, sl in _setitem_cases("cpu_backend.ewise_setitem", 12):
-        target_nd, expected = _array(data), data.copy()
-        view = target_nd.permute(perm)[sl]
-        values = rng.standard_normal(view.shape).astype(np.float32)
-        np.transpose(expected, perm)[sl] = values
-        note_case(f"setitem of {values.shape} values into a view with {_describe(view)}")
-        target_nd.permute(perm)[sl] = _array(values)
-        expect_close(target_nd.numpy(), expected, rtol=0, atol=0,
-                     what=f"the array after writing {values.shape} values into its view with {_describe(view)}",
-                     inputs={"values": values})
-        cases += 1
-    return cases
+    return kc.check_setitem(_setitem_cases("cpu_backend.ewise_setitem", 12), _array, _case, scalar=False,
+                            texts=lambda v, d: (f"setitem of {v.shape} values into a view with {d}",
+                                                f"the array after writing {v.shape} values into its view with {d}"))
 
 
 @kernel_exercise("cpu_backend.scalar_setitem", "scalar_setitem", ("scalar_setitem",),
@@ -168,45 +109,12 @@ def check_ewise_setitem() -> int:
                         "the shape of the code: ForEachPosition with a visit that stores val at out->ptr[pos] (the "
                         "count k is not needed)"))
 def check_scalar_setitem() -> int:
-    cases = 0
-    for rng, data, perm, sl in _setitem_cases("cpu_backend.scalar_setitem", 12):
-        target_nd, expected = _array(data), data.copy()
-        value = float(np.float32(rng.standard_normal()))
-        view = target_nd.permute(perm)[sl]
-        np.transpose(expected, perm)[sl] = value
-        note_case(f"setitem of the scalar {value:.4g} into a view with {_describe(view)}")
-        target_nd.permute(perm)[sl] = value
-        expect_close(target_nd.numpy(), expected, rtol=0, atol=0,
-                     what=f"the array after writing {value:.4g} into its view with {_describe(view)}")
-        cases += 1
-    return cases
+    return kc.check_setitem(_setitem_cases("cpu_backend.scalar_setitem", 12), _array, _case, scalar=True,
+                            texts=lambda v, d: (f"setitem of the scalar {v:.4g} into a view with {d}",
+                                                f"the array after writing {v:.4g} into its view with {d}"))
 
 
 # ---- elementwise and scalar ops ----
-
-
-def _ops() -> list[tuple[str, Callable, Callable, str]]:
-    """(kernel, NDArray expression, numpy expression, input kind) for every elementwise kernel."""
-    f32 = np.float32
-    return [
-        ("ewise_add", lambda a, b, s: a + b, lambda a, b, s: a + b, "any"),
-        ("scalar_add", lambda a, b, s: a + s, lambda a, b, s: a + f32(s), "any"),
-        ("ewise_mul", lambda a, b, s: a * b, lambda a, b, s: a * b, "any"),
-        ("scalar_mul", lambda a, b, s: a * s, lambda a, b, s: a * f32(s), "any"),
-        ("ewise_div", lambda a, b, s: a / b, lambda a, b, s: a / b, "nonzero"),
-        ("scalar_div", lambda a, b, s: a / s, lambda a, b, s: a / f32(s), "any"),
-        ("scalar_power", lambda a, b, s: a ** 3.0, lambda a, b, s: a ** f32(3.0), "any"),
-        ("scalar_power", lambda a, b, s: a ** 0.5, lambda a, b, s: a ** f32(0.5), "positive"),
-        ("ewise_maximum", lambda a, b, s: a.maximum(b), lambda a, b, s: np.maximum(a, b), "any"),
-        ("scalar_maximum", lambda a, b, s: a.maximum(s), lambda a, b, s: np.maximum(a, f32(s)), "any"),
-        ("ewise_eq", lambda a, b, s: a == b, lambda a, b, s: (a == b).astype(f32), "shared"),
-        ("scalar_eq", lambda a, b, s: a == s, lambda a, b, s: (a == f32(s)).astype(f32), "shared"),
-        ("ewise_ge", lambda a, b, s: a >= b, lambda a, b, s: (a >= b).astype(f32), "shared"),
-        ("scalar_ge", lambda a, b, s: a >= s, lambda a, b, s: (a >= f32(s)).astype(f32), "shared"),
-        ("ewise_log", lambda a, b, s: a.log(), lambda a, b, s: np.log(a), "positive"),
-        ("ewise_exp", lambda a, b, s: a.exp(), lambda a, b, s: np.exp(a), "any"),
-        ("ewise_tanh", lambda a, b, s: a.tanh(), lambda a, b, s: np.tanh(a), "any"),
-    ]
 
 
 @kernel_exercise("cpu_backend.elementwise", "elementwise", ELEMENTWISE,
@@ -223,33 +131,16 @@ def _ops() -> list[tuple[str, Callable, Callable, str]]:
 def check_elementwise() -> int:
     rng = rng_for("cpu_backend.elementwise")
     cases = 0
-    for kernel, op, numpy_op, kind in _ops():
+    for kernel, op, numpy_op, kind in kc.ops():
         for trial in range(2):
             shape = random_shape(rng, 1, 3, 7)
-            a = rng.standard_normal(shape).astype(np.float32)
-            b = rng.standard_normal(shape).astype(np.float32)
-            s = float(np.float32(rng.uniform(0.5, 2.0) * rng.choice([-1, 1])))
-            if kind == "positive":
-                a = np.abs(a) + np.float32(0.25)
-            if kind == "nonzero":
-                b = np.where(np.abs(b) < 0.25, np.float32(0.5), b).astype(np.float32)
-            if kind == "shared":  # some equal elements, so that == and >= see ties
-                b = np.where(rng.random(shape) < 0.5, a, b).astype(np.float32)
-                s = float(a.reshape(-1)[0])
+            a, b, s = kc.operands(rng, shape, kind)
             a_nd, b_nd = _array(a), _array(b)
             if trial == 1 and a.ndim >= 2:  # a strided operand (compacted by needle before your kernel runs)
                 a, a_nd = a.T.copy(), _array(a).permute(tuple(reversed(range(a.ndim))))
                 b, b_nd = b.T.copy(), _array(b).permute(tuple(reversed(range(b.ndim))))
-            note_case(f"{kernel} on arrays of shape {a.shape}" + (f" with the scalar {s:.4g}" if "scalar" in kernel else ""))
-            with np.errstate(all="ignore"):
-                expected = numpy_op(a, b, s)
-            got = op(a_nd, b_nd, s)
-            if kernel in ("ewise_log", "ewise_exp", "ewise_tanh"):
-                inputs = {"a": a}
-            else:
-                inputs = {"a": a, "scalar": s} if kernel.startswith("scalar") else {"a": a, "b": b}
-            expect_close(got, expected, what=kernel, inputs=inputs, rtol=1e-5, atol=1e-6)
-            expect_close(a_nd, a, what=f"the input a after {kernel} (it must not change)", rtol=0, atol=0)
+            kc.check_op(kernel, op, numpy_op, a, b, s, a_nd, b_nd, _case, what=kernel,
+                        desc=kc.elementwise_desc(kernel, a.shape, s))
             cases += 1
     return cases
 
@@ -277,23 +168,12 @@ def check_reductions() -> int:
         axis = None if i % 5 == 4 else int(rng.integers(0, len(shape)))
         keepdims = bool(i % 2)
         a = _array(data)
-        for name, method, numpy_fn in (("sum", a.sum, np.sum), ("max", a.max, np.max)):
-            note_case(f"{name}(axis={axis}, keepdims={keepdims}) of shape {shape}")
-            got = method(axis=axis, keepdims=keepdims)
-            expected = numpy_fn(data.astype(np.float64), axis=axis, keepdims=keepdims)
-            expect_close(got, expected, what=f"a.{name}(axis={axis}, keepdims={keepdims})", inputs={"a": data},
-                         rtol=1e-5, atol=1e-5)
-            cases += 1
+        cases += kc.check_reduction(a, data, axis, keepdims, _case,
+                                    what=lambda name: f"a.{name}(axis={axis}, keepdims={keepdims})",
+                                    desc=lambda name: f"{name}(axis={axis}, keepdims={keepdims}) of shape {shape}")
     # straight into a buffer that holds old numbers: out starts uninitialised
-    for kernel, numpy_fn in (("reduce_sum", np.sum), ("reduce_max", np.max)):
-        data = (rng.standard_normal((4, 6)) - 2).astype(np.float32)
-        a, out = _array(data), nd.cpu().full((4,), 7.0)
-        note_case(f"{kernel}(a, out, 6) of 24 numbers, out holding 7.0 before")
-        getattr(nd.cpu(), kernel)(a._handle, out._handle, 6)
-        expect_close(out, numpy_fn(data.astype(np.float64), axis=1), rtol=1e-5, atol=1e-5,
-                     what=f"{kernel}(a, out, reduce_size=6) into an out that held 7.0 before (out is not zeroed for you)",
-                     inputs={"a": data})
-        cases += 1
+    cases += kc.check_raw_reductions(rng, nd.cpu(), _array, _case,
+                                     case_text=lambda kernel: f"{kernel}(a, out, 6) of 24 numbers, out holding 7.0 before")
     return cases
 
 
@@ -313,14 +193,7 @@ def _matmul_check(name: str, kernel: str, sizes: list[int], tiled: bool) -> int:
     rng = rng_for(name)
     cases = 0
     for i, m, n, p in _matmul_cases(rng, sizes, 8, tiled):
-        a = rng.standard_normal((m, n)).astype(np.float32)
-        b = rng.standard_normal((n, p)).astype(np.float32)
-        a_nd, b_nd, layout = _array(a), _array(b), ""
-        if i % 3 == 1:  # a transposed operand (needle compacts it for the course's kernel)
-            b_nd, layout = _array(b.T).permute((1, 0)), " (b a transposed view)"
-        if i % 3 == 2 and not tiled:  # a batch: one product per matrix
-            a, b = np.stack([a, a[::-1]]), np.stack([b, -b])
-            a_nd, b_nd, layout = _array(a), _array(b), " (a batch of 2)"
+        a, b, a_nd, b_nd, layout = kc.matmul_operands(rng, i, m, n, p, _array, batch=not tiled)
         note_case(f"{kernel}: ({m} x {n}) @ ({n} x {p}){layout}")
         expect_close(a_nd @ b_nd, a.astype(np.float64) @ b.astype(np.float64), rtol=1e-4, atol=1e-4,
                      what=f"a @ b for a {a.shape}, b {b.shape}{layout}", inputs={"a": a, "b": b})

@@ -14,15 +14,14 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from .. import kernel_checks as kc
 from ..cases import random_shape, rng_for
-from ..compare import expect, expect_close
+from ..compare import expect_close
 from ..cuda_exercises import KERNELS, CudaBuild, active_device, kernel_check, target
+from ..device_kernels import ELEMENTWISE
 from ..errors import CheckFailed
 from ..registry import exercise_check
 
-ELEMENTWISE = ("ewise_add", "scalar_add", "ewise_mul", "scalar_mul", "ewise_div", "scalar_div", "scalar_power",
-               "ewise_maximum", "scalar_maximum", "ewise_eq", "scalar_eq", "ewise_ge", "scalar_ge",
-               "ewise_log", "ewise_exp", "ewise_tanh")
 MATMUL_BYPASSES = ("matmul_strided", "matmul_tiled")
 
 
@@ -62,10 +61,6 @@ def _array(x: np.ndarray):
     return nd.NDArray(np.ascontiguousarray(x, dtype=np.float32), device=active_device())
 
 
-def _describe(view) -> str:
-    return f"shape {view.shape}, strides {view.strides}, offset {view._offset}"
-
-
 def big_size() -> int:
     """More elements than the device's largest elementwise launch has threads (at most 2**20)."""
     from needle.backend_ndarray import cuda_launch as geo
@@ -74,47 +69,14 @@ def big_size() -> int:
     return min(_base_module(active_device()).x.max_blocks * geo.THREADS + 77, 1 << 20)
 
 
-def _random_slices(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[slice, ...]:
-    """A slice per axis: random start, stop and step (1–3, sometimes negative), never empty."""
-    out = []
-    for n in shape:
-        step = int(rng.integers(1, 4)) * (-1 if n > 1 and rng.random() < 0.25 else 1)
-        start = int(rng.integers(0, n))
-        if step > 0:
-            stop = int(rng.integers(start + 1, n + 1))
-        else:
-            stop = int(rng.integers(-1, start)) if start > 0 else -1
-            stop = None if stop < 0 else stop
-        out.append(slice(start, stop, step))
-    return tuple(out)
-
-
 def _strided_views(name: str, count: int) -> Iterator[tuple[object, np.ndarray, str]]:
-    """(NDArray view, the same view in numpy, its description): permuted, sliced with steps and offsets, broadcast;
-    the last one a large transposed view."""
+    """The views of `kernel_checks.strided_views`, then a large transposed view (larger than the grid)."""
     rng = rng_for(name)
-    for i in range(count):
-        shape = random_shape(rng, 2 if i % 4 != 1 else 1, 4, 6)
-        data = rng.standard_normal(shape).astype(np.float32)
-        a, ref = _array(data), data
-        kind = i % 4
-        if kind in (0, 3):  # axes permuted
-            perm = tuple(int(p) for p in rng.permutation(len(shape)))
-            if perm == tuple(range(len(shape))):
-                perm = perm[::-1]
-            a, ref = a.permute(perm), np.transpose(ref, perm)
-        if kind in (1, 3):  # sliced: an offset, steps, reversed axes
-            sl = _random_slices(rng, a.shape)
-            a, ref = a[sl], ref[sl]
-        if kind == 2:  # one axis repeated by broadcasting (stride 0)
-            axis = int(rng.integers(0, len(shape)))
-            a = _array(data.take([0], axis=axis)).broadcast_to(shape)
-            ref = np.broadcast_to(data.take([0], axis=axis), shape)
-        yield a, np.array(ref), _describe(a)
+    yield from kc.strided_views(rng, count, _array)
     rows = 7
     data = rng.standard_normal((rows, -(-big_size() // rows))).astype(np.float32)
     a = _array(data).permute((1, 0))[:, 1:]
-    yield a, np.array(data.T[:, 1:]), _describe(a) + " (larger than the grid)"
+    yield a, np.array(data.T[:, 1:]), kc.describe(a) + " (larger than the grid)"
 
 
 # ---- compact and setitem ----
@@ -133,31 +95,14 @@ _POSITION = ("position(): element i of the view (row-major) has a multi-index; i
                         "steps of the grid's size) and copies the view's element i to out[i]",) + _POSITION
                  + ("compact_f32: FOR_EACH_INDEX(i, n) out[i] = a[position(i, meta, ndim, offset)]",))
 def check_compact(build: CudaBuild) -> int:
-    nd = _nd()
-    cases = 0
-    for view, ref, desc in _strided_views("cuda_backend.compact", 12):
-        before = view._handle
-        source = nd.NDArray.make((before.size,), device=view.device, handle=before).numpy()
-        with _case(f"compact() of a view with {desc}"):
-            got = view.compact()
-        expect(got.is_compact(), f"compact() of a view with {desc} did not give a compact array")
-        expect_close(got.numpy(), ref, what=f"compact() of a view with {desc}", rtol=0, atol=0)
-        after = nd.NDArray.make((before.size,), device=view.device, handle=before).numpy()
-        expect_close(after, source, what=f"the source buffer after compact() of a view with {desc} (it must not change)",
-                     rtol=0, atol=0)
-        cases += 1
-    return cases
+    return kc.check_compact(_strided_views("cuda_backend.compact", 12), _case)
 
 
 def _setitem_cases(name: str, count: int):
     """(rng, target array in numpy, permutation, slices): the view written is target.permute(perm)[slices]; the last
     case is larger than the grid."""
     rng = rng_for(name)
-    for _ in range(count):
-        shape = random_shape(rng, 1, 4, 6)
-        data = rng.standard_normal(shape).astype(np.float32)
-        perm = tuple(int(p) for p in rng.permutation(len(shape)))
-        yield rng, data, perm, _random_slices(rng, tuple(shape[p] for p in perm))
+    yield from kc.setitem_cases(rng, count)
     data = rng.standard_normal((5, -(-big_size() // 5) + 2)).astype(np.float32)
     yield rng, data, (1, 0), (slice(1, None), slice(None))
 
@@ -168,19 +113,8 @@ def _setitem_cases(name: str, count: int):
                         "one grid-stride loop over i < n: out at position(i, ...) receives a[i]; nothing else of out "
                         "changes"))
 def check_ewise_setitem(build: CudaBuild) -> int:
-    cases = 0
-    for rng, data, perm, sl in _setitem_cases("cuda_backend.ewise_setitem", 10):
-        target_nd, expected = _array(data), data.copy()
-        view = target_nd.permute(perm)[sl]
-        values = rng.standard_normal(view.shape).astype(np.float32)
-        np.transpose(expected, perm)[sl] = values
-        desc = f"writing {values.shape} values into a view with {_describe(view)}"
-        with _case(desc):
-            target_nd.permute(perm)[sl] = _array(values)
-        expect_close(target_nd.numpy(), expected, rtol=0, atol=0, what=f"the array after {desc}",
-                     inputs={"values": values})
-        cases += 1
-    return cases
+    return kc.check_setitem(_setitem_cases("cuda_backend.ewise_setitem", 10), _array, _case, scalar=False,
+                            texts=lambda v, d: _written(f"writing {v.shape} values into a view with {d}"))
 
 
 @kernel_exercise("cuda_backend.scalar_setitem", "scalar_setitem", ("scalar_setitem_f32",),
@@ -188,45 +122,15 @@ def check_ewise_setitem(build: CudaBuild) -> int:
                  hints=("the walk of compact once more, with val in place of a's element",
                         "one grid-stride loop over i < n: out at position(i, ...) receives val"))
 def check_scalar_setitem(build: CudaBuild) -> int:
-    cases = 0
-    for rng, data, perm, sl in _setitem_cases("cuda_backend.scalar_setitem", 10):
-        target_nd, expected = _array(data), data.copy()
-        value = float(np.float32(rng.standard_normal()))
-        view = target_nd.permute(perm)[sl]
-        np.transpose(expected, perm)[sl] = value
-        desc = f"writing {value:.4g} into a view with {_describe(view)}"
-        with _case(desc):
-            target_nd.permute(perm)[sl] = value
-        expect_close(target_nd.numpy(), expected, rtol=0, atol=0, what=f"the array after {desc}")
-        cases += 1
-    return cases
+    return kc.check_setitem(_setitem_cases("cuda_backend.scalar_setitem", 10), _array, _case, scalar=True,
+                            texts=lambda v, d: _written(f"writing {v:.4g} into a view with {d}"))
+
+
+def _written(desc: str) -> tuple[str, str]:
+    return desc, f"the array after {desc}"
 
 
 # ---- elementwise and scalar ops ----
-
-
-def _ops() -> list[tuple[str, Callable, Callable, str]]:
-    """(kernel, NDArray expression, numpy expression, input kind) for every elementwise kernel."""
-    f32 = np.float32
-    return [
-        ("ewise_add", lambda a, b, s: a + b, lambda a, b, s: a + b, "any"),
-        ("scalar_add", lambda a, b, s: a + s, lambda a, b, s: a + f32(s), "any"),
-        ("ewise_mul", lambda a, b, s: a * b, lambda a, b, s: a * b, "any"),
-        ("scalar_mul", lambda a, b, s: a * s, lambda a, b, s: a * f32(s), "any"),
-        ("ewise_div", lambda a, b, s: a / b, lambda a, b, s: a / b, "nonzero"),
-        ("scalar_div", lambda a, b, s: a / s, lambda a, b, s: a / f32(s), "any"),
-        ("scalar_power", lambda a, b, s: a ** 3.0, lambda a, b, s: a ** f32(3.0), "any"),
-        ("scalar_power", lambda a, b, s: a ** 0.5, lambda a, b, s: a ** f32(0.5), "positive"),
-        ("ewise_maximum", lambda a, b, s: a.maximum(b), lambda a, b, s: np.maximum(a, b), "any"),
-        ("scalar_maximum", lambda a, b, s: a.maximum(s), lambda a, b, s: np.maximum(a, f32(s)), "any"),
-        ("ewise_eq", lambda a, b, s: a == b, lambda a, b, s: (a == b).astype(f32), "shared"),
-        ("scalar_eq", lambda a, b, s: a == s, lambda a, b, s: (a == f32(s)).astype(f32), "shared"),
-        ("ewise_ge", lambda a, b, s: a >= b, lambda a, b, s: (a >= b).astype(f32), "shared"),
-        ("scalar_ge", lambda a, b, s: a >= s, lambda a, b, s: (a >= f32(s)).astype(f32), "shared"),
-        ("ewise_log", lambda a, b, s: a.log(), lambda a, b, s: np.log(a), "positive"),
-        ("ewise_exp", lambda a, b, s: a.exp(), lambda a, b, s: np.exp(a), "any"),
-        ("ewise_tanh", lambda a, b, s: a.tanh(), lambda a, b, s: np.tanh(a), "any"),
-    ]
 
 
 @kernel_exercise("cuda_backend.elementwise", "elementwise", tuple(k + "_f32" for k in ELEMENTWISE),
@@ -240,33 +144,14 @@ def _ops() -> list[tuple[str, Callable, Callable, str]]:
 def check_elementwise(build: CudaBuild) -> int:
     rng = rng_for("cuda_backend.elementwise")
     cases = 0
-    for kernel, op, numpy_op, kind in _ops():
+    for kernel, op, numpy_op, kind in kc.ops():
         for trial in range(2):
             shape = random_shape(rng, 1, 3, 7) if trial == 0 else (3, -(-big_size() // 3))
-            a = rng.standard_normal(shape).astype(np.float32)
-            b = rng.standard_normal(shape).astype(np.float32)
-            s = float(np.float32(rng.uniform(0.5, 2.0) * rng.choice([-1, 1])))
-            if kind == "positive":
-                a = np.abs(a) + np.float32(0.25)
-            if kind == "nonzero":
-                b = np.where(np.abs(b) < 0.25, np.float32(0.5), b).astype(np.float32)
-            if kind == "shared":  # some equal elements, so that == and >= see ties
-                b = np.where(rng.random(shape) < 0.5, a, b).astype(np.float32)
-                s = float(a.reshape(-1)[0])
+            a, b, s = kc.operands(rng, shape, kind)
             if kernel + "_f32" not in build.kernels:
                 continue  # still a stub: needle's kernel runs, nothing to check
-            a_nd, b_nd = _array(a), _array(b)
-            desc = f"{kernel} on arrays of shape {a.shape}" + (f" with the scalar {s:.4g}" if "scalar" in kernel else "")
-            with np.errstate(all="ignore"):
-                expected = numpy_op(a, b, s)
-            with _case(desc):
-                got = op(a_nd, b_nd, s)
-            if kernel in ("ewise_log", "ewise_exp", "ewise_tanh"):
-                inputs = {"a": a}
-            else:
-                inputs = {"a": a, "scalar": s} if kernel.startswith("scalar") else {"a": a, "b": b}
-            expect_close(got, expected, what=desc, inputs=inputs, rtol=1e-5, atol=1e-6)
-            expect_close(a_nd, a, what=f"the input a after {kernel} (it must not change)", rtol=0, atol=0)
+            desc = kc.elementwise_desc(kernel, a.shape, s)
+            kc.check_op(kernel, op, numpy_op, a, b, s, _array(a), _array(b), _case, what=desc, desc=desc)
             cases += 1
     return cases
 
@@ -284,7 +169,6 @@ def check_elementwise(build: CudaBuild) -> int:
                         "reduce_size...; out[i] = ...; }"),
                  hides=("reduce_sum_axis", "reduce_max_axis"))
 def check_reductions(build: CudaBuild) -> int:
-    nd = _nd()
     rng = rng_for("cuda_backend.reductions")
     device = active_device()
     cases = 0
@@ -294,22 +178,9 @@ def check_reductions(build: CudaBuild) -> int:
         axis = None if i % 5 == 4 else (int(rng.integers(0, len(shape))) if i < 8 else 1)
         keepdims = bool(i % 2)
         a = _array(data)
-        for name, method, numpy_fn in (("sum", a.sum, np.sum), ("max", a.max, np.max)):
-            desc = f"a.{name}(axis={axis}, keepdims={keepdims}) of shape {shape}"
-            with _case(desc):
-                got = method(axis=axis, keepdims=keepdims)
-            expected = numpy_fn(data.astype(np.float64), axis=axis, keepdims=keepdims)
-            expect_close(got, expected, what=desc, inputs={"a": data}, rtol=1e-5, atol=1e-5)
-            cases += 1
-    for kernel, numpy_fn in (("reduce_sum", np.sum), ("reduce_max", np.max)):
-        data = (rng.standard_normal((4, 6)) - 2).astype(np.float32)
-        a, out = _array(data), device.full((4,), 7.0)
-        desc = f"{kernel}(a, out, reduce_size=6) into an out that held 7.0 before (out is not zeroed for you)"
-        with _case(desc):
-            getattr(device, kernel)(a._handle, out._handle, 6)
-        expect_close(out, numpy_fn(data.astype(np.float64), axis=1), rtol=1e-5, atol=1e-5, what=desc,
-                     inputs={"a": data})
-        cases += 1
+        desc = lambda name: f"a.{name}(axis={axis}, keepdims={keepdims}) of shape {shape}"  # noqa: E731
+        cases += kc.check_reduction(a, data, axis, keepdims, _case, what=desc, desc=desc)
+    cases += kc.check_raw_reductions(rng, device, _array, _case)
     return cases
 
 
@@ -330,14 +201,7 @@ def _matmul_cases(name: str, kernel: str, sizes: list[int]) -> int:
     shapes = [(int(rng.choice(sizes)), int(rng.choice(sizes)), int(rng.choice(sizes))) for _ in range(7)]
     shapes.append((37, 40, 21))  # several tiles along every axis, none of them full at the edges
     for i, (m, n, p) in enumerate(shapes):
-        a = rng.standard_normal((m, n)).astype(np.float32)
-        b = rng.standard_normal((n, p)).astype(np.float32)
-        a_nd, b_nd, layout = _array(a), _array(b), ""
-        if i % 3 == 1:  # a transposed operand (compacted by needle before your kernel runs)
-            b_nd, layout = _array(b.T).permute((1, 0)), " (b a transposed view)"
-        if i % 3 == 2:  # a batch: one product per matrix
-            a, b = np.stack([a, a[::-1]]), np.stack([b, -b])
-            a_nd, b_nd, layout = _array(a), _array(b), " (a batch of 2)"
+        a, b, a_nd, b_nd, layout = kc.matmul_operands(rng, i, m, n, p, _array, batch=True)
         desc = f"a @ b for a {a.shape}, b {b.shape}{layout}"
         with _case(desc):
             got = a_nd @ b_nd
