@@ -160,6 +160,39 @@ def test_constant_inputs_get_no_gradient():
     assert x.grad is None
 
 
+@pytest.mark.parametrize("build", [
+    lambda x, w: (x * w + x).sum(),                                     # elementwise
+    lambda x, w: (ndl.broadcast_to(x.sum(axes=(1,)).reshape((4, 1)), (4, 3)) * w).sum(),  # reduction, broadcast
+    lambda x, w: ndl.exp(x / 2 - w).sum() + (x ** 2.0).sum(),           # scalar ops and unary ops
+])
+def test_constants_get_no_gradient_through_any_op(build):
+    """backward never sends an adjoint to an input with requires_grad=False, whatever the op."""
+    w = ndl.Tensor(np.full((4, 3), 0.5))
+    x = ndl.Tensor(np.arange(12.0).reshape(4, 3) / 10, requires_grad=False)
+    build(x, w).backward()
+    assert x.grad is None and w.grad is not None and w.grad.shape == (4, 3)
+
+
+@pytest.mark.parametrize("shape, to", [((1, 3), (1, 4, 3)), ((3,), (1, 2, 3)), ((1, 1), (1, 5, 2)), ((2, 1), (1, 2, 3))])
+def test_broadcast_gradient_with_leading_size_one_axes(shape, to):
+    """Axes added in front, and an output whose leading axis has size 1: the gradient sums back to the input."""
+    x = ndl.Tensor(np.arange(np.prod(shape), dtype=np.float64).reshape(shape) + 1)
+    weights = np.arange(np.prod(to), dtype=np.float64).reshape(to)
+    (ndl.broadcast_to(x, to) * ndl.Tensor(weights)).sum().backward()
+    added = len(to) - len(shape)
+    expected = weights.sum(axis=tuple(range(added)))
+    expected = expected.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True).reshape(shape)
+    np.testing.assert_allclose(x.grad.numpy(), expected)
+
+
+def test_matmul_gradient_with_a_leading_size_one_batch():
+    a = ndl.Tensor(np.arange(6.0).reshape(1, 2, 3))
+    b = ndl.Tensor(np.arange(12.0).reshape(3, 4))
+    (a @ b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), np.ones((1, 2, 4)) @ np.arange(12.0).reshape(3, 4).T)
+    np.testing.assert_allclose(b.grad.numpy(), (np.arange(6.0).reshape(2, 3).T @ np.ones((2, 4))))
+
+
 def test_course_gradient_as_tuple_api():
     a, b = ndl.Tensor(np.array([1.0, 2.0])), ndl.Tensor(np.array([3.0, 4.0]))
     out = ndl.multiply(a, b)

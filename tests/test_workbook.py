@@ -93,6 +93,17 @@ def test_never_overwrites_a_notebook_the_learner_changed(tmp_path):
     assert target.read_bytes() == before
 
 
+def test_keeps_a_learners_own_notebook_that_has_a_workbook_name(tmp_path):
+    """A readable notebook without needle's workbook metadata at a workbook path is the learner's: kept byte for byte."""
+    own = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('my own work')")])
+    target = tmp_path / NOTEBOOKS[0].name
+    nbformat.write(own, target)
+    before = target.read_bytes()
+    report = {w.name: w for w in workbook.write_workbook(tmp_path, TEXTBOOK)}
+    assert report[target.name].action == "kept"
+    assert target.read_bytes() == before
+
+
 def test_untouched_notebooks_are_left_alone_or_refreshed(tmp_path):
     workbook.write_workbook(tmp_path, TEXTBOOK)
     assert {w.action for w in workbook.write_workbook(tmp_path, TEXTBOOK)} == {"unchanged"}
