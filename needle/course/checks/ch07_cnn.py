@@ -24,6 +24,7 @@ from ..errors import CheckFailed
 from ..install import reference
 from ..registry import exercise_check, set_hints
 from .ch02_autodiff import _raw
+from .ch03_nn_library import _grad_check as _grad_check_module
 
 ND = "needle.backend_ndarray.ndarray"
 OPS = "needle.ops.ops_mathematic"
@@ -342,16 +343,6 @@ def check_kaiming_uniform(kaiming_uniform: Callable) -> int:
 
 
 # --- nn.Conv --------------------------------------------------------------------------------------------------------
-
-def _grad_check_module(module: Any, x: np.ndarray, numpy_fn: Callable[[np.ndarray], np.ndarray], what: str) -> None:
-    xt = ndl.Tensor(x, dtype="float64")
-    y = module(xt)
-    out_grad = rng_for(what).standard_normal(y.shape)
-    (y * ndl.Tensor(out_grad, dtype="float64", requires_grad=False)).sum().backward()
-    want = numerical_gradients(numpy_fn, [x], out_grad)[0]
-    expect(getattr(xt, "grad", None) is not None, f"{what}: the input got no gradient (is the output built from needle ops?)")
-    expect_close(xt.grad, want, what=f"{what}: gradient w.r.t. the input (float64, vs central differences)",
-                 inputs={"x": x}, rtol=1e-5, atol=1e-6)
 
 
 @exercise_check("cnn.nn.Conv", target=f"{NN_CONV}:Conv", hint="the Conv module: NCHW in and out, same padding")
