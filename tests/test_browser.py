@@ -168,6 +168,23 @@ def _run_cell(page, cell) -> None:
     expect(prompt).to_have_text(re.compile(r"\[\d+\]"), timeout=120_000)
 
 
+def _run_all(page, first_prompt) -> None:
+    """Run > Run All Cells, again if the first cell is not queued within 30 s: a loaded machine can lose a menu
+    click, or open the menu before the kernel accepts requests (a lost click left every prompt at [ ] in CI)."""
+    from playwright.sync_api import expect
+
+    for attempt in range(3):
+        page.keyboard.press("Escape")  # close a menu a lost click may have left open
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        try:
+            expect(first_prompt).to_have_text(QUEUED_OR_RUN, timeout=30_000)
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise
+
+
 def _replace_source(page, cell, source: str) -> None:
     """Type a new source into the cell's editor as a learner would (select all, then the text)."""
     cell.locator(".jp-InputArea-editor").click()
@@ -194,9 +211,8 @@ def test_chapter02_workbook_runs_all_and_a_filled_exercise_is_checked(lab):
         try:
             cells = _open(page, base, token, "02_autodiff.ipynb")
             expect(cells).to_have_count(len(book.cells))
-            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-            page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
             prompts = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt")
+            _run_all(page, prompts.first)
             deadline = time.monotonic() + 400
             while True:  # every code cell ran ([n]), none queued or waiting
                 texts = prompts.all_inner_texts()
