@@ -1,5 +1,6 @@
 """A real browser: JupyterLab on 127.0.0.1 with a token, Debian's chromium driven by playwright, runs every cell of
-the generated 00_welcome workbook (Shift+Enter, one cell at a time) and reads what the learner would see."""
+the generated 00_welcome workbook (Shift+Enter, one cell at a time) and reads what the learner would see; then each
+chapter of RUN_ALL_CHAPTERS runs whole (Run All) and has one exercise filled in, right and wrong, through the editor."""
 import os
 import re
 import secrets
@@ -194,55 +195,71 @@ def _replace_source(page, cell, source: str) -> None:
     page.keyboard.press("Escape")
 
 
-def test_chapter02_workbook_runs_all_and_a_filled_exercise_is_checked(lab):
-    """Run All on a fresh chapter 02 workbook reaches the end with no error; then one exercise is filled through
+# One row per chapter taken through the browser: the exercise a learner fills in, a right body (None: the textbook's
+# own solution) and a wrong one, each appended to the stub's signature in the editor, and what the failed check names.
+RUN_ALL_CHAPTERS = {
+    "02_autodiff": ("autodiff.Negate.compute", "    return -a\n", "    return a\n", ["Negate().compute", "max error"]),
+    "07_cnn": ("cnn.NDArray.pad", None,
+               "    return self.device.full(tuple(l + n + r for n, (l, r) in zip(self.shape, axes)), 0.0,"
+               " dtype=self.dtype)\n",  # right shape, but zeros everywhere: a wrong answer the check must show
+               ["cnn.NDArray.pad"]),
+}
+
+
+@pytest.mark.parametrize("chapter", sorted(RUN_ALL_CHAPTERS))
+def test_chapter_workbook_runs_all_and_a_filled_exercise_is_checked(lab, chapter):
+    """Run All on a fresh chapter workbook reaches the end with no error; then one exercise is filled through
     the editor, first right (its check passes), then wrong (its check fails with a readable message)."""
     from playwright.sync_api import expect, sync_playwright
 
+    exercise_id, right, wrong, failed_says = RUN_ALL_CHAPTERS[chapter]
     base, token = lab
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    book = nbformat.read(ROOT / "notebooks" / "02_autodiff.ipynb", as_version=4)
+    book = nbformat.read(ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4)
     code_cells = sum(c.cell_type == "code" for c in book.cells)
-    exercise = next(i for i, c in enumerate(book.cells) if 'course.exercise("autodiff.Negate.compute")' in c.source)
+    exercise = next(i for i, c in enumerate(book.cells) if f'course.exercise("{exercise_id}")' in c.source)
+    stub_head = book.cells[exercise].source.split("    ### BEGIN SOLUTION")[0]
+    if right is None:
+        right = book.cells[exercise].source.split("    ### BEGIN SOLUTION\n")[1].split("    ### END SOLUTION")[0]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
         try:
-            cells = _open(page, base, token, "02_autodiff.ipynb")
+            cells = _open(page, base, token, f"{chapter}.ipynb")
             expect(cells).to_have_count(len(book.cells))
             prompts = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt")
             _run_all(page, prompts.first)
-            deadline = time.monotonic() + 400
+            deadline = time.monotonic() + 600
             while True:  # every code cell ran ([n]), none queued or waiting
                 texts = prompts.all_inner_texts()
                 if len(texts) == code_cells and all(re.fullmatch(r"\[\d+\]:?", t.strip()) for t in texts):
                     break
                 assert time.monotonic() < deadline, f"Run All did not finish: {texts}"
                 time.sleep(1)
-            page.screenshot(path=str(OUTPUT / "02_autodiff_run_all.png"))
+            page.screenshot(path=str(OUTPUT / f"{chapter}_run_all.png"))
             errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
             error_texts = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
             page_text = page.locator(".jp-Notebook").inner_text()
 
             cell, check = cells.nth(exercise), cells.nth(exercise + 1)
-            source = book.cells[exercise].source.split("    ### BEGIN SOLUTION")[0]
-            _replace_source(page, cell, source + "    return -a\n")
+            _replace_source(page, cell, stub_head + right)
             _run_cell(page, cell)
             _run_cell(page, check)
-            expect(check.locator(".jp-OutputArea-output")).to_contain_text("✓ autodiff.Negate.compute")
+            expect(check.locator(".jp-OutputArea-output")).to_contain_text(f"✓ {exercise_id}")
             passed = check.locator(".jp-OutputArea").inner_text()
-            _replace_source(page, cell, source + "    return a\n")
+            _replace_source(page, cell, stub_head + wrong)
             _run_cell(page, cell)
             _run_cell(page, check)
             expect(check.locator(".jp-OutputArea-output")).to_contain_text("CheckFailed")
             failed = check.locator(".jp-OutputArea").inner_text()
-            page.screenshot(path=str(OUTPUT / "02_autodiff_wrong_answer.png"))
+            page.screenshot(path=str(OUTPUT / f"{chapter}_wrong_answer.png"))
         finally:
             browser.close()
     assert not error_texts, error_texts
-    assert page_text.count("not attempted yet") >= 30 and "still a stub" in page_text
+    assert "not attempted yet" in page_text and "still a stub" in page_text
     assert "✓" not in page_text  # nothing passes before the learner writes code
-    assert "autodiff.Negate.compute" in passed and "cases passed" in passed
-    assert "Negate().compute" in failed and "max error" in failed and "expected:" in failed and "got:" in failed
+    assert exercise_id in passed and "cases passed" in passed
+    assert all(words in failed for words in failed_says), failed
+    assert "expected:" in failed and "got:" in failed
     assert "Traceback" not in failed  # the message alone, not the check machinery
