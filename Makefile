@@ -7,6 +7,8 @@ DEV_STAMP := $(VENV)/.needle-dev
 PYTEST_ARGS ?= -n auto  # pytest-xdist: one worker per core
 LAB_ARGS ?=             # e.g. LAB_ARGS="--no-browser --port=8899"
 
+.DEFAULT_GOAL := install  # `make` alone installs needle and its dev extra into .venv
+
 .PHONY: install test test-install test-portable lab bench bench-compilers workbook notebooks clean
 
 $(PY):

@@ -5,9 +5,8 @@ from typing import Optional
 
 import numpy as np
 
-from needle import init, ops
+from needle import backend_selection, init, ops
 from needle.autograd import Tensor
-from needle.backend_selection import array_api
 
 from .nn_basic import Dropout, LayerNorm1d, Linear, Module, ReLU
 from .nn_sequence import Embedding
@@ -28,9 +27,7 @@ class MultiHeadAttention(Module):
     def create_causal_mask(self, i: int, j: int, device):
         """(1, 1, i, j) array: -float32 max strictly above the diagonal offset j - i + 1, else 0."""
         mask = -np.finfo(np.float32).max * np.triu(np.ones((1, 1, i, j), dtype=np.float32), j - i + 1)
-        if array_api is np:  # NEEDLE_BACKEND=np: plain numpy arrays have no device
-            return mask
-        return array_api.array(mask, device=device)
+        return backend_selection.from_numpy(mask, device=device)
 
     def matmul(self, a: Tensor, b_transpose: Tensor) -> Tensor:
         """Batched a @ b_transpose^T: (..., m, k) and (..., n, k) -> (..., m, n)."""
