@@ -7,7 +7,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "needle"
 FLOORS = {
-    "needle.axes": 0, "needle.viz": 0, "needle._editable": 0,
+    "needle.axes": 0, "needle.labels": 0, "needle.viz": 0, "needle._editable": 0,
     "needle.backend_ndarray": 1, "needle.backend_numpy": 1,
     "needle.backend_selection": 2,
     "needle.autograd": 3,

@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..labels import integer_labels
 from . import layout, ndarray_backend_cuda, ndarray_backend_numpy
 
 # Idle OpenMP threads sleep instead of spinning: between kernels, Python runs on one core, and spinning
@@ -130,14 +131,7 @@ class BackendDevice:
     def one_hot(self, n: int, i, dtype="float32") -> "NDArray":
         """Rows of the n x n identity selected by the integer labels `i` (the course's np.eye(n)[i])."""
         self._check()
-        i = np.asarray(i.numpy() if isinstance(i, NDArray) else i)
-        if i.dtype.kind not in "iub" and i.size and not np.all(np.isfinite(i) & (i == np.round(i))):
-            raise ValueError(f"one_hot: labels must be integers, got {i.ravel()[~(np.isfinite(i) & (i == np.round(i))).ravel()][:3]}")
-        if i.dtype.kind not in "iubf":
-            raise TypeError(f"one_hot: labels must be integers, got dtype {i.dtype}")
-        i = i.astype(np.int64)
-        if i.size and (i.min() < 0 or i.max() >= n):
-            raise IndexError(f"one_hot: labels must lie in [0, {n}), got min {i.min()} max {i.max()}")
+        i = integer_labels(i, n, "one_hot")
         rows = np.zeros(i.shape + (n,), dtype=_dtype_name(dtype))  # never the n x n identity itself
         np.put_along_axis(rows, i[..., None], 1.0, axis=-1)
         return NDArray(rows, device=self)
