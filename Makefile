@@ -22,7 +22,13 @@ EDITABLE := -Ceditable.rebuild=true "-Cbuild-dir=$(BUILD_DIR)/{wheel_tag}"
 
 # Editable install that rebuilds the C++ on import: build tools live in the venv (no build isolation).
 # A learner gets needle and JupyterLab only; the dev extra (pytest, playwright, ...) is for `make test`.
-$(STAMP): pyproject.toml CMakeLists.txt | $(PY)
+# The editable install's import finder maps the modules it saw when installed, so a module removed or turned into
+# a package is still looked for at its old path: the install is redone when the list of modules changes.
+MODULES := $(VENV)/.needle-modules
+$(shell mkdir -p $(VENV) && find needle -name '*.py' | sort > $(MODULES).new && \
+        (cmp -s $(MODULES).new $(MODULES) || mv $(MODULES).new $(MODULES)); rm -f $(MODULES).new)
+
+$(STAMP): pyproject.toml CMakeLists.txt $(MODULES) | $(PY)
 	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
 	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e .
 	@$(PY) -c "import needle.backend_ndarray as nd; m = nd.cpu().mod; m is None or m.__openmp__ or print('needle: the CPU backend was built without OpenMP and runs on one thread (' + m.__build__ + '); see the README (macOS: brew install libomp, then make clean lab)')"
