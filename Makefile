@@ -46,7 +46,7 @@ test: $(DEV_STAMP)
 # Every way to install needle, each in a fresh venv (pip install ., pip install -e ., a wheel, Binder's postBuild):
 # four builds, about 12 minutes on two cores, so not part of `make test`. CI runs it after `make test`.
 test-install: $(DEV_STAMP)
-	NEEDLE_INSTALL_TESTS=1 $(PY) -m pytest -p no:xdist -q tests/test_install.py
+	NEEDLE_INSTALL_TESTS=1 $(PY) -m pytest -p no:xdist -q tests/infra/test_install.py
 
 # Other compilers and ARM64 (CI runs it after `make test`): the kernel tests on a clang build of the CPU
 # backend, and the C++ tests of tests/native/ (CPU kernels, the CUDA simulator's fibers) built with clang
@@ -55,7 +55,7 @@ CLANG_BUILD := build/compilers/clang
 test-portable: $(DEV_STAMP)
 	$(PY) tools/cpu_build.py build $(CLANG_BUILD) --cxx clang++
 	$(PY) tools/cpu_build.py run $(CLANG_BUILD) -c "import sys, needle.backend_ndarray as nd; b = nd.cpu().mod.__build__; print('cpu():', b); sys.exit(not b.startswith('clang'))"
-	$(PY) tools/cpu_build.py run $(CLANG_BUILD) -m pytest tests/test_cpu_kernels.py tests/test_ndarray_ops.py $(PYTEST_ARGS)
+	$(PY) tools/cpu_build.py run $(CLANG_BUILD) -m pytest tests/backend/test_cpu_kernels.py tests/backend/test_ndarray_ops.py $(PYTEST_ARGS)
 	PYTHON=$(PY) tests/native/run.sh clang++ --no-openmp
 	PYTHON=$(PY) tests/native/run.sh aarch64-linux-gnu-g++
 	PYTHON=$(PY) tests/native/run.sh clang++ --target=aarch64-linux-gnu --no-openmp

@@ -333,7 +333,7 @@ void run(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t batch,
 }  // namespace gemm
 
 /// out[q] = A[q] @ B[q] for strided A (batch, m, n) and B (batch, n, p); out is compact (batch, m, p).
-void MatmulStrided(const AlignedArray& a, const AlignedArray& b, AlignedArray* out, size_t batch, size_t m,
+inline void MatmulStrided(const AlignedArray& a, const AlignedArray& b, AlignedArray* out, size_t batch, size_t m,
                    size_t n, size_t p, int64_t a_off, Shape a_str, int64_t b_off, Shape b_str) {
   same_dtype("matmul", a, b);
   same_dtype("matmul", a, *out);
@@ -362,7 +362,7 @@ void MatmulStrided(const AlignedArray& a, const AlignedArray& b, AlignedArray* o
   });
 }
 
-void Matmul(const AlignedArray& a, const AlignedArray& b, AlignedArray* out, size_t m, size_t n, size_t p) {
+inline void Matmul(const AlignedArray& a, const AlignedArray& b, AlignedArray* out, size_t m, size_t n, size_t p) {
   MatmulStrided(a, b, out, 1, m, n, p, 0, {0, int64_t(n), 1}, 0, {0, int64_t(p), 1});
 }
 

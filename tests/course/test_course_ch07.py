@@ -16,7 +16,7 @@ from needle.course import install, registry, workbook
 from needle.course.errors import CheckFailed
 
 IDS = course.exercises("cnn")
-TEXTBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_cnn.ipynb"
+TEXTBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "07_cnn.ipynb"
 
 
 @pytest.fixture(autouse=True)

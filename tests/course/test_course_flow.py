@@ -11,7 +11,7 @@ import pytest
 
 from needle.course import headless, workbook
 
-TEXTBOOK = Path(__file__).resolve().parents[1] / "notebooks"
+TEXTBOOK = Path(__file__).resolve().parents[2] / "notebooks"
 GOOD = ("import numpy as np\n@course.exercise('welcome.sigmoid')\ndef sigmoid(x):\n    z = np.exp(-np.abs(x))\n"
         "    return np.where(x >= 0, 1 / (1 + z), z / (1 + z))")
 
@@ -125,7 +125,7 @@ def test_the_workbook_keeps_no_result_that_needs_an_exercise():
     assert "test error" not in text and "epoch 1" not in text
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_make_lab_serves_the_repository_with_the_venv_on_path_and_only_the_learners_packages(tmp_path):

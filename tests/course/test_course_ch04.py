@@ -18,7 +18,7 @@ from needle.course.errors import CheckFailed
 from needle.viz import StrideWalk, side_by_side, stride_walk, strided_layout, strided_view
 
 IDS = course.exercises("ndarray")
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_ndarray.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04_ndarray.ipynb"
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
-"""Calls every function of every device module with hostile arguments; run by tests/test_no_crash.py in a child.
+"""Calls every function of every device module with hostile arguments; run by tests/infra/test_no_crash.py in a child.
 
-`python tests/fuzz_device_modules.py MODULE START` runs the cases of MODULE (cpu, cuda_sim, cpu_numpy, sim_kernels)
+`python tests/infra/fuzz_device_modules.py MODULE START` runs the cases of MODULE (cpu, cuda_sim, cpu_numpy, sim_kernels)
 from number START on, printing `CASE i` before each (flushed), so that the parent can name the case that killed
 the process and start a new child after it. A case may raise any Python exception; it must never kill the process.
 

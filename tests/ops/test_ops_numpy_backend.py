@@ -11,15 +11,15 @@ import pytest
 
 from needle.backend_selection import BACKEND
 
-HERE = Path(__file__).parent
-FILES = ["test_ops.py", "test_ops_conv.py", "test_ops_fused.py", "test_autograd.py", "test_init.py"]
+TESTS = Path(__file__).resolve().parents[1]
+FILES = ["ops/test_ops.py", "ops/test_ops_conv.py", "ops/test_ops_fused.py", "ops/test_autograd.py", "nn/test_init.py"]
 
 
 @pytest.mark.skipif(BACKEND == "np", reason="already running with NEEDLE_BACKEND=np")
 def test_op_suite_passes_on_numpy_backend():
     env = dict(os.environ, NEEDLE_BACKEND="np")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *[str(HERE / f) for f in FILES]]
-    result = subprocess.run(cmd, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *[str(TESTS / f) for f in FILES]]
+    result = subprocess.run(cmd, cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=300)
     tail = result.stdout[-3000:] + result.stderr[-2000:]
     assert result.returncode == 0, tail
     assert " passed" in result.stdout, tail

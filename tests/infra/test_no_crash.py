@@ -1,6 +1,6 @@
 """No Python call into a device module crashes the process (DESIGN §2, §9): every function of every device module,
 called with None, wrong types, too-short buffers and huge sizes, raises a Python error. The cases run in child
-processes (tests/fuzz_device_modules.py); a child killed by a signal or hanging is a failure naming the case, and
+processes (tests/infra/fuzz_device_modules.py); a child killed by a signal or hanging is a failure naming the case, and
 the run goes on after it, so one report lists every crashing case."""
 import os
 import signal

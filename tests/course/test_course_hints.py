@@ -8,7 +8,7 @@ import pytest
 
 from needle.course import registry, workbook
 
-TEXTBOOK = Path(__file__).resolve().parents[1] / "notebooks"
+TEXTBOOK = Path(__file__).resolve().parents[2] / "notebooks"
 # The chapters whose exercises declare tiered hints (exercise_check(..., hints=[...]) or set_hints); a chapter joins
 # this list when it adopts them.
 CHAPTERS = {"00_welcome": "welcome", "01_ml_refresher": "ml_refresher", "02_autodiff": "autodiff",

@@ -21,7 +21,7 @@ from needle.course.workbook import exercise_ids, stub_source
 
 pytestmark = pytest.mark.skipif(not ndl.cuda_sim().enabled(), reason="the CUDA simulator is not built")
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_cuda_backend.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "06_cuda_backend.ipynb"
 IDS = course.exercises("cuda_backend")
 
 

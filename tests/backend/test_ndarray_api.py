@@ -298,7 +298,7 @@ def test_kernels_fuzzed_layouts_never_crash(device, layout, dtype):
 
 # ---- NEEDLE_BACKEND ----
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _import_needle(backend: str) -> subprocess.CompletedProcess:
@@ -315,7 +315,6 @@ def test_needle_backend_nd_and_invalid():
     assert bad.returncode != 0 and "RuntimeError" in bad.stderr and "NEEDLE_BACKEND='tf'" in bad.stderr
 
 
-@pytest.mark.skipif(not (ROOT / "needle" / "backend_numpy.py").exists(), reason="needle.backend_numpy not written yet")
 def test_needle_backend_np():
     ok = _import_needle("np")
     assert ok.returncode == 0, ok.stderr

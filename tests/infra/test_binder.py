@@ -14,7 +14,7 @@ try:
 except ImportError:  # Python 3.10
     tomllib = pytest.importorskip("tomli")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 BUILD_TOOLS = {"cmake", "ninja", "cxx-compiler"}  # not Python packages: what conda needs to compile kernels/
 

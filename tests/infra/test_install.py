@@ -18,7 +18,7 @@ import pytest
 import needle
 from needle import _editable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FRESH = pytest.mark.skipif(os.environ.get("NEEDLE_INSTALL_TESTS") != "1",
                            reason="fresh-venv installs take minutes: `make test-install` runs them (CI does)")
 SMOKE = (

@@ -18,7 +18,7 @@ from needle.course import cpp_magic, device_kernels, registry, runner, workbook
 from needle.course.errors import CheckFailed, NotImplementedYet
 
 IPython = pytest.importorskip("IPython")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "05_cpu_backend.ipynb"
 
 

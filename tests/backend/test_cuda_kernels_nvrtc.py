@@ -6,7 +6,7 @@ import pytest
 
 from needle.backend_ndarray import nvrtc
 
-SOURCES = sorted((Path(__file__).resolve().parents[1] / "kernels" / "cuda").glob("*.cu"))
+SOURCES = sorted((Path(__file__).resolve().parents[2] / "kernels" / "cuda").glob("*.cu"))
 
 
 @pytest.mark.skipif(nvrtc.library_path() is None, reason="NVRTC is not installed (the dev extra brings it on Linux)")

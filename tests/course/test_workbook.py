@@ -10,7 +10,7 @@ import pytest
 
 from needle.course import headless, workbook
 
-TEXTBOOK = Path(__file__).resolve().parents[1] / "notebooks"
+TEXTBOOK = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(TEXTBOOK.glob("[0-9][0-9]_*.ipynb"))
 
 

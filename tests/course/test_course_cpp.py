@@ -7,7 +7,7 @@ from needle import course
 from needle.course import cpp_magic, workbook
 
 IPython = pytest.importorskip("IPython")
-SOURCE = (Path(__file__).resolve().parents[1] / "kernels" / "cpu" / "simple_ml_ext.cc").read_text()
+SOURCE = (Path(__file__).resolve().parents[2] / "kernels" / "cpu" / "simple_ml_ext.cc").read_text()
 EXERCISE = "ml_refresher.softmax_regression_epoch_cpp"
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "needle"
+PACKAGE = Path(__file__).resolve().parents[2] / "needle"
 FLOORS = {
     "needle.axes": 0, "needle.labels": 0, "needle.viz": 0, "needle._editable": 0,
     "needle.backend_ndarray": 1, "needle.backend_numpy": 1,

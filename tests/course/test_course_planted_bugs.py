@@ -12,7 +12,7 @@ import pytest
 from needle import course
 from needle.course.errors import CheckFailed
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 CHAPTERS = {"welcome": "00_welcome", "ml_refresher": "01_ml_refresher", "autodiff": "02_autodiff",
             "nn_library": "03_nn_library"}
 _BEGIN, _END = "### BEGIN SOLUTION", "### END SOLUTION"
