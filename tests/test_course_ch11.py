@@ -142,6 +142,13 @@ def step_real_and_fake_swapped(G, D, opt_g, opt_d, real, z):
     return float(loss_d.numpy()), float(loss_g.numpy())
 
 
+def step_without_detach(G, D, opt_g, opt_d, real, z):
+    """Right numbers in needle (a backward overwrites .grad), but the discriminator's backward runs through G."""
+    loss_d = _d_update(G, D, opt_d, real, z, detach=False)
+    loss_g = _g_update(G, D, opt_g, z)
+    return float(loss_d.numpy()), float(loss_g.numpy())
+
+
 def step_returns_tensors(G, D, opt_g, opt_d, real, z):
     return _d_update(G, D, opt_d, real, z), _g_update(G, D, opt_g, z)
 
@@ -225,7 +232,7 @@ WRONG = {
                        g_loss_labels_of_the_discriminator],
     "gan_step": [step_generator_first, step_moves_g_with_the_discriminators_loss,
                  step_moves_d_with_the_generators_loss, step_with_the_stale_discriminator, step_real_and_fake_swapped,
-                 step_returns_tensors],
+                 step_without_detach, step_returns_tensors],
     "noise_schedule": [schedule_cumsum, schedule_exclusive_product, schedule_product_of_betas,
                        schedule_without_the_end, schedule_float32],
     "diffusion_loss": [loss_without_square_roots, loss_with_alpha_t, loss_predicting_x0, loss_summed,
@@ -243,6 +250,7 @@ MESSAGES = {  # the mistakes whose message must say what went wrong, not only th
     "d_loss_through_sigmoid": "overflow", "g_loss_through_sigmoid": "overflow", "d_loss_in_numpy": "no gradient",
     "step_generator_first": "order", "step_moves_g_with_the_discriminators_loss": "order",
     "step_moves_d_with_the_generators_loss": "order", "step_returns_tensors": "plain floats",
+    "step_without_detach": "detach",
     "schedule_float32": "float64", "step_not_detached": "detach",
 }
 

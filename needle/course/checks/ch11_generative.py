@@ -60,8 +60,8 @@ _EXTREME = np.array([[-200.0], [-40.0], [0.0], [40.0], [200.0]])
 def _expect_finite(value: float, grads: list, what: str) -> None:
     expect(np.isfinite(value) and all(np.isfinite(g).all() for g in grads),
            f"{what} at logits +-40 and +-200 in float32 gave loss {value} and gradients with inf or nan: exp of a "
-           "large logit overflows and log of a sigmoid that rounds to 0 is -inf. Write log(1 + exp(x)) in a form "
-           "that never exponentiates a large positive number (softplus)")
+           "large logit overflows and log of a sigmoid that rounds to 0 is -inf. Use softplus(x) = log(1 + exp(x)) "
+           "computed as a logsumexp of (x, 0), which never exponentiates a large positive number")
 
 
 @exercise_check("generative.discriminator_loss", target=f"{GEN}:discriminator_loss",
@@ -118,14 +118,17 @@ def check_generator_loss(loss_fn: Callable) -> int:
 # --- one GAN step ---------------------------------------------------------------------------------------------------
 
 class _WatchedSGD(optim.SGD):
-    """Plain SGD that records, at each step(), its own name and every watched parameter's value just before it."""
+    """Plain SGD that records, at each step(), its own name, every watched parameter's value just before it, and
+    which watched parameters hold a gradient then."""
 
     def __init__(self, name: str, params: list, log: list, watched: dict, lr: float):
         super().__init__(params, lr=lr)
         self.name, self.log, self.watched = name, log, watched
 
     def step(self) -> None:
-        self.log.append((self.name, {k: [p.numpy().copy() for p in ps] for k, ps in self.watched.items()}))
+        state = {k: [p.numpy().copy() for p in ps] for k, ps in self.watched.items()}
+        state.update({f"{k} grads": [p.grad is not None for p in ps] for k, ps in self.watched.items()})
+        self.log.append((self.name, state))
         super().step()
 
 
@@ -173,6 +176,8 @@ def check_gan_step(gan_step: Callable) -> int:
         (_, ref_at_g), (_, ref_end) = ref_log[1], ref_log[2]
         expect(not any(_moved(start["G"], at_g["G"])), f"{what}: the generator's parameters changed during the "
                "discriminator's update; only opt_d may move anything there")
+        expect(not any(at_d["G grads"]), f"{what}: the discriminator's backward() reached the generator's parameters "
+               "(they hold gradients at opt_d.step()): its fakes are fixed data, so detach() them first")
         expect(all(_moved(start["D"], at_g["D"])), f"{what}: opt_d.step() left some discriminator parameters "
                "unchanged: did the discriminator's loss get its gradient (backward) before the step?")
         for i, (a, b) in enumerate(zip(at_g["D"], ref_at_g["D"])):
@@ -361,8 +366,8 @@ set_hints({
         ["Each network has its own optimizer and its own loss. The discriminator learns on the real batch and on "
          "G(z) as fixed data (its loss must not move the generator); then the generator learns through the "
          "discriminator as it is now, with the same z, and only opt_g steps.",
-         "fake = generator(z).detach(); loss_d = discriminator_loss(D(real), D(fake)); reset, backward, opt_d.step(). "
-         "Then loss_g = generator_loss(D(generator(z))); reset, backward, opt_g.step().",
+         "fake = generator(z).detach(); loss_d = gen.discriminator_loss(D(real), D(fake)); reset, backward, "
+         "opt_d.step(). Then loss_g = gen.generator_loss(D(generator(z))); reset, backward, opt_g.step().",
          "opt.reset_grad(), loss.backward(), opt.step(); return float(loss_d.numpy()), float(loss_g.numpy())."]),
     "generative.noise_schedule": (
         "noise_schedule(T, beta_start, beta_end): DDPM's linear schedule as Schedule(betas, alphas, alpha_bars), "
