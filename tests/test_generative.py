@@ -188,11 +188,14 @@ def test_gan_learns_the_ring():
     np.random.seed(0)
     rng = np.random.default_rng(0)
     G, D = gen.mlp([2, 64, 64, 2]), gen.mlp([2, 64, 64, 1])
+    z = rng.standard_normal((2000, 2))
+    before = gen.modes_covered(gen.generate(G, z))
     history = gen.train_gan(G, D, lambda n: gen.ring_of_gaussians(n, rng), steps=600, batch_size=128,
                             latent_dim=2, rng=rng)
     assert len(history) == 600 and set(history[0]) == {"step", "d_loss", "g_loss"}
-    covered, share = gen.modes_covered(gen.generate(G, rng.standard_normal((2000, 2))))
-    assert covered >= 3 and share > 0.3, (covered, share)
+    covered, share = gen.modes_covered(gen.generate(G, z))
+    assert before[0] <= 1 and before[1] < 0.1, before  # an untrained generator: a blob near the centre
+    assert covered >= 4 and share > 0.15, (covered, share)  # after 600 steps: several modes (all 8 take longer)
 
 
 def test_diffusion_learns_two_moons():
@@ -215,6 +218,26 @@ def test_command_line_runs(capsys):
     gen.main(["gan", "--steps", "20", "--every", "10", "--batch-size", "32"])
     out = capsys.readouterr().out
     assert "step 10:" in out and "modes covered" in out
+    gen.main(["gan", "--data", "mnist", "--steps", "4", "--every", "2", "--batch-size", "8"])
+    out = capsys.readouterr().out
+    assert "step 4: discriminator loss" in out and "modes covered" not in out
     gen.main(["diffusion", "--steps", "20", "--every", "10", "--T", "10", "--batch-size", "32"])
     out = capsys.readouterr().out
     assert "step 20: loss" in out and "samples: mean" in out
+
+
+def test_models_train_and_sample_on_the_device_they_are_given():
+    """The DEVICE switch: data, noise, time embeddings and samples follow the models onto another device."""
+    device = ndl.cpu_numpy()
+    np.random.seed(0)
+    rng = np.random.default_rng(0)
+    G, D = gen.mlp([2, 8, 2], device=device), gen.mlp([2, 8, 1], device=device)
+    gen.train_gan(G, D, lambda n: gen.ring_of_gaussians(n, rng), steps=3, batch_size=16, latent_dim=2, rng=rng,
+                  device=device)
+    assert all(p.device == device for p in G.parameters() + D.parameters())
+    assert gen.generate(G, rng.standard_normal((4, 2)), device=device).shape == (4, 2)
+    s = gen.noise_schedule(5, 1e-3, 0.2)
+    model = gen.Denoiser(hidden=8, time_dim=4, layers=2, device=device)
+    gen.train_diffusion(model, gen.two_moons(64, rng), s, steps=3, batch_size=16, rng=rng, device=device)
+    out, _ = gen.sample(model, s, 8, 2, rng, device=device)
+    assert out.shape == (8, 2) and np.isfinite(out).all()

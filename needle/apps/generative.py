@@ -294,7 +294,7 @@ def _gan_main(args: argparse.Namespace, rng: np.random.Generator) -> None:
 
 
 def _diffusion_main(args: argparse.Namespace, rng: np.random.Generator) -> None:
-    schedule = noise_schedule(args.T, 1e-4, 0.02 * 1000 / args.T)
+    schedule = noise_schedule(args.T, 1e-4, min(0.5, 20 / args.T))  # DDPM's 0.02 at T = 1000; 0.2 at T = 100
     data = two_moons(10000, rng)
     model = Denoiser()
     train_diffusion(model, data, schedule, steps=args.steps or 3000, batch_size=args.batch_size, rng=rng,
