@@ -16,8 +16,8 @@ from needle.autograd import Tensor
 from needle.data import mnist_split
 
 __all__ = ["ring_of_gaussians", "ring_centres", "modes_covered", "two_moons", "mnist_images", "mlp", "softplus",
-           "discriminator_loss", "generator_loss", "gan_step", "train_gan", "generate", "Schedule", "noise_schedule", "q_sample",
-           "diffusion_loss", "Denoiser", "p_sample_step", "sample", "train_diffusion"]
+           "discriminator_loss", "generator_loss", "gan_step", "train_gan", "generate", "Schedule", "noise_schedule",
+           "q_sample", "diffusion_loss", "Denoiser", "p_sample_step", "sample", "train_diffusion"]
 
 
 # --- data -----------------------------------------------------------------------------------------------------------
@@ -301,8 +301,10 @@ def _diffusion_main(args: argparse.Namespace, rng: np.random.Generator) -> None:
                     lr=args.lr or 2e-3, every=args.every,
                     callback=lambda step, loss: print(f"step {step}: loss {loss:.4f}", flush=True))
     samples, _ = sample(model, schedule, 2000, 2, rng)
-    print(f"samples: mean {np.round(samples.mean(axis=0), 2).tolist()} (data {np.round(data.mean(axis=0), 2).tolist()}),"
-          f" std {np.round(samples.std(axis=0), 2).tolist()} (data {np.round(data.std(axis=0), 2).tolist()})")
+    stats = {name: (np.round(x.mean(axis=0), 2).tolist(), np.round(x.std(axis=0), 2).tolist())
+             for name, x in (("samples", samples), ("data", data))}
+    print(f"samples: mean {stats['samples'][0]} (data {stats['data'][0]}), std {stats['samples'][1]} "
+          f"(data {stats['data'][1]})")
 
 
 def main(argv=None) -> None:
@@ -312,7 +314,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", choices=["ring", "mnist"], default="ring", help="the GAN's data")
     parser.add_argument("--steps", type=int, default=None, help="default: 2000 (gan), 3000 (diffusion)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=None, help="Adam's learning rate (default 1e-3 gan, 2e-3 diffusion)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="Adam's learning rate (default 1e-3 gan, 2e-3 diffusion)")
     parser.add_argument("--T", type=int, default=100, help="diffusion steps")
     parser.add_argument("--every", type=int, default=200, help="print every this many steps")
     parser.add_argument("--seed", type=int, default=0)
