@@ -231,7 +231,7 @@ def test_chapter_workbook_runs_all_and_a_filled_exercise_is_checked(lab, chapter
         page.set_default_timeout(60_000)
         try:
             cells = _open(page, base, token, f"{chapter}.ipynb")
-            expect(cells).to_have_count(len(book.cells))
+            expect(cells).to_have_count(len(book.cells), timeout=60_000)  # a loaded machine renders cells slowly
             prompts = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt")
             _run_all(page, prompts.first)
             deadline = time.monotonic() + 600
