@@ -2,15 +2,15 @@
 fails the classic mistakes (several per exercise) with a message that names the exercise."""
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 
 import needle as ndl
-from needle import course, init, ops
+from needle import course, ops
 from needle.apps import generative as gen
-from needle.course import install, registry, workbook
 from needle.course.errors import CheckFailed
+
+from chapter_cases import assert_textbook_solutions_pass, assert_workbook_stubs_never_pass, ref
 
 IDS = course.exercises("generative")
 TEXTBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "11_generative.ipynb"
@@ -21,10 +21,6 @@ def clean_install():
     course.reset()
     yield
     course.reset()
-
-
-def ref(exercise_id):
-    return install.reference(registry.get(exercise_id).target)
 
 
 def _mean(x):
@@ -309,36 +305,9 @@ def test_an_installed_loss_is_what_the_library_trains_with():
 
 # --- the textbook's own solutions ---------------------------------------------------------------------------------
 
-def _textbook_exercise_cells():
-    nb = nbformat.read(TEXTBOOK, as_version=4)
-    return [cell.source for cell in nb.cells if "exercise" in cell.metadata.get("tags", [])]
-
-
-def _setup_namespace():
-    nb = nbformat.read(TEXTBOOK, as_version=4)
-    namespace = {}
-    exec(compile(nb.cells[1].source, "setup", "exec"), namespace)
-    return namespace
-
-
 def test_textbook_solutions_pass_and_are_installed(capsys):
-    namespace = _setup_namespace()
-    for source in _textbook_exercise_cells():
-        exec(compile(source, "exercise", "exec"), namespace)
-    assert sorted(course.installed_ids()) == sorted(IDS)
-    for exercise_id in IDS:
-        course.check(exercise_id)
-    out = capsys.readouterr().out
-    assert all(f"✓ {i}:" in out for i in IDS), out
+    assert_textbook_solutions_pass(TEXTBOOK, IDS, capsys)
 
 
 def test_workbook_stubs_keep_the_reference_and_never_pass(capsys):
-    namespace = _setup_namespace()
-    for source in _textbook_exercise_cells():
-        exec(compile(workbook.stub_source(source), "stub", "exec"), namespace)
-    assert course.installed_ids() == []
-    for exercise_id in IDS:
-        course.check(exercise_id)
-    out = capsys.readouterr().out
-    assert "✓" not in out
-    assert all(f"◦ {i}: not attempted yet" in out for i in IDS)
+    assert_workbook_stubs_never_pass(TEXTBOOK, IDS, capsys)
