@@ -1,8 +1,8 @@
 """Pictures for the notebooks: computation graphs, strided layouts, live training curves and image grids (no system graphviz needed)."""
 from .curves import LiveCurves
-from .figure import FigureView
+from .figure import FigureView, LiveFigure
 from .graph import GraphView, draw_graph
 from .images import image_grid
 from .strided import StridedView, StrideWalk, side_by_side, stride_walk, strided_layout, strided_view
 
-__all__ = ["LiveCurves", "FigureView", "GraphView", "draw_graph", "image_grid", "StridedView", "StrideWalk", "side_by_side", "stride_walk", "strided_layout", "strided_view"]
+__all__ = ["LiveCurves", "FigureView", "LiveFigure", "GraphView", "draw_graph", "image_grid", "StridedView", "StrideWalk", "side_by_side", "stride_walk", "strided_layout", "strided_view"]

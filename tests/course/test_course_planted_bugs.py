@@ -14,7 +14,7 @@ from needle.course.errors import CheckFailed
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 CHAPTERS = {"welcome": "00_welcome", "ml_refresher": "01_ml_refresher", "autodiff": "02_autodiff",
-            "nn_library": "03_nn_library"}
+            "nn_library": "03_nn_library", "generative": "11_generative"}
 _BEGIN, _END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 
@@ -117,6 +117,14 @@ BUGS = [
      r"grows with every step"),
     ("nn_library.epoch", "total_loss += float(loss.numpy()) * len(labels)", "total_loss += loss * len(labels)",
      r"plain numbers|Tensor"),
+    ("generative.discriminator_loss", "fake_term = softplus(fake_logits)", "fake_term = softplus(-fake_logits)",
+     r"max error"),
+    ("generative.gan_step", "fake = generator(z).detach()", "fake = generator(z)", r"detach"),
+    ("generative.noise_schedule", "np.cumprod(alphas)", "np.cumsum(alphas)", r"alpha_bars"),
+    ("generative.diffusion_loss", "return (diff * diff).sum() / int(np.prod(diff.shape))",
+     "return (diff * diff).sum() / diff.shape[0]", r"mean over every number"),
+    ("generative.p_sample_step", "    if t > 0:\n        mean = mean + z", "    if t >= 0:\n        mean = mean + z",
+     r"no noise is added"),
     ("nn_library.LogSoftmax.gradient", "return out_grad - ops.exp(node) * row_sums", "return out_grad - ops.exp(node)",
      r"LogSoftmax"),
 ]

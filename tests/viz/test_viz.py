@@ -96,7 +96,7 @@ def test_live_curves_outside_a_notebook_only_record(monkeypatch):
     monkeypatch.setattr(IPython, "get_ipython", lambda: None)
     curves = LiveCurves((("loss",),))
     curves.update(1, loss=2.0)
-    assert curves._handle is None and curves._repr_png_().startswith(PNG)
+    assert curves._live.handle is None and curves._repr_png_().startswith(PNG)
     with pytest.raises(KeyError, match="unknown metrics"):
         curves.update(2, accuracy=1.0)
     with pytest.raises(ValueError):
@@ -136,3 +136,30 @@ def test_strided_layout_says_compact_and_rejects_bad_views():
         strided_layout(np.arange(6), (2, 3), (3,), 0)
     with pytest.raises(ValueError, match="at most"):
         strided_layout(np.arange(100), (100,), (1,), 0)
+
+
+def test_live_figure_shows_once_then_updates_in_place(monkeypatch):
+    import IPython
+    import IPython.display
+
+    shown, updated = [], []
+
+    class Handle:
+        def update(self, obj):
+            updated.append(obj)
+
+    def display(obj, display_id=False):
+        shown.append((obj, display_id))
+        return Handle()
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", display)
+    from matplotlib.figure import Figure
+
+    from needle.viz import LiveFigure
+
+    live = LiveFigure()
+    for _ in range(3):
+        live.show(Figure(figsize=(1, 1)))
+    assert len(shown) == 1 and shown[0][1] is True and len(updated) == 2
+    assert shown[0][0].data.startswith(PNG) and updated[-1].data.startswith(PNG)
