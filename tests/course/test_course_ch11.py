@@ -13,7 +13,7 @@ from needle.course.errors import CheckFailed
 from chapter_cases import assert_textbook_solutions_pass, assert_workbook_stubs_never_pass, ref
 
 IDS = course.exercises("generative")
-TEXTBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "11_generative.ipynb"
+TEXTBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "11_generative.ipynb"
 
 
 @pytest.fixture(autouse=True)
