@@ -6,21 +6,12 @@ import pytest
 
 import needle as ndl
 from needle import course, init, nn, ops
-from needle.course import install, registry
-from needle.course.errors import CheckFailed, NotImplementedYet
+from needle.course import install
+from needle.course.errors import CheckFailed
+
+from chapter_cases import ref
 
 IDS = course.exercises("nn_library")
-
-
-@pytest.fixture(autouse=True)
-def clean_install():
-    course.reset()
-    yield
-    course.reset()
-
-
-def ref(exercise_id):
-    return install.reference(registry.get(exercise_id).target)
 
 
 # --- one plausible mistake per exercise ---------------------------------------------------------------------------

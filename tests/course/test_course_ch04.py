@@ -17,19 +17,10 @@ from needle.course.checks.ch04_ndarray import METHODS, mirror, random_view
 from needle.course.errors import CheckFailed
 from needle.viz import StrideWalk, side_by_side, stride_walk, strided_layout, strided_view
 
+from chapter_cases import ref
+
 IDS = course.exercises("ndarray")
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04_ndarray.ipynb"
-
-
-@pytest.fixture(autouse=True)
-def clean_install():
-    course.reset()
-    yield
-    course.reset()
-
-
-def ref(exercise_id):
-    return install.reference(registry.get(exercise_id).target)
 
 
 def make(a, shape, strides, offset):

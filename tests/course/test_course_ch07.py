@@ -3,7 +3,6 @@ fails the classic mistakes (several per exercise) with a message that names the 
 import math
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 
@@ -12,22 +11,12 @@ from needle import course, init, nn, ops
 from needle.autograd import TensorOp
 from needle.backend_ndarray import NDArray
 from needle.backend_selection import array_api
-from needle.course import install, registry, workbook
 from needle.course.errors import CheckFailed
+
+from chapter_cases import assert_textbook_solutions_pass, assert_workbook_stubs_never_pass, ref
 
 IDS = course.exercises("cnn")
 TEXTBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "07_cnn.ipynb"
-
-
-@pytest.fixture(autouse=True)
-def clean_install():
-    course.reset()
-    yield
-    course.reset()
-
-
-def ref(exercise_id):
-    return install.reference(registry.get(exercise_id).target)
 
 
 # --- planted mistakes ---------------------------------------------------------------------------------------------
@@ -235,7 +224,7 @@ def conv_gradient_without_flip(self, out_grad, node):
 def conv_gradient_same_padding(self, out_grad, node):
     """Pads the input's adjoint by P, as the forward did, instead of K - 1 - P."""
     X, W = node.inputs
-    K, s, p = W.shape[0], self.stride, self.padding
+    s, p = self.stride, self.padding
     if s > 1:
         out_grad = ops.dilate(out_grad, (1, 2), s - 1)
     grad_x = ops.conv(out_grad, ops.transpose(ops.flip(W, (0, 1)), (2, 3)), padding=p)
@@ -501,37 +490,9 @@ def test_a_flip_that_reads_outside_its_buffer_is_reported_not_run():
 
 # --- the textbook's own solutions ---------------------------------------------------------------------------------
 
-def _textbook_exercise_cells():
-    nb = nbformat.read(TEXTBOOK, as_version=4)
-    return [cell.source for cell in nb.cells if "exercise" in cell.metadata.get("tags", [])]
-
-
-def _setup_namespace():
-    nb = nbformat.read(TEXTBOOK, as_version=4)
-    namespace = {}
-    exec(compile(nb.cells[1].source, "setup", "exec"), namespace)
-    return namespace
-
-
 def test_textbook_solutions_pass_and_are_installed(capsys):
-    namespace = _setup_namespace()
-    sources = _textbook_exercise_cells()
-    for source in sources:
-        exec(compile(source, "exercise", "exec"), namespace)
-    assert sorted(course.installed_ids()) == sorted(IDS)
-    for exercise_id in IDS:
-        course.check(exercise_id)
-    out = capsys.readouterr().out
-    assert all(f"✓ {i}:" in out for i in IDS), out
+    assert_textbook_solutions_pass(TEXTBOOK, IDS, capsys)
 
 
 def test_workbook_stubs_keep_the_reference_and_never_pass(capsys):
-    namespace = _setup_namespace()
-    for source in _textbook_exercise_cells():
-        exec(compile(workbook.stub_source(source), "stub", "exec"), namespace)
-    assert course.installed_ids() == []
-    for exercise_id in IDS:
-        course.check(exercise_id)
-    out = capsys.readouterr().out
-    assert "✓" not in out
-    assert all(f"◦ {i}: not attempted yet" in out for i in IDS)
+    assert_workbook_stubs_never_pass(TEXTBOOK, IDS, capsys)

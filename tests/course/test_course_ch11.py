@@ -16,13 +16,6 @@ IDS = course.exercises("generative")
 TEXTBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "11_generative.ipynb"
 
 
-@pytest.fixture(autouse=True)
-def clean_install():
-    course.reset()
-    yield
-    course.reset()
-
-
 def _mean(x):
     return x.sum() / int(np.prod(x.shape))
 

@@ -18,13 +18,6 @@ CHAPTERS = {"welcome": "00_welcome", "ml_refresher": "01_ml_refresher", "autodif
 _BEGIN, _END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 
-@pytest.fixture(autouse=True)
-def clean_install():
-    course.reset()
-    yield
-    course.reset()
-
-
 def _cells(chapter: str) -> list:
     return nbformat.read(NOTEBOOKS / f"{CHAPTERS[chapter]}.ipynb", as_version=4).cells
 
