@@ -1,0 +1,102 @@
+"""The tests every notebook chapter's checks must pass, shared by tests/test_course_chNN.py: needle's reference passes
+each check, a stub is reported as not attempted, every planted mistake fails with a message naming its exercise, the
+textbook's own solutions pass, and the workbook's stubs never do.
+
+A chapter's test module adds them with `globals().update(chapter_suite(chapter, notebook, wrong))`.
+"""
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+import pytest
+
+from needle import course, nn
+from needle.course import install, registry, workbook
+from needle.course.errors import CheckFailed
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def reference_of(exercise_id: str):
+    return install.reference(registry.get(exercise_id).target)
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("not implemented yet: the goal")
+
+
+class StubModule(nn.Module):
+    def __init__(self, *args, **kwargs):
+        raise NotImplementedError("not implemented yet: the goal")
+
+
+def textbook_exercise_cells(notebook: str) -> list[str]:
+    nb = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4)
+    return [cell.source for cell in nb.cells if "exercise" in cell.metadata.get("tags", [])]
+
+
+def setup_namespace(notebook: str) -> dict:
+    """The namespace after the chapter's import cell (its second cell)."""
+    nb = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4)
+    namespace: dict = {}
+    exec(compile(nb.cells[1].source, "setup", "exec"), namespace)
+    return namespace
+
+
+def chapter_suite(chapter: str, notebook: str, wrong: dict[str, list]) -> dict[str, Callable]:
+    """The shared tests of one chapter; `wrong` maps an exercise name (without the chapter) to planted mistakes."""
+    ids = course.exercises(chapter)
+    mistakes = [pytest.param(f"{chapter}.{name}", w, id=f"{name}-{w.__name__}") for name, ws in wrong.items() for w in ws]
+
+    @pytest.fixture(autouse=True)
+    def clean_install():
+        course.reset()
+        yield
+        course.reset()
+
+    def test_every_exercise_has_planted_mistakes():
+        assert sorted(f"{chapter}.{name}" for name in wrong) == sorted(ids)
+
+    @pytest.mark.parametrize("exercise_id", ids)
+    def test_reference_passes(exercise_id, capsys):
+        course.exercise(exercise_id)(reference_of(exercise_id))
+        course.check(exercise_id)
+        assert capsys.readouterr().out.startswith(f"✓ {exercise_id}:")
+
+    @pytest.mark.parametrize("exercise_id", ids)
+    def test_stub_keeps_the_reference_and_is_not_attempted(exercise_id, capsys):
+        reference = reference_of(exercise_id)
+        returned = course.exercise(exercise_id)(StubModule if isinstance(reference, type) else stub)
+        assert returned is reference and course.installed_ids() == []
+        course.check(exercise_id)
+        assert f"◦ {exercise_id}: not attempted yet" in capsys.readouterr().out
+
+    @pytest.mark.parametrize("exercise_id, wrong", mistakes)
+    def test_a_classic_mistake_fails(exercise_id, wrong):
+        course.exercise(exercise_id)(wrong)
+        with pytest.raises(CheckFailed) as failure:
+            course.check(exercise_id)
+        assert exercise_id in str(failure.value)
+
+    def test_textbook_solutions_pass_and_are_installed(capsys):
+        namespace = setup_namespace(notebook)
+        for source in textbook_exercise_cells(notebook):
+            exec(compile(source, "exercise", "exec"), namespace)
+        assert sorted(course.installed_ids()) == sorted(ids)
+        for exercise_id in ids:
+            course.check(exercise_id)
+        out = capsys.readouterr().out
+        assert all(f"✓ {i}:" in out for i in ids), out
+
+    def test_workbook_stubs_keep_the_reference_and_never_pass(capsys):
+        namespace = setup_namespace(notebook)
+        for source in textbook_exercise_cells(notebook):
+            exec(compile(workbook.stub_source(source), "stub", "exec"), namespace)
+        assert course.installed_ids() == []
+        for exercise_id in ids:
+            course.check(exercise_id)
+        out = capsys.readouterr().out
+        assert "✓" not in out
+        assert all(f"◦ {i}: not attempted yet" in out for i in ids)
+
+    return {name: value for name, value in locals().items() if name.startswith("test_") or name == "clean_install"}
