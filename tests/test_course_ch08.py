@@ -7,6 +7,7 @@ import pytest
 
 import needle as ndl
 from needle import course, init, nn, ops
+from needle.apps import training
 from needle.course.errors import CheckFailed
 
 from chapter_cases import chapter_suite
@@ -390,6 +391,39 @@ epoch_mean_of_chunk_means = _variant(_epoch, "epoch_mean_of_chunk_means", weight
 epoch_without_eval_mode = _variant(_epoch, "epoch_without_eval_mode", set_mode=False)
 
 
+def _train(model, data, seq_len=40, n_epochs=1, optimizer=ndl.optim.SGD, lr=4.0, weight_decay=0.0,
+           loss_fn=nn.SoftmaxLoss, clip=None, device=None, dtype="float32", *, progress=False, history=None,
+           callback=None, fresh_optimizer=False, use_weight_decay=True, use_clip=True, first_result=False):
+    np.random.seed(4)
+    make = lambda: optimizer(model.parameters(), lr=lr, weight_decay=weight_decay if use_weight_decay else 0.0)
+    opt, results = make(), []
+    for _ in range(n_epochs):
+        results.append(training.epoch_general_ptb(data, model, seq_len, loss_fn(), make() if fresh_optimizer else opt,
+                                                  clip if use_clip else None, device, dtype))
+    return results[0] if first_result else results[-1]
+
+
+train_with_a_new_optimizer_each_epoch = _variant(_train, "train_with_a_new_optimizer_each_epoch", fresh_optimizer=True)
+train_ignoring_weight_decay = _variant(_train, "train_ignoring_weight_decay", use_weight_decay=False)
+train_ignoring_clip = _variant(_train, "train_ignoring_clip", use_clip=False)
+train_returning_the_first_epoch = _variant(_train, "train_returning_the_first_epoch", first_result=True)
+
+
+def evaluate_with_an_optimizer(model, data, seq_len=40, loss_fn=nn.SoftmaxLoss, device=None, dtype="float32", *,
+                               progress=False):
+    """Trains on the evaluation data."""
+    np.random.seed(4)
+    return training.epoch_general_ptb(data, model, seq_len, loss_fn(), ndl.optim.SGD(model.parameters(), lr=0.5),
+                                      device=device, dtype=dtype)
+
+
+def evaluate_returning_perplexity(model, data, seq_len=40, loss_fn=nn.SoftmaxLoss, device=None, dtype="float32", *,
+                                  progress=False):
+    np.random.seed(4)
+    acc, loss = training.epoch_general_ptb(data, model, seq_len, loss_fn(), device=device, dtype=dtype)
+    return acc, math.exp(loss)
+
+
 WRONG = {
     "Sigmoid": [SigmoidWrongSign, SigmoidInNumpy],
     "RNNCell": [RNNCellBiasesFirst, RNNCellBoundOneOverH, RNNCellIgnoresState, RNNCellAlwaysTanh],
@@ -406,6 +440,9 @@ WRONG = {
     "LanguageModel": [LanguageModelLinearFirst, LanguageModelAlwaysRNN, LanguageModelKeepsTimeAxis,
                       LanguageModelIgnoresState],
     "clip_grad_norm": [clip_each_parameter, clip_without_returning_the_norm, clip_always_to_max_norm, clip_in_place],
+    "train_ptb": [train_with_a_new_optimizer_each_epoch, train_ignoring_weight_decay, train_ignoring_clip,
+                  train_returning_the_first_epoch],
+    "evaluate_ptb": [evaluate_with_an_optimizer, evaluate_returning_perplexity],
     "epoch_general_ptb": [epoch_without_detach, epoch_restarting_the_state, epoch_ignoring_clip,
                           epoch_mean_of_chunk_means, epoch_without_eval_mode],
 }

@@ -122,35 +122,33 @@ def _cell_specs(prefix: str, n_in: int, n_h: int, gates: int, bias: bool) -> lis
     return specs + ([(prefix + "bias_ih", (gates * n_h,), u), (prefix + "bias_hh", (gates * n_h,), u)] if bias else [])
 
 
-def _check_gradients(run: Callable[..., Any], numpy_fn: Callable[..., Any], inputs: list[np.ndarray],
-                     params: list[Any], what: str) -> None:
+def _check_gradients(run: Callable[..., Any], numpy_fn: Callable[..., Any], inputs: dict[str, np.ndarray],
+                     params: dict[str, Any], what: str) -> None:
     """d <outputs, G> / d(each input, each parameter) against central differences of numpy_fn(*inputs, *params), in
     float64. `run` takes the inputs as Tensors and uses the parameters it owns."""
-    tensors = [_t64(a) for a in inputs]
+    tensors = [_t64(a) for a in inputs.values()]
     outs = _flat(run(*tensors))
     for o in outs:
         expect(isinstance(o, ndl.Tensor), f"{what} must return Tensors, got {type(o).__name__}")
     rng = rng_for(what)
     out_grads = [rng.standard_normal(o.shape) for o in outs]
     sum((o * ndl.Tensor(g, dtype="float64", requires_grad=False)).sum() for o, g in zip(outs, out_grads)).backward()
-    values = [p.numpy() for p in params]
-    n_in = len(inputs)
 
     def flat_numpy(*arrays: np.ndarray) -> np.ndarray:
         return np.concatenate([np.ravel(o) for o in _flat(numpy_fn(*arrays))])
 
-    want = numerical_gradients(flat_numpy, inputs + values, np.concatenate([g.ravel() for g in out_grads]))
-    names = [f"input {k}" for k in range(n_in)] + [f"parameter {k} (shape {p.shape})" for k, p in enumerate(params)]
-    for name, t, w in zip(names, tensors + list(params), want):
+    arrays = list(inputs.values()) + [p.numpy() for p in params.values()]
+    want = numerical_gradients(flat_numpy, arrays, np.concatenate([g.ravel() for g in out_grads]))
+    for name, t, w in zip(list(inputs) + list(params), tensors + list(params.values()), want):
         grad = getattr(t, "grad", None)
         expect(grad is not None, f"{what}: {name} got no gradient: build the output from it with needle ops")
         expect_close(grad, w, what=f"{what}: gradient w.r.t. {name} (float64, vs central differences)",
                      rtol=1e-5, atol=1e-6)
 
 
-def _cell_weights(cell: Any, bias: bool) -> list[Any]:
+def _cell_weights(cell: Any, bias: bool, prefix: str = "") -> dict[str, Any]:
     names = ["W_ih", "W_hh"] + (["bias_ih", "bias_hh"] if bias else [])
-    return [getattr(cell, n) for n in names]
+    return {prefix + n: getattr(cell, n) for n in names}
 
 
 # --- Sigmoid --------------------------------------------------------------------------------------------------------
@@ -164,7 +162,7 @@ def check_sigmoid(Sigmoid: type) -> int:
         f = Sigmoid()
         expect_close(f(ndl.Tensor(x, dtype="float32")), sigmoid64(x).astype(np.float32),
                      what=f"Sigmoid() on an input of shape {shape}", inputs={"x": x}, **TOL)
-        _check_gradients(f, sigmoid64, [x], [], f"Sigmoid() on shape {shape}")
+        _check_gradients(f, sigmoid64, {"x": x}, {}, f"Sigmoid() on shape {shape}")
         cases += 2
     return cases
 
@@ -190,7 +188,7 @@ def check_rnn_cell(RNNCell: type) -> int:
                      inputs={"x": x, "h": h}, **TOL64)
         expect_close(cell(_t64(x)), rnn_cell64(x, np.zeros((bs, n_h)), w, nl), inputs={"x": x},
                      what=f"{what} on x {x.shape} without h (h=None means a zero state)", **TOL64)
-        _check_gradients(cell, lambda a, b, *p: rnn_cell64(a, b, p, nl), [x, h], _cell_weights(cell, bias), what)
+        _check_gradients(cell, lambda a, b, *p: rnn_cell64(a, b, p, nl), {"x": x, "h": h}, _cell_weights(cell, bias), what)
         cases += 4
     cell = RNNCell(3, 2)
     out = cell(ndl.Tensor(rng.standard_normal((2, 3)), dtype="float32"))
@@ -222,8 +220,8 @@ def check_lstm_cell(LSTMCell: type) -> int:
         zeros = np.zeros((bs, n_h))
         for name, g, v in zip(("h'", "c'"), _flat(cell(_t64(x))), lstm_cell64(x, zeros, zeros, w)):
             expect_close(g, v, what=f"{what}: {name} without a state (h=None means h = c = 0)", inputs={"x": x}, **TOL64)
-        _check_gradients(lambda a, b, d: cell(a, (b, d)), lambda a, b, d, *p: lstm_cell64(a, b, d, p), [x, h, c],
-                         _cell_weights(cell, bias), what)
+        _check_gradients(lambda a, b, d: cell(a, (b, d)), lambda a, b, d, *p: lstm_cell64(a, b, d, p),
+                         {"x": x, "h": h, "c": c}, _cell_weights(cell, bias), what)
         cases += 4
     return cases
 
@@ -270,10 +268,10 @@ def check_rnn(RNN: type) -> int:
         state = "h0 of shape " + str(h0.shape) if with_h0 else "h0=None (zeros)"
         for name, g, v in zip(("output", "h_n"), _flat(got), rnn64(X, h0, w, nl)):
             expect_close(g, v, what=f"{what}: {name} for X of shape {X.shape} and {state}", inputs={"X": X}, **TOL64)
-        params = [p for cell in cells for p in _cell_weights(cell, bias)]
+        params = {n: p for k, cell in enumerate(cells) for n, p in _cell_weights(cell, bias, f"rnn_cells[{k}].").items()}
         per = 4 if bias else 2
-        _check_gradients(lambda a, b: model(a, b), lambda a, b, *p: rnn64(a, b, _grouped(list(p), per), nl), [X, h0],
-                         params, what)
+        _check_gradients(lambda a, b: model(a, b), lambda a, b, *p: rnn64(a, b, _grouped(list(p), per), nl),
+                         {"X": X, "h0": h0}, params, what)
         cases += 3
     return cases
 
@@ -301,9 +299,9 @@ def check_lstm(LSTM: type) -> int:
         state = "h = (h0, c0) of shape " + str(shape) if with_state else "h=None (zeros)"
         for name, g, v in zip(("output", "h_n", "c_n"), _flat(got), (output, h_n, c_n)):
             expect_close(g, v, what=f"{what}: {name} for X of shape {X.shape} and {state}", inputs={"X": X}, **TOL64)
-        params = [p for cell in cells for p in _cell_weights(cell, bias)]
+        params = {n: p for k, cell in enumerate(cells) for n, p in _cell_weights(cell, bias, f"lstm_cells[{k}].").items()}
         _check_gradients(lambda a, b, c: model(a, (b, c)), lambda a, b, c, *p: lstm64(a, b, c, _grouped(list(p), per)),
-                         [X, h0, c0], params, what)
+                         {"X": X, "h0": h0, "c0": c0}, params, what)
         cases += 4
     return cases
 
@@ -324,7 +322,7 @@ def check_embedding(Embedding: type) -> int:
         x = ndl.Tensor(ids, dtype="float32", requires_grad=False)  # what get_batch gives
         expect_close(emb(x), weight[ids], what=f"{what} on ids of shape {ids.shape}: row ids[t, b] of the weight at "
                                               "[t, b]", inputs={"ids": ids}, **TOL64)
-        _check_gradients(lambda: emb(x), lambda w: w[ids], [], [emb.weight], f"{what} on ids {ids.tolist()}")
+        _check_gradients(lambda: emb(x), lambda w: w[ids], {}, {"weight": emb.weight}, f"{what} on ids {ids.tolist()}")
         cases += 2
     return cases
 
@@ -561,6 +559,59 @@ def check_epoch_general_ptb(epoch: Callable) -> int:
     return cases
 
 
+
+def _run_twice(run: Callable, reference_run: Callable, kind: str, **kwargs: Any) -> tuple:
+    """(result, parameters afterwards, training flag) of the learner's and the reference function on equal models."""
+    out = []
+    for fn in (run, reference_run):
+        np.random.seed(0)
+        model = _tiny_lm(kind)
+        got = fn(model, _PTB_IDS, **kwargs)
+        out.append((got, [p.numpy() for p in model.parameters()], model.training))
+    return out[0], out[1]
+
+
+_PTB_IDS = rng_for("sequence_models.train_ptb").integers(0, 12, size=(17, 2)).astype(np.float32)
+
+
+def _expect_same_run(mine: tuple, theirs: tuple, what: str) -> None:
+    got, want = mine[0], theirs[0]
+    expect(isinstance(got, tuple) and len(got) == 2, f"{what} must return (accuracy, average loss), got {got!r}")
+    for k, (p, q) in enumerate(zip(mine[1], theirs[1])):
+        expect_close(p, q, what=f"{what}: parameter {k} (shape {p.shape}) afterwards", **TOL)
+    expect_close(got, want, what=f"{what}: (accuracy, loss) of the last epoch", **TOL)
+
+
+@exercise_check("sequence_models.train_ptb", target=f"{TRAINING}:train_ptb", hint="train a language model for some epochs")
+def check_train_ptb(train_ptb: Callable) -> int:
+    reference_train = reference(f"{TRAINING}:train_ptb")
+    cases = 0
+    for kind, kwargs in (("rnn", dict(seq_len=4, n_epochs=2, lr=2.0)),
+                         ("lstm", dict(seq_len=5, n_epochs=3, optimizer=ndl.optim.Adam, lr=0.01, weight_decay=0.01)),
+                         ("lstm", dict(seq_len=6, n_epochs=2, lr=1.0, clip=0.05))):
+        what = f"train_ptb({kind.upper()} model, ids of shape {_PTB_IDS.shape}, " + ", ".join(
+            f"{k}={getattr(v, '__name__', v)}" for k, v in kwargs.items()) + ")"
+        mine, theirs = _run_twice(train_ptb, reference_train, kind, **kwargs)
+        expect(mine[2], f"{what}: the model must be in training mode afterwards")
+        _expect_same_run(mine, theirs, what + ": one optimizer for all epochs, with lr and weight_decay; each epoch "
+                                              "with epoch_general_ptb, passing seq_len, a loss_fn() instance, clip, "
+                                              "device and dtype")
+        cases += 1
+    return cases
+
+
+@exercise_check("sequence_models.evaluate_ptb", target=f"{TRAINING}:evaluate_ptb", hint="evaluate a language model")
+def check_evaluate_ptb(evaluate_ptb: Callable) -> int:
+    reference_evaluate = reference(f"{TRAINING}:evaluate_ptb")
+    cases = 0
+    for kind, seq_len in (("rnn", 4), ("lstm", 7)):
+        what = f"evaluate_ptb({kind.upper()} model, ids of shape {_PTB_IDS.shape}, seq_len={seq_len})"
+        mine, theirs = _run_twice(evaluate_ptb, reference_evaluate, kind, seq_len=seq_len)
+        expect(not mine[2], f"{what}: the model must be in eval mode")
+        _expect_same_run(mine, theirs, what + ": one epoch without an optimizer (the parameters must not change)")
+        cases += 1
+    return cases
+
 _GATES = "PyTorch's order of the four gates along the 4 * hidden columns: input, forget, cell candidate, output"
 set_hints({
     "sequence_models.Sigmoid": (
@@ -664,4 +715,15 @@ set_hints({
          "when clip is given, step. Average accuracy and loss over every predicted word.",
          "h.detach(), or tuple(t.detach() for t in h); weight each chunk's mean loss by its number of targets; "
          "return plain floats."]),
+    "sequence_models.train_ptb": (
+        "train_ptb: train a language model for n_epochs with one optimizer, returning the last epoch's (accuracy, loss)",
+        ["The optimizer is made once, from the class passed in, with the learning rate and weight decay; the loss "
+         "function arrives as a class too. Each epoch is one call of the epoch function of this chapter.",
+         "np.random.seed(4); opt = optimizer(model.parameters(), lr=lr, weight_decay=weight_decay); then n_epochs "
+         "times training.epoch_general_ptb(data, model, seq_len, loss_fn(), opt, clip, device, dtype)."]),
+    "sequence_models.evaluate_ptb": (
+        "evaluate_ptb: one epoch without an optimizer, returning (accuracy, loss)",
+        ["Evaluation is an epoch that never steps: the epoch function puts the model in eval mode itself.",
+         "np.random.seed(4); return training.epoch_general_ptb(data, model, seq_len, loss_fn(), device=device, "
+         "dtype=dtype)."]),
 })
