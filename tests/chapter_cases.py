@@ -1,11 +1,21 @@
-"""What every chapter's course test does with its textbook notebook: run the setup cell, then the exercise cells as
-written (every check passes) or as the workbook's stubs (none passes, each is "not attempted yet")."""
+"""The tests every notebook chapter's checks must pass: needle's reference passes each check, a stub is reported as not
+attempted, every planted mistake fails with a message naming its exercise, the textbook's own solutions pass, and the
+workbook's stubs never do.
+
+A chapter's test module takes them all with `globals().update(chapter_suite(chapter, notebook, wrong))`, or calls the
+helpers below one by one.
+"""
 from pathlib import Path
+from typing import Callable
 
 import nbformat
+import pytest
 
-from needle import course
+from needle import course, nn
 from needle.course import install, registry, workbook
+from needle.course.errors import CheckFailed
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def ref(exercise_id: str):
@@ -13,21 +23,32 @@ def ref(exercise_id: str):
     return install.reference(registry.get(exercise_id).target)
 
 
-def exercise_cells(textbook: Path) -> list[str]:
-    nb = nbformat.read(textbook, as_version=4)
+def stub(*args, **kwargs):
+    raise NotImplementedError("not implemented yet: the goal")
+
+
+class StubModule(nn.Module):
+    def __init__(self, *args, **kwargs):
+        raise NotImplementedError("not implemented yet: the goal")
+
+
+def exercise_cells(notebook: str) -> list[str]:
+    """The sources of a textbook chapter's exercise cells (`notebook`: its name, e.g. "07_cnn")."""
+    nb = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4)
     return [cell.source for cell in nb.cells if "exercise" in cell.metadata.get("tags", [])]
 
 
-def setup_namespace(textbook: Path) -> dict:
-    """The namespace after the notebook's setup cell (its second cell: imports and switches)."""
+def setup_namespace(notebook: str) -> dict:
+    """The namespace after the chapter's setup cell (its second cell: imports and switches)."""
+    nb = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4)
     namespace: dict = {}
-    exec(compile(nbformat.read(textbook, as_version=4).cells[1].source, "setup", "exec"), namespace)
+    exec(compile(nb.cells[1].source, "setup", "exec"), namespace)
     return namespace
 
 
-def assert_textbook_solutions_pass(textbook: Path, ids: list[str], capsys) -> None:
-    namespace = setup_namespace(textbook)
-    for source in exercise_cells(textbook):
+def assert_textbook_solutions_pass(notebook: str, ids: list[str], capsys) -> None:
+    namespace = setup_namespace(notebook)
+    for source in exercise_cells(notebook):
         exec(compile(source, "exercise", "exec"), namespace)
     assert sorted(course.installed_ids()) == sorted(ids)
     for exercise_id in ids:
@@ -36,9 +57,9 @@ def assert_textbook_solutions_pass(textbook: Path, ids: list[str], capsys) -> No
     assert all(f"✓ {i}:" in out for i in ids), out
 
 
-def assert_workbook_stubs_never_pass(textbook: Path, ids: list[str], capsys) -> None:
-    namespace = setup_namespace(textbook)
-    for source in exercise_cells(textbook):
+def assert_workbook_stubs_never_pass(notebook: str, ids: list[str], capsys) -> None:
+    namespace = setup_namespace(notebook)
+    for source in exercise_cells(notebook):
         exec(compile(workbook.stub_source(source), "stub", "exec"), namespace)
     assert course.installed_ids() == []
     for exercise_id in ids:
@@ -46,3 +67,41 @@ def assert_workbook_stubs_never_pass(textbook: Path, ids: list[str], capsys) -> 
     out = capsys.readouterr().out
     assert "✓" not in out
     assert all(f"◦ {i}: not attempted yet" in out for i in ids)
+
+
+def chapter_suite(chapter: str, notebook: str, wrong: dict[str, list]) -> dict[str, Callable]:
+    """The shared tests of one chapter; `wrong` maps an exercise name (without the chapter) to planted mistakes."""
+    ids = course.exercises(chapter)
+    mistakes = [pytest.param(f"{chapter}.{name}", w, id=f"{name}-{w.__name__}") for name, ws in wrong.items() for w in ws]
+
+    def test_every_exercise_has_planted_mistakes():
+        assert sorted(f"{chapter}.{name}" for name in wrong) == sorted(ids)
+
+    @pytest.mark.parametrize("exercise_id", ids)
+    def test_reference_passes(exercise_id, capsys):
+        course.exercise(exercise_id)(ref(exercise_id))
+        course.check(exercise_id)
+        assert capsys.readouterr().out.startswith(f"✓ {exercise_id}:")
+
+    @pytest.mark.parametrize("exercise_id", ids)
+    def test_stub_keeps_the_reference_and_is_not_attempted(exercise_id, capsys):
+        reference = ref(exercise_id)
+        returned = course.exercise(exercise_id)(StubModule if isinstance(reference, type) else stub)
+        assert returned is reference and course.installed_ids() == []
+        course.check(exercise_id)
+        assert f"◦ {exercise_id}: not attempted yet" in capsys.readouterr().out
+
+    @pytest.mark.parametrize("exercise_id, wrong", mistakes)
+    def test_a_classic_mistake_fails(exercise_id, wrong):
+        course.exercise(exercise_id)(wrong)
+        with pytest.raises(CheckFailed) as failure:
+            course.check(exercise_id)
+        assert exercise_id in str(failure.value)
+
+    def test_textbook_solutions_pass_and_are_installed(capsys):
+        assert_textbook_solutions_pass(notebook, ids, capsys)
+
+    def test_workbook_stubs_keep_the_reference_and_never_pass(capsys):
+        assert_workbook_stubs_never_pass(notebook, ids, capsys)
+
+    return {name: value for name, value in locals().items() if name.startswith("test_")}

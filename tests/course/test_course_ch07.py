@@ -1,7 +1,6 @@
 """Chapter 07 checks: each passes needle's reference and the textbook's solution, reports a stub as not attempted, and
 fails the classic mistakes (several per exercise) with a message that names the exercise."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +12,7 @@ from needle.backend_ndarray import NDArray
 from needle.backend_selection import array_api
 from needle.course.errors import CheckFailed
 
-from chapter_cases import assert_textbook_solutions_pass, assert_workbook_stubs_never_pass, ref
-
-IDS = course.exercises("cnn")
-TEXTBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "07_cnn.ipynb"
+from chapter_cases import chapter_suite, ref
 
 
 # --- planted mistakes ---------------------------------------------------------------------------------------------
@@ -440,45 +436,7 @@ WRONG = {
     "epoch_general_cifar10": [epoch_without_eval_mode, epoch_mean_of_batch_means, epoch_error_rate,
                               epoch_summing_loss_tensors],
 }
-MISTAKES = [pytest.param(f"cnn.{name}", wrong, id=f"{name}-{wrong.__name__}")
-            for name, wrongs in WRONG.items() for wrong in wrongs]
-
-
-def test_every_exercise_has_planted_mistakes():
-    assert sorted(f"cnn.{name}" for name in WRONG) == sorted(IDS)
-
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_reference_passes(exercise_id, capsys):
-    course.exercise(exercise_id)(ref(exercise_id))
-    course.check(exercise_id)
-    assert capsys.readouterr().out.startswith(f"✓ {exercise_id}:")
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("not implemented yet: the goal")
-
-
-class StubModule(nn.Module):
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("not implemented yet: the goal")
-
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_stub_keeps_the_reference_and_is_not_attempted(exercise_id, capsys):
-    reference = ref(exercise_id)
-    returned = course.exercise(exercise_id)(StubModule if isinstance(reference, type) else stub)
-    assert returned is reference and course.installed_ids() == []
-    course.check(exercise_id)
-    assert f"◦ {exercise_id}: not attempted yet" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("exercise_id, wrong", MISTAKES)
-def test_a_classic_mistake_fails(exercise_id, wrong):
-    course.exercise(exercise_id)(wrong)
-    with pytest.raises(CheckFailed) as failure:
-        course.check(exercise_id)
-    assert exercise_id in str(failure.value)
+globals().update(chapter_suite("cnn", "07_cnn", WRONG))
 
 
 def test_a_flip_that_reads_outside_its_buffer_is_reported_not_run():
@@ -486,13 +444,3 @@ def test_a_flip_that_reads_outside_its_buffer_is_reported_not_run():
     with pytest.raises(CheckFailed) as failure:
         course.check("cnn.NDArray.flip")
     assert "outside" in str(failure.value)
-
-
-# --- the textbook's own solutions ---------------------------------------------------------------------------------
-
-def test_textbook_solutions_pass_and_are_installed(capsys):
-    assert_textbook_solutions_pass(TEXTBOOK, IDS, capsys)
-
-
-def test_workbook_stubs_keep_the_reference_and_never_pass(capsys):
-    assert_workbook_stubs_never_pass(TEXTBOOK, IDS, capsys)

@@ -203,6 +203,10 @@ RUN_ALL_CHAPTERS = {
                "    return self.device.full(tuple(l + n + r for n, (l, r) in zip(self.shape, axes)), 0.0,"
                " dtype=self.dtype)\n",  # right shape, but zeros everywhere: a wrong answer the check must show
                ["cnn.NDArray.pad"]),
+    "08_sequence_models": ("sequence_models.batchify", None,
+                           "    nbatch = len(data) // batch_size\n"  # consecutive ids along rows, not down columns
+                           "    return np.array(data[:nbatch * batch_size]).reshape(nbatch, batch_size)\n",
+                           ["sequence_models.batchify"]),
     "11_generative": ("generative.noise_schedule", None,
                       "    betas = np.linspace(beta_start, beta_end, T)\n"
                       "    return Schedule(betas, 1 - betas, np.cumsum(1 - betas))\n",  # a sum where a product belongs

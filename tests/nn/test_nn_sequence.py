@@ -176,3 +176,41 @@ def test_embedding_on_cpu_numpy_device():
     y = emb(ndl.Tensor(np.array([[3.0, 1.0]]), device=dev))
     assert y.device == dev
     np.testing.assert_allclose(y.numpy()[0], emb.weight.numpy()[[3, 1]])
+
+
+class _ZeroInputRNNCell(nn.RNNCell):
+    """A subclass whose forward ignores its input: the layer must call it rather than needle's fast path."""
+
+    def forward(self, X, h=None):
+        if h is None:
+            h = ndl.init.zeros(X.shape[0], self.hidden_size)
+        return ndl.ops.tanh(h @ self.W_hh + 1.0)
+
+
+class _HalfCellLSTMCell(nn.LSTMCell):
+    def forward(self, X, h=None):
+        h, c = super().forward(X, h)
+        return h, c * 0.5
+
+
+def test_layers_step_with_a_subclassed_cells_own_forward():
+    np.random.seed(0)
+    rnn = nn.RNN(3, 4, num_layers=2)
+    rnn.rnn_cells = [_ZeroInputRNNCell(3, 4), _ZeroInputRNNCell(4, 4)]
+    X = np.random.randn(5, 2, 3).astype(np.float32)
+    out, h_n = rnn(ndl.Tensor(X))
+    h = np.zeros((2, 4))
+    for _ in range(5):
+        h = np.tanh(h @ rnn.rnn_cells[1].W_hh.numpy() + 1.0)
+    np.testing.assert_allclose(out.numpy()[-1], h, **TOL)
+
+    lstm = nn.LSTM(3, 4)
+    lstm.lstm_cells = [_HalfCellLSTMCell(3, 4)]
+    cell = lstm.lstm_cells[0]
+    _, (h_n, c_n) = lstm(ndl.Tensor(X))
+    h, c = np.zeros((2, 4)), np.zeros((2, 4))
+    for x in X:
+        h, c = _lstm_step(cell, x, h, c)
+        c = c * 0.5
+    np.testing.assert_allclose(c_n.numpy()[0], c, **TOL)
+    np.testing.assert_allclose(h_n.numpy()[0], h, **TOL)
