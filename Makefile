@@ -19,7 +19,8 @@ BUILD_DIR := build/venv-$(shell printf '%s' '$(abspath $(VENV))' | cksum | cut -
 EDITABLE := -Ceditable.rebuild=true "-Cbuild-dir=$(BUILD_DIR)/{wheel_tag}"
 
 # Editable install that rebuilds the C++ on import: build tools live in the venv (no build isolation).
-# A learner gets needle and JupyterLab only; the dev extra (pytest, playwright, ...) is for `make test`.
+# A learner gets needle and JupyterLab only; the dev extra (pytest, playwright, ...) and the mpi extra (mpi4py and
+# MPICH from PyPI wheels, for the tests that run under mpirun) are for `make test`.
 $(STAMP): pyproject.toml CMakeLists.txt | $(PY)
 	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
 	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e .
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml CMakeLists.txt | $(PY)
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e ".[dev]"
+	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e ".[dev,mpi]"
 	touch $(DEV_STAMP)
 
 install: $(DEV_STAMP)
