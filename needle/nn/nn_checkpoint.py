@@ -4,7 +4,8 @@
 fn used; the activations inside fn are freed after the forward pass. Backward runs fn again on the saved
 inputs (with the same numpy random state, so Dropout draws the same masks) and differentiates that local
 graph, so the gradients equal the plain ones exactly while the memory held between forward and backward is
-only the segment boundaries. Side effects inside fn happen twice (BatchNorm's running statistics are updated
+only the segment boundaries. The gradients it passes on are detached (no double backward through a
+checkpoint, as in PyTorch's reentrant checkpoint). Side effects inside fn happen twice (BatchNorm's running statistics are updated
 again during backward), as in PyTorch.
 """
 from __future__ import annotations
@@ -61,7 +62,8 @@ class _CheckpointOp(TensorOp):
         wrt = leaves + list(params)
         grads_before = [p.grad for p in params]
         compute_gradient_of_variables(output, out_grad)
-        grads = tuple(x.grad if x.requires_grad else None for x in wrt)
+        # detached: a gradient built from the recomputed graph would otherwise keep its activations alive
+        grads = tuple(x.grad.detach() if x.requires_grad and x.grad is not None else None for x in wrt)
         for p, g in zip(params, grads_before):  # the outer backward sets each parameter's total gradient
             p.grad = g
         return grads
