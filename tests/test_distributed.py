@@ -145,3 +145,29 @@ def test_dataloader_rejects_a_rank_outside_the_replicas():
     data = NDArrayDataset(np.zeros((4, 1), np.float32), np.zeros(4, np.float32))
     with pytest.raises(ValueError, match=r"rank must be in \[0, num_replicas\), got rank 2 of 2"):
         DataLoader(data, 2, num_replicas=2, rank=2)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_ring_allreduce_equals_mpi_allreduce(n):
+    from needle.course.mpi_trial import SIZES, run_allreduce_trial
+
+    records = run_allreduce_trial(dist.ring_allreduce, n, seed=n)
+    assert len(records) == n * len(SIZES) * 2
+    for rec in records:
+        assert "error" not in rec, rec
+        assert rec["shape"] == [rec["size"]] and not rec["input_changed"]
+        assert rec["max_error"] <= (1e-12 if rec["dtype"] == "float64" else 1e-5), rec
+
+
+def test_the_trial_catches_a_wrong_allreduce_and_a_collective(tmp_path):
+    from needle.course.mpi_trial import run_allreduce_trial
+
+    def only_mine(comm, x):
+        return x * 1.0
+
+    def collective(comm, x):
+        return comm.allreduce(x)
+
+    assert all(rec["max_error"] > 0 for rec in run_allreduce_trial(only_mine, 2, seed=0))
+    errors = [rec["error"] for rec in run_allreduce_trial(collective, 2, seed=0)]
+    assert errors and all("comm.allreduce is not available here" in e for e in errors)

@@ -2,3 +2,4 @@
 from .comm import DistributedError, allreduce_, barrier, broadcast_, init, is_initialized, rank, timeout, world_size  # noqa: F401
 from .ddp import DistributedDataParallel, broadcast_parameters  # noqa: F401
 from .launch import mpirun, run  # noqa: F401
+from .ring import ring_allreduce  # noqa: F401

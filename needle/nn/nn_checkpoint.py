@@ -39,7 +39,7 @@ def _parameters_reached(output: Value, inputs: List[Value]) -> List[Value]:
     return params
 
 
-class _CheckpointOp(TensorOp):
+class CheckpointOp(TensorOp):
     """The op of a checkpointed segment: inputs are fn's inputs then its parameters; gradient recomputes fn."""
 
     def __init__(self, fn: Callable, n_inputs: int, random_state: tuple):
@@ -85,7 +85,7 @@ def checkpoint(fn: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
         return output
     params = _parameters_reached(output, list(inputs))
     node = Tensor.__new__(Tensor)
-    node._init(_CheckpointOp(fn, len(inputs), random_state), list(inputs) + params,
+    node._init(CheckpointOp(fn, len(inputs), random_state), list(inputs) + params,
                cached_data=output.realize_cached_data(), requires_grad=True)
     return node
 
