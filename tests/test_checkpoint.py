@@ -9,7 +9,7 @@ from needle import nn
 
 def _mlp(width: int, depth: int, drop: float, seed: int) -> list:
     np.random.seed(seed)
-    return [nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Dropout(drop)) for _ in range(depth)]
+    return [nn.Sequential(nn.Residual(nn.Sequential(nn.Linear(width, width), nn.ReLU())), nn.Dropout(drop)) for _ in range(depth)]
 
 
 def _grads(blocks: list, x: np.ndarray, segment: int, seed: int) -> list:
