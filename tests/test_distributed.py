@@ -56,7 +56,7 @@ def test_buckets_pack_in_order_within_the_limit():
 def _train(tmp_path, name: str, n: int, batch: int) -> tuple:
     out = tmp_path / name
     args = ["-m", "needle.apps.training", "mnist", "--epochs", "2", "--max-samples", "600", "--norm", "layer",
-            "--drop", "0", "--batch-size", str(batch), "--save", f"{out}.npz", "--history", f"{out}.json"]
+            "--optimizer", "sgd", "--drop", "0", "--batch-size", str(batch), "--save", f"{out}.npz", "--history", f"{out}.json"]
     if n > 1:
         dist.run(n, args + ["--distributed"], timeout=300)
     else:

@@ -191,7 +191,10 @@ def _mnist(args) -> None:
     m = args.max_samples
     train = DataLoader(NDArrayDataset(Xtr[:m], ytr[:m]), bs, shuffle=True, num_replicas=n, rank=r)
     test = DataLoader(NDArrayDataset(Xte[:m], yte[:m]), bs, num_replicas=n, rank=r)
-    opt = optim.Adam(model.parameters(), lr=args.lr or 0.001, weight_decay=0.001)
+    if args.optimizer == "sgd":
+        opt = optim.SGD(model.parameters(), lr=args.lr or 0.1, momentum=0.9, weight_decay=0.001)
+    else:
+        opt = optim.Adam(model.parameters(), lr=args.lr or 0.001, weight_decay=0.001)
     fit(args.epochs, lambda: (*epoch(train, model, opt), *epoch(test, model)), None,
         _recorder(args.history, r, _print_epoch("")),
         names=("train_err", "train_loss", "test_err", "test_loss"))
@@ -243,6 +246,8 @@ def main(argv=None) -> None:
     parser.add_argument("--distributed", action="store_true", help="cifar10, mnist: data-parallel over mpirun's ranks")
     parser.add_argument("--norm", choices=["batch", "layer"], default="batch", help="mnist: the blocks' normalization")
     parser.add_argument("--drop", type=float, default=0.1, help="mnist: dropout probability")
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                        help="mnist: Adam (lr 0.001) or SGD with momentum 0.9 (lr 0.1)")
     parser.add_argument("--max-samples", type=int, default=None, help="mnist: first samples of each split")
     parser.add_argument("--history", default=None, help="mnist: write the epochs' numbers to this JSON file")
     parser.add_argument("--save", default=None, help="mnist: save the trained parameters to this .npz file")
