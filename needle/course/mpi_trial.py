@@ -65,7 +65,11 @@ with open(OUT.format(comm.Get_rank()), "w") as f:
 
 def function_source(fn: Callable) -> str:
     """The source of a function defined in a file or a notebook cell, without its decorators."""
-    lines = textwrap.dedent(inspect.getsource(fn)).splitlines()
+    try:
+        lines = textwrap.dedent(inspect.getsource(fn)).splitlines()
+    except (OSError, TypeError) as err:
+        raise ValueError(f"the source of {getattr(fn, '__name__', fn)!r} cannot be read ({err}): define it with def "
+                         "in a notebook cell or a file") from None
     start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("def "))
     return "\n".join(lines[start:]) + "\n"
 

@@ -75,6 +75,18 @@ def check_checkpoint_gradient(gradient: Callable) -> int:
             # recomputing the same ops on the same data gives the same numbers: a difference is a bug
             expect_close(g, e, what=f"gradient of the {name} ({what})", rtol=0, atol=0)
         cases += 1
+    # a weight used inside the segment and after it: its gradient is the sum of both uses
+    w64, x64 = rng.standard_normal((3, 3)), rng.standard_normal((2, 3))
+    w, X = ndl.Tensor(w64, dtype="float64"), ndl.Tensor(x64, dtype="float64")
+    with _gradient(gradient):
+        (nn.checkpoint(lambda t: t @ w, X) @ w).sum().backward()
+    ones = np.ones((2, 3))
+    expected_w = x64.T @ ones @ w64.T + (x64 @ w64).T @ ones
+    expect_close(w.grad, expected_w, what="gradient of W in sum(checkpoint(x -> x @ W)(x) @ W), W used inside the "
+                 "segment and after it (return the parameters' gradients too, and leave their .grad as it was)",
+                 inputs={"x": x64, "W": w64}, **TOL64)
+    expect_close(X.grad, ones @ w64.T @ w64.T, what="gradient of x in sum(checkpoint(x -> x @ W)(x) @ W)",
+                 inputs={"x": x64, "W": w64}, **TOL64)
     # the gradients the op passes on must not hold the recomputed graph (its activations) alive
     with _gradient(gradient):
         lin = nn.Linear(3, 3)
@@ -97,7 +109,7 @@ def check_checkpoint_gradient(gradient: Callable) -> int:
         (nn.checkpoint(lambda t: ndl.ops.tanh(lin(t)), X) ** 2).sum().backward()
     expect_close(X.grad, numerical_gradients(f, [x], np.ones((2, 3)))[0], what="gradient of sum(tanh(Linear(4, 3)(x))^2) w.r.t. x, "
                  "float64, against central differences", inputs={"x": x}, **TOL64)
-    return cases + 2
+    return cases + 3
 
 
 @exercise_check("large_models.ring_allreduce", target="needle.distributed.ring:ring_allreduce",
