@@ -131,7 +131,8 @@ def check_ring_allreduce(fn: Callable) -> int:
             tol = 1e-12 if rec["dtype"] == "float64" else 1e-5
             got, expected = rec["example"]
             expect(rec["max_error"] <= tol * max(1, n), f"{what}: max error {rec['max_error']:.3g} against "
-                   f"MPI.Allreduce (first elements: got {got}, expected {expected})")
+                   f"MPI.Allreduce\n  expected: {np.round(expected, 6).tolist()} ... (MPI.Allreduce)\n"
+                   f"  got:      {np.round(got, 6).tolist()} ...")
             expect(not rec["input_changed"], f"{what} changed its input array: return a new one")
             cases += 1
     return cases
