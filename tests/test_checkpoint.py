@@ -18,13 +18,7 @@ def _grads(blocks: list, x: np.ndarray, segment: int, seed: int) -> list:
         p.grad = None
     X = ndl.Tensor(x, dtype=x.dtype.name)
     np.random.seed(seed)  # Dropout's masks
-    h = X
-    if segment == 0:
-        for b in blocks:
-            h = b(h)
-    else:
-        for i in range(0, len(blocks), segment):
-            h = nn.checkpoint(nn.Sequential(*blocks[i : i + segment]), h)
+    h = nn.checkpoint_sequential(blocks, segment, X)
     (h * h).sum().backward()
     return [X.grad.numpy()] + [p.grad.numpy() for b in blocks for p in b.parameters()]
 
@@ -76,14 +70,7 @@ def _peak_of_backward(blocks: list, x: ndl.Tensor, segment: int) -> int:
     device = x.device
     ndl.reset_peak_memory_stats(device)
     base = ndl.memory_stats(device).current
-    h = x
-    if segment == 0:
-        for b in blocks:
-            h = b(h)
-    else:
-        for i in range(0, len(blocks), segment):
-            h = nn.checkpoint(nn.Sequential(*blocks[i : i + segment]), h)
-    h.sum().backward()
+    nn.checkpoint_sequential(blocks, segment, x).sum().backward()
     return ndl.memory_stats(device).peak - base
 
 
@@ -116,3 +103,5 @@ def test_checkpoint_module_is_plain_in_eval_mode_and_checks_its_arguments():
         nn.checkpoint(lambda t: t, np.zeros(3))
     with pytest.raises(TypeError, match="fn must return one Tensor"):
         nn.checkpoint(lambda t: (t, t), x)
+    with pytest.raises(ValueError, match="segment must be >= 0 modules, got -1"):
+        nn.checkpoint_sequential([block], -1, x)

@@ -10,14 +10,14 @@ again during backward), as in PyTorch.
 """
 from __future__ import annotations
 
-from typing import Callable, List
+from typing import Callable, List, Sequence
 
 import numpy as np
 
 from ..autograd import Tensor, TensorOp, Value, compute_gradient_of_variables
 from .nn_basic import Module
 
-__all__ = ["checkpoint", "Checkpoint"]
+__all__ = ["checkpoint", "checkpoint_sequential", "Checkpoint"]
 
 
 def _parameters_reached(output: Value, inputs: List[Value]) -> List[Value]:
@@ -88,6 +88,21 @@ def checkpoint(fn: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
     node._init(CheckpointOp(fn, len(inputs), random_state), list(inputs) + params,
                cached_data=output.realize_cached_data(), requires_grad=True)
     return node
+
+
+def checkpoint_sequential(modules: Sequence[Module], segment: int, x: Tensor) -> Tensor:
+    """x through `modules` in order, each run of `segment` consecutive modules one checkpoint (0: no checkpoints)."""
+    if segment < 0:
+        raise ValueError(f"checkpoint_sequential: segment must be >= 0 modules, got {segment!r}")
+    if segment == 0:
+        for module in modules:
+            x = module(x)
+        return x
+    from .nn_basic import Sequential
+
+    for i in range(0, len(modules), segment):
+        x = checkpoint(Sequential(*modules[i : i + segment]), x)
+    return x
 
 
 class Checkpoint(Module):

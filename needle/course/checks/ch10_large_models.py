@@ -41,13 +41,7 @@ def _mlp_grads(blocks: list, x: np.ndarray, segment: int, seed: int) -> list[np.
         p.grad = None
     X = ndl.Tensor(x, dtype=x.dtype.name)
     np.random.seed(seed)
-    h = X
-    if segment == 0:
-        for b in blocks:
-            h = b(h)
-    else:
-        for i in range(0, len(blocks), segment):
-            h = nn.checkpoint(nn.Sequential(*blocks[i : i + segment]), h)
+    h = nn.checkpoint_sequential(blocks, segment, X)
     (h * h).sum().backward()
     grads = [X] + params
     for g in grads:
