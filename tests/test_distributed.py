@@ -86,10 +86,10 @@ def test_two_ranks_of_batch_b_train_as_one_process_of_batch_2b(tmp_path):
 ])
 def test_a_rank_that_raises_or_hangs_makes_the_job_stop_with_a_clear_error(tmp_path, mode, says):
     start = time.monotonic()
-    done = _job(mode, str(tmp_path / mode), timeout=60, check=False)
+    done = _job(mode, str(tmp_path / mode), timeout=120, check=False)
     assert done.returncode != 0
     assert says in done.stderr
-    assert time.monotonic() - start < 60
+    assert time.monotonic() - start < 120
 
 
 def test_a_rank_that_dies_ends_the_job_and_run_says_so(tmp_path):

@@ -27,18 +27,18 @@ class MemoryStats:
 
 
 class _Counter:
-    """Running byte counts of one device; `refs` keeps each buffer's weak reference alive until it fires."""
+    """Running byte counts of one device; `sizes` maps each live buffer's weak reference to its bytes."""
 
-    __slots__ = ("current", "peak", "refs")
+    __slots__ = ("current", "peak", "sizes", "free")
 
     def __init__(self) -> None:
         self.current = 0
         self.peak = 0
-        self.refs: set = set()
+        self.sizes: dict = {}
+        self.free = self._free  # one bound method, shared by every weak reference as its callback
 
-    def free(self, nbytes: int, ref) -> None:
-        self.current -= nbytes
-        self.refs.discard(ref)
+    def _free(self, ref) -> None:
+        self.current -= self.sizes.pop(ref)
 
 
 _COUNTERS: dict[str, _Counter] = {}
@@ -54,11 +54,11 @@ def _counter(name: str) -> _Counter:
 def track(device_name: str, handle, size: int, dtype: str) -> None:
     """Record a freshly allocated buffer `handle` of `size` elements on `device_name` until it is freed."""
     nbytes = size * (_ITEMSIZE.get(dtype) or np.dtype(dtype).itemsize)
-    counter = _counter(device_name)
+    counter = _COUNTERS.get(device_name) or _counter(device_name)
     counter.current += nbytes
     if counter.current > counter.peak:
         counter.peak = counter.current
-    counter.refs.add(weakref.ref(handle, lambda ref, c=counter, n=nbytes: c.free(n, ref)))
+    counter.sizes[weakref.ref(handle, counter.free)] = nbytes
 
 
 def _device_name(device, caller: str) -> str:
@@ -77,7 +77,7 @@ def memory_stats(device=None) -> MemoryStats:
     `reset_peak_memory_stats(device)`."""
     name = _device_name(device, "memory_stats")
     counter = _counter(name)
-    return MemoryStats(name, counter.current, counter.peak, len(counter.refs))
+    return MemoryStats(name, counter.current, counter.peak, len(counter.sizes))
 
 
 def reset_peak_memory_stats(device=None) -> None:
