@@ -51,6 +51,8 @@ class CheckpointOp(TensorOp):
         raise RuntimeError("checkpoint: a segment's output is computed when the segment is called, never lazily")
 
     def gradient(self, out_grad: Tensor, node: Tensor):
+        """Run fn again on node's inputs (same random state) and differentiate that local graph: one detached
+        gradient per input of node, parameters included."""
         inputs, params = node.inputs[: self.n_inputs], node.inputs[self.n_inputs :]
         leaves = [Tensor.make_const(x.realize_cached_data(), requires_grad=x.requires_grad) for x in inputs]
         state = np.random.get_state()
