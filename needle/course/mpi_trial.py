@@ -70,7 +70,10 @@ def function_source(fn: Callable) -> str:
     except (OSError, TypeError) as err:
         raise ValueError(f"the source of {getattr(fn, '__name__', fn)!r} cannot be read ({err}): define it with def "
                          "in a notebook cell or a file") from None
-    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("def "))
+    start = next((i for i, line in enumerate(lines) if line.startswith("def ")), None)
+    if start is None:
+        raise ValueError(f"{getattr(fn, '__name__', fn)!r} is not a function defined with def at the top of a cell or "
+                         "file (a lambda or a nested function cannot be sent to other processes)")
     return "\n".join(lines[start:]) + "\n"
 
 

@@ -109,15 +109,23 @@ def check_checkpoint_gradient(gradient: Callable) -> int:
 @exercise_check("large_models.ring_allreduce", target="needle.distributed.ring:ring_allreduce",
                 hint="ring allreduce from point-to-point messages")
 def check_ring_allreduce(fn: Callable) -> int:
-    from ..mpi_trial import run_allreduce_trial
+    from needle.distributed import DistributedError
 
+    from ..mpi_trial import function_source, run_allreduce_trial
+
+    try:
+        function_source(fn)
+    except ValueError as err:
+        expect(False, f"ring_allreduce runs in other processes, which receive its source: {err}")
     cases = 0
     for n in (2, 3):
         try:
             records = run_allreduce_trial(fn, n, seed=n, timeout=60)
-        except Exception as err:  # a deadlock, a crash, an import error in the cell's code
+        except DistributedError as err:  # a deadlock, a crash, an import error in the cell's code
             expect(False, f"ring_allreduce on mpirun -n {n} did not complete: {err}\n(two ranks that both Send a "
                           "large array before receiving wait for each other for ever: Sendrecv does both at once)")
+        except FileNotFoundError as err:  # no mpirun: the mpi extra is missing
+            expect(False, f"ring_allreduce needs MPI to run: {err}")
         for rec in records:
             what = f"ring_allreduce on rank {rec['rank']} of {n}, a {rec['dtype']} array of {rec['size']} elements"
             expect("error" not in rec, f"{what} raised {rec.get('error')}")
