@@ -21,7 +21,8 @@ BUILD_DIR := build/venv-$(shell printf '%s' '$(abspath $(VENV))' | cksum | cut -
 EDITABLE := -Ceditable.rebuild=true "-Cbuild-dir=$(BUILD_DIR)/{wheel_tag}"
 
 # Editable install that rebuilds the C++ on import: build tools live in the venv (no build isolation).
-# A learner gets needle and JupyterLab only; the dev extra (pytest, playwright, ...) is for `make test`.
+# A learner gets needle and JupyterLab only; the dev extra (pytest, playwright, ...) and the mpi extra (mpi4py and
+# MPICH from PyPI wheels, for the tests that run under mpirun) are for `make test`.
 # The editable install's import finder maps the modules it saw when installed, so a module removed or turned into
 # a package is still looked for at its old path: the install is redone when the list of modules changes.
 MODULES := $(VENV)/.needle-modules
@@ -35,7 +36,7 @@ $(STAMP): pyproject.toml CMakeLists.txt $(MODULES) | $(PY)
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e ".[dev]"
+	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e ".[dev,mpi]"
 	touch $(DEV_STAMP)
 
 install: $(DEV_STAMP)

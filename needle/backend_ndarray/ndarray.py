@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..labels import integer_labels
-from . import layout, ndarray_backend_cuda, ndarray_backend_numpy
+from . import layout, memory, ndarray_backend_cuda, ndarray_backend_numpy
 
 # Idle OpenMP threads sleep instead of spinning: between kernels, Python runs on one core, and spinning
 # workers steal it (and every other process's) time; measured 2.6 vs 33 ms per MLP step on 2 busy cores.
@@ -285,7 +285,9 @@ class NDArray:
                 device._check()
             dtype = _dtype_name(dtype)
             # a course-style device module's Array(size) knows only float32
-            handle = mod.Array(math.prod(shape)) if dtype == "float32" else mod.Array(math.prod(shape), dtype)
+            size = math.prod(shape)
+            handle = mod.Array(size) if dtype == "float32" else mod.Array(size, dtype)
+            memory.track(device.name, handle, size, dtype)
         array._handle = handle
         return array
 

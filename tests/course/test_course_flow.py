@@ -139,4 +139,4 @@ def test_make_lab_serves_the_repository_with_the_venv_on_path_and_only_the_learn
     assert "-e ." in plan and ".[dev]" not in plan  # the dev extra is for `make test`
     test_plan = subprocess.run(["make", "-n", "test", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True,
                                text=True, check=True).stdout
-    assert ".[dev]" in test_plan
+    assert ".[dev,mpi]" in test_plan  # the tests that run under mpirun need the mpi extra

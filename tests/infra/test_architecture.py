@@ -12,7 +12,7 @@ FLOORS = {
     "needle.backend_selection": 2,
     "needle.autograd": 3,
     "needle.ops": 4, "needle.init": 4,
-    "needle.nn": 5, "needle.optim": 5, "needle.data": 5, "needle.serialization": 5,
+    "needle.nn": 5, "needle.optim": 5, "needle.data": 5, "needle.serialization": 5, "needle.distributed": 5,
     "needle.apps": 6,
     "needle.course": 7,
 }

@@ -207,6 +207,10 @@ RUN_ALL_CHAPTERS = {
                            "    nbatch = len(data) // batch_size\n"  # consecutive ids along rows, not down columns
                            "    return np.array(data[:nbatch * batch_size]).reshape(nbatch, batch_size)\n",
                            ["sequence_models.batchify"]),
+    # the check runs the cell's function on mpirun -n 2 and 3 (its source read back from the kernel): each rank's own
+    # array times the number of ranks is not the sum
+    "10_large_models": ("large_models.ring_allreduce", None, "    return x * comm.Get_size()\n",
+                        ["large_models.ring_allreduce", "MPI.Allreduce"]),
     "11_generative": ("generative.noise_schedule", None,
                       "    betas = np.linspace(beta_start, beta_end, T)\n"
                       "    return Schedule(betas, 1 - betas, np.cumsum(1 - betas))\n",  # a sum where a product belongs
