@@ -203,6 +203,9 @@ RUN_ALL_CHAPTERS = {
                "    return self.device.full(tuple(l + n + r for n, (l, r) in zip(self.shape, axes)), 0.0,"
                " dtype=self.dtype)\n",  # right shape, but zeros everywhere: a wrong answer the check must show
                ["cnn.NDArray.pad"]),
+    "09_transformer": ("transformer.split_heads", None,
+                       "    b, t, _ = x.shape\n    return x.reshape((b, num_head, t, dim_head))\n",  # right shape, mixed heads
+                       ["transformer.split_heads", "max error"]),
 }
 
 

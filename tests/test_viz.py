@@ -136,3 +136,14 @@ def test_strided_layout_says_compact_and_rejects_bad_views():
         strided_layout(np.arange(6), (2, 3), (3,), 0)
     with pytest.raises(ValueError, match="at most"):
         strided_layout(np.arange(100), (100,), (1,), 0)
+
+
+def test_attention_maps_draw_one_heat_map_per_head_and_refuse_a_misfit():
+    from needle.viz import attention_maps
+
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), size=(2, 3))  # (heads, T, T), rows sum to 1
+    view = attention_maps(probs, ["the", "cat", "sat"])
+    assert len(view.figure.axes) == 2 and view._repr_png_().startswith(PNG)
+    assert repr(view) == "<attention maps: 2 heads over 3 tokens>"
+    with pytest.raises(ValueError, match=r"\(2, 3, 3\) do not fit 4 tokens"):
+        attention_maps(probs, ["a", "b", "c", "d"])

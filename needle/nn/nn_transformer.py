@@ -12,7 +12,7 @@ from needle.backend_selection import array_api
 from .nn_basic import Dropout, LayerNorm1d, Linear, Module, ReLU
 from .nn_sequence import Embedding
 
-__all__ = ["MultiHeadAttention", "AttentionLayer", "TransformerLayer", "Transformer"]
+__all__ = ["split_heads", "MultiHeadAttention", "AttentionLayer", "TransformerLayer", "Transformer"]
 
 
 class MultiHeadAttention(Module):
@@ -61,8 +61,8 @@ class MultiHeadAttention(Module):
         return probs @ v, probs
 
 
-def _heads(x: Tensor, num_head: int, dim_head: int) -> Tensor:
-    """(B, T, H*D) -> (B, H, T, D)."""
+def split_heads(x: Tensor, num_head: int, dim_head: int) -> Tensor:
+    """(B, T, H*D) -> (B, H, T, D): each head's D features become a separate (T, D) sequence."""
     b, t, _ = x.shape
     return ops.transpose(x.reshape((b, t, num_head, dim_head)), (1, 2))
 
@@ -99,9 +99,9 @@ class AttentionLayer(Module):
         v = q if v is None else v
         b, q_len, _ = q.shape
         h, d = self.num_head, self.dim_head
-        qh = _heads(self.q_projection(self.prenorm_q(q)), h, d)
-        kh = _heads(self.k_projection(self.prenorm_k(k)), h, d)
-        vh = _heads(self.v_projection(self.prenorm_v(v)), h, d)
+        qh = split_heads(self.q_projection(self.prenorm_q(q)), h, d)
+        kh = split_heads(self.k_projection(self.prenorm_k(k)), h, d)
+        vh = split_heads(self.v_projection(self.prenorm_v(v)), h, d)
         result, _ = self.attn(qh, kh, vh)
         result = ops.transpose(result, (1, 2)).reshape((b, q_len, h * d))
         return self.out_projection(result)
