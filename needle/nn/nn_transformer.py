@@ -47,10 +47,10 @@ class MultiHeadAttention(Module):
         return probs / denom
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """q (B, H, Tq, D), k and v (B, H, Tk, D) -> (result (B, H, Tq, D), probs (B, H, Tq, Tk))."""
+        """q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv) -> (result (B, H, Tq, Dv), probs (B, H, Tq, Tk))."""
         _, _, q_len, q_dim = q.shape
         _, _, kv_len, k_dim = k.shape
-        if not (q_dim == k_dim == v.shape[3]) or k.shape[:3] != v.shape[:3] or q.shape[:2] != k.shape[:2]:
+        if q_dim != k_dim or k.shape[:3] != v.shape[:3] or q.shape[:2] != k.shape[:2]:
             raise ValueError(f"MultiHeadAttention: shapes q {q.shape}, k {k.shape}, v {v.shape} do not fit")
         logits = self.matmul(q, k) / np.sqrt(q_dim)
         if self.causal:
