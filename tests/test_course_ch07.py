@@ -1,9 +1,7 @@
 """Chapter 07 checks: each passes needle's reference and the textbook's solution, reports a stub as not attempted, and
 fails the classic mistakes (several per exercise) with a message that names the exercise."""
 import math
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 
@@ -12,22 +10,9 @@ from needle import course, init, nn, ops
 from needle.autograd import TensorOp
 from needle.backend_ndarray import NDArray
 from needle.backend_selection import array_api
-from needle.course import install, registry, workbook
 from needle.course.errors import CheckFailed
 
-IDS = course.exercises("cnn")
-TEXTBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_cnn.ipynb"
-
-
-@pytest.fixture(autouse=True)
-def clean_install():
-    course.reset()
-    yield
-    course.reset()
-
-
-def ref(exercise_id):
-    return install.reference(registry.get(exercise_id).target)
+from course_chapter import ChapterContract, reference
 
 
 # --- planted mistakes ---------------------------------------------------------------------------------------------
@@ -263,7 +248,7 @@ def conv_gradient_default_padding(self, out_grad, node):
 
 def conv_gradient_detached(self, out_grad, node):
     """Right values through needle ops, but cut off the graph with detach(): no second derivatives."""
-    grad_x, grad_w = ref("cnn.Conv.gradient")(self, out_grad, node)
+    grad_x, grad_w = reference("cnn.Conv.gradient")(self, out_grad, node)
     return grad_x.detach(), grad_w.detach()
 
 
@@ -451,87 +436,15 @@ WRONG = {
     "epoch_general_cifar10": [epoch_without_eval_mode, epoch_mean_of_batch_means, epoch_error_rate,
                               epoch_summing_loss_tensors],
 }
-MISTAKES = [pytest.param(f"cnn.{name}", wrong, id=f"{name}-{wrong.__name__}")
-            for name, wrongs in WRONG.items() for wrong in wrongs]
 
 
-def test_every_exercise_has_planted_mistakes():
-    assert sorted(f"cnn.{name}" for name in WRONG) == sorted(IDS)
+class TestCnnChapter(ChapterContract):
+    chapter = "cnn"
+    textbook = "07_cnn.ipynb"
+    wrong = WRONG
 
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_reference_passes(exercise_id, capsys):
-    course.exercise(exercise_id)(ref(exercise_id))
-    course.check(exercise_id)
-    assert capsys.readouterr().out.startswith(f"✓ {exercise_id}:")
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("not implemented yet: the goal")
-
-
-class StubModule(nn.Module):
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("not implemented yet: the goal")
-
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_stub_keeps_the_reference_and_is_not_attempted(exercise_id, capsys):
-    reference = ref(exercise_id)
-    returned = course.exercise(exercise_id)(StubModule if isinstance(reference, type) else stub)
-    assert returned is reference and course.installed_ids() == []
-    course.check(exercise_id)
-    assert f"◦ {exercise_id}: not attempted yet" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("exercise_id, wrong", MISTAKES)
-def test_a_classic_mistake_fails(exercise_id, wrong):
-    course.exercise(exercise_id)(wrong)
-    with pytest.raises(CheckFailed) as failure:
-        course.check(exercise_id)
-    assert exercise_id in str(failure.value)
-
-
-def test_a_flip_that_reads_outside_its_buffer_is_reported_not_run():
-    course.exercise("cnn.NDArray.flip")(flip_without_offset)
-    with pytest.raises(CheckFailed) as failure:
-        course.check("cnn.NDArray.flip")
-    assert "outside" in str(failure.value)
-
-
-# --- the textbook's own solutions ---------------------------------------------------------------------------------
-
-def _textbook_exercise_cells():
-    nb = nbformat.read(TEXTBOOK, as_version=4)
-    return [cell.source for cell in nb.cells if "exercise" in cell.metadata.get("tags", [])]
-
-
-def _setup_namespace():
-    nb = nbformat.read(TEXTBOOK, as_version=4)
-    namespace = {}
-    exec(compile(nb.cells[1].source, "setup", "exec"), namespace)
-    return namespace
-
-
-def test_textbook_solutions_pass_and_are_installed(capsys):
-    namespace = _setup_namespace()
-    sources = _textbook_exercise_cells()
-    for source in sources:
-        exec(compile(source, "exercise", "exec"), namespace)
-    assert sorted(course.installed_ids()) == sorted(IDS)
-    for exercise_id in IDS:
-        course.check(exercise_id)
-    out = capsys.readouterr().out
-    assert all(f"✓ {i}:" in out for i in IDS), out
-
-
-def test_workbook_stubs_keep_the_reference_and_never_pass(capsys):
-    namespace = _setup_namespace()
-    for source in _textbook_exercise_cells():
-        exec(compile(workbook.stub_source(source), "stub", "exec"), namespace)
-    assert course.installed_ids() == []
-    for exercise_id in IDS:
-        course.check(exercise_id)
-    out = capsys.readouterr().out
-    assert "✓" not in out
-    assert all(f"◦ {i}: not attempted yet" in out for i in IDS)
+    def test_a_flip_that_reads_outside_its_buffer_is_reported_not_run(self):
+        course.exercise("cnn.NDArray.flip")(flip_without_offset)
+        with pytest.raises(CheckFailed) as failure:
+            course.check("cnn.NDArray.flip")
+        assert "outside" in str(failure.value)

@@ -1,30 +1,14 @@
 """Chapter 09 checks: each passes needle's reference and the textbook's solution, reports a stub as not attempted, and
 fails the classic mistakes (several per exercise) with a message that names the exercise."""
-from pathlib import Path
-
-import nbformat
 import numpy as np
 import pytest
 
 import needle as ndl
 from needle import course, init, nn, ops
 from needle.autograd import Tensor
-from needle.course import install, registry, workbook
 from needle.course.errors import CheckFailed
 
-IDS = course.exercises("transformer")
-TEXTBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "09_transformer.ipynb"
-
-
-@pytest.fixture(autouse=True)
-def clean_install():
-    course.reset()
-    yield
-    course.reset()
-
-
-def ref(exercise_id):
-    return install.reference(registry.get(exercise_id).target)
+from course_chapter import ChapterContract
 
 
 # --- planted mistakes: the causal mask ------------------------------------------------------------------------------
@@ -301,91 +285,19 @@ WRONG = {
     "Transformer": [ModelEmbeddingLast, ModelPositionsFromBatch, ModelAllPositionZero, ModelWithoutTranspose,
                     ModelReturnsOutputOnly],
 }
-MISTAKES = [pytest.param(f"transformer.{name}", wrong, id=f"{name}-{wrong.__name__}")
-            for name, wrongs in WRONG.items() for wrong in wrongs]
 
 
-def test_every_exercise_has_planted_mistakes():
-    assert sorted(f"transformer.{name}" for name in WRONG) == sorted(IDS)
+class TestTransformerChapter(ChapterContract):
+    chapter = "transformer"
+    textbook = "09_transformer.ipynb"
+    wrong = WRONG
 
+    def test_a_mask_that_hides_the_diagonal_is_named_in_the_message(self):
+        course.exercise("transformer.create_causal_mask")(mask_hides_the_diagonal)
+        with pytest.raises(CheckFailed, match="future"):
+            course.check("transformer.create_causal_mask")
 
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_reference_passes(exercise_id, capsys):
-    course.exercise(exercise_id)(ref(exercise_id))
-    course.check(exercise_id)
-    assert capsys.readouterr().out.startswith(f"✓ {exercise_id}:")
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("not implemented yet: the goal")
-
-
-class StubModule(nn.Module):
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("not implemented yet: the goal")
-
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_stub_keeps_the_reference_and_is_not_attempted(exercise_id, capsys):
-    reference = ref(exercise_id)
-    returned = course.exercise(exercise_id)(StubModule if isinstance(reference, type) else stub)
-    assert returned is reference and course.installed_ids() == []
-    course.check(exercise_id)
-    assert f"◦ {exercise_id}: not attempted yet" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("exercise_id, wrong", MISTAKES)
-def test_a_classic_mistake_fails(exercise_id, wrong):
-    course.exercise(exercise_id)(wrong)
-    with pytest.raises(CheckFailed) as failure:
-        course.check(exercise_id)
-    assert exercise_id in str(failure.value)
-
-
-def test_a_mask_that_hides_the_diagonal_is_named_in_the_message():
-    course.exercise("transformer.create_causal_mask")(mask_hides_the_diagonal)
-    with pytest.raises(CheckFailed, match="future"):
-        course.check("transformer.create_causal_mask")
-
-
-def test_a_block_built_in_another_order_is_told_about_the_draws():
-    course.exercise("transformer.TransformerLayer")(BlockLinearFirst)
-    with pytest.raises(CheckFailed, match="order"):
-        course.check("transformer.TransformerLayer")
-
-
-# --- the textbook's own solutions ---------------------------------------------------------------------------------
-
-def _textbook_exercise_cells():
-    nb = nbformat.read(TEXTBOOK, as_version=4)
-    return [cell.source for cell in nb.cells if "exercise" in cell.metadata.get("tags", [])]
-
-
-def _setup_namespace():
-    nb = nbformat.read(TEXTBOOK, as_version=4)
-    namespace = {}
-    exec(compile(nb.cells[1].source, "setup", "exec"), namespace)
-    return namespace
-
-
-def test_textbook_solutions_pass_and_are_installed(capsys):
-    namespace = _setup_namespace()
-    for source in _textbook_exercise_cells():
-        exec(compile(source, "exercise", "exec"), namespace)
-    assert sorted(course.installed_ids()) == sorted(IDS)
-    for exercise_id in IDS:
-        course.check(exercise_id)
-    out = capsys.readouterr().out
-    assert all(f"✓ {i}:" in out for i in IDS), out
-
-
-def test_workbook_stubs_keep_the_reference_and_never_pass(capsys):
-    namespace = _setup_namespace()
-    for source in _textbook_exercise_cells():
-        exec(compile(workbook.stub_source(source), "stub", "exec"), namespace)
-    assert course.installed_ids() == []
-    for exercise_id in IDS:
-        course.check(exercise_id)
-    out = capsys.readouterr().out
-    assert "✓" not in out
-    assert all(f"◦ {i}: not attempted yet" in out for i in IDS)
+    def test_a_block_built_in_another_order_is_told_about_the_draws(self):
+        course.exercise("transformer.TransformerLayer")(BlockLinearFirst)
+        with pytest.raises(CheckFailed, match="order"):
+            course.check("transformer.TransformerLayer")
