@@ -21,8 +21,8 @@ BUILD_DIR := build/venv-$(shell printf '%s' '$(abspath $(VENV))' | cksum | cut -
 EDITABLE := -Ceditable.rebuild=true "-Cbuild-dir=$(BUILD_DIR)/{wheel_tag}"
 
 # Editable install that rebuilds the C++ on import: build tools live in the venv (no build isolation).
-# A learner gets needle and JupyterLab only; the dev extra (pytest, playwright, ...) and the mpi extra (mpi4py and
-# MPICH from PyPI wheels, for the tests that run under mpirun) are for `make test`.
+# A learner gets needle, JupyterLab and the mpi extra (mpi4py and MPICH from PyPI wheels: chapter 10 runs mpirun);
+# the dev extra (pytest, playwright, ...) is for `make test`.
 # The editable install's import finder maps the modules it saw when installed, so a module removed or turned into
 # a package is still looked for at its old path: the install is redone when the list of modules changes.
 MODULES := $(VENV)/.needle-modules
@@ -31,7 +31,7 @@ $(shell mkdir -p $(VENV) && find needle -name '*.py' | sort > $(MODULES).new && 
 
 $(STAMP): pyproject.toml CMakeLists.txt $(MODULES) | $(PY)
 	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
-	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e .
+	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e ".[mpi]"
 	@$(PY) -c "import needle.backend_ndarray as nd; m = nd.cpu().mod; m is None or m.__openmp__ or print('needle: the CPU backend was built without OpenMP and runs on one thread (' + m.__build__ + '); see the README (macOS: brew install libomp, then make clean lab)')"
 	touch $(STAMP)
 

@@ -2,11 +2,10 @@
 attempted, every planted mistake fails with a message naming its exercise, the textbook's own solutions pass, and the
 workbook's stubs never do.
 
-A chapter's test module takes them all with `globals().update(chapter_suite(chapter, notebook, wrong))`, or calls the
-helpers below one by one.
+A chapter's test module takes them all with a `TestXChapter(ChapterContract)` class, or calls the helpers one by one.
 """
 from pathlib import Path
-from typing import Callable
+from typing import Any, ClassVar
 
 import nbformat
 import pytest
@@ -69,39 +68,45 @@ def assert_workbook_stubs_never_pass(notebook: str, ids: list[str], capsys) -> N
     assert all(f"◦ {i}: not attempted yet" in out for i in ids)
 
 
-def chapter_suite(chapter: str, notebook: str, wrong: dict[str, list]) -> dict[str, Callable]:
-    """The shared tests of one chapter; `wrong` maps an exercise name (without the chapter) to planted mistakes."""
-    ids = course.exercises(chapter)
-    mistakes = [pytest.param(f"{chapter}.{name}", w, id=f"{name}-{w.__name__}") for name, ws in wrong.items() for w in ws]
+class ChapterContract:
+    """The shared tests, for a test class that names `chapter` (the exercise ids' prefix), `textbook` (its
+    notebook's name, e.g. "07_cnn") and `wrong` ({exercise name without the prefix: [planted wrong answers]})."""
 
-    def test_every_exercise_has_planted_mistakes():
-        assert sorted(f"{chapter}.{name}" for name in wrong) == sorted(ids)
+    chapter: ClassVar[str]
+    textbook: ClassVar[str]
+    wrong: ClassVar[dict[str, list[Any]]]
 
-    @pytest.mark.parametrize("exercise_id", ids)
-    def test_reference_passes(exercise_id, capsys):
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "wrong" in metafunc.fixturenames:
+            metafunc.parametrize("exercise_id, wrong", [
+                pytest.param(f"{self.chapter}.{name}", w, id=f"{name}-{w.__name__}")
+                for name, wrongs in self.wrong.items() for w in wrongs])
+        elif "exercise_id" in metafunc.fixturenames:
+            metafunc.parametrize("exercise_id", course.exercises(self.chapter))
+
+    def test_every_exercise_has_planted_mistakes(self):
+        assert sorted(f"{self.chapter}.{name}" for name in self.wrong) == sorted(course.exercises(self.chapter))
+
+    def test_reference_passes(self, exercise_id, capsys):
         course.exercise(exercise_id)(ref(exercise_id))
         course.check(exercise_id)
         assert capsys.readouterr().out.startswith(f"✓ {exercise_id}:")
 
-    @pytest.mark.parametrize("exercise_id", ids)
-    def test_stub_keeps_the_reference_and_is_not_attempted(exercise_id, capsys):
+    def test_stub_keeps_the_reference_and_is_not_attempted(self, exercise_id, capsys):
         reference = ref(exercise_id)
         returned = course.exercise(exercise_id)(StubModule if isinstance(reference, type) else stub)
         assert returned is reference and course.installed_ids() == []
         course.check(exercise_id)
         assert f"◦ {exercise_id}: not attempted yet" in capsys.readouterr().out
 
-    @pytest.mark.parametrize("exercise_id, wrong", mistakes)
-    def test_a_classic_mistake_fails(exercise_id, wrong):
+    def test_a_classic_mistake_fails(self, exercise_id, wrong):
         course.exercise(exercise_id)(wrong)
         with pytest.raises(CheckFailed) as failure:
             course.check(exercise_id)
         assert exercise_id in str(failure.value)
 
-    def test_textbook_solutions_pass_and_are_installed(capsys):
-        assert_textbook_solutions_pass(notebook, ids, capsys)
+    def test_textbook_solutions_pass_and_are_installed(self, capsys):
+        assert_textbook_solutions_pass(self.textbook, course.exercises(self.chapter), capsys)
 
-    def test_workbook_stubs_keep_the_reference_and_never_pass(capsys):
-        assert_workbook_stubs_never_pass(notebook, ids, capsys)
-
-    return {name: value for name, value in locals().items() if name.startswith("test_")}
+    def test_workbook_stubs_keep_the_reference_and_never_pass(self, capsys):
+        assert_workbook_stubs_never_pass(self.textbook, course.exercises(self.chapter), capsys)

@@ -11,7 +11,7 @@ from needle.autograd import Tensor
 from .nn_basic import Dropout, LayerNorm1d, Linear, Module, ReLU
 from .nn_sequence import Embedding
 
-__all__ = ["MultiHeadAttention", "AttentionLayer", "TransformerLayer", "Transformer"]
+__all__ = ["split_heads", "MultiHeadAttention", "AttentionLayer", "TransformerLayer", "Transformer"]
 
 
 class MultiHeadAttention(Module):
@@ -44,10 +44,10 @@ class MultiHeadAttention(Module):
         return probs / denom
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """q (B, H, Tq, D), k and v (B, H, Tk, D) -> (result (B, H, Tq, D), probs (B, H, Tq, Tk))."""
+        """q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv) -> (result (B, H, Tq, Dv), probs (B, H, Tq, Tk))."""
         _, _, q_len, q_dim = q.shape
         _, _, kv_len, k_dim = k.shape
-        if not (q_dim == k_dim == v.shape[3]) or k.shape[:3] != v.shape[:3] or q.shape[:2] != k.shape[:2]:
+        if q_dim != k_dim or k.shape[:3] != v.shape[:3] or q.shape[:2] != k.shape[:2]:
             raise ValueError(f"MultiHeadAttention: shapes q {q.shape}, k {k.shape}, v {v.shape} do not fit")
         logits = self.matmul(q, k) / np.sqrt(q_dim)
         if self.causal:
@@ -58,8 +58,8 @@ class MultiHeadAttention(Module):
         return probs @ v, probs
 
 
-def _heads(x: Tensor, num_head: int, dim_head: int) -> Tensor:
-    """(B, T, H*D) -> (B, H, T, D)."""
+def split_heads(x: Tensor, num_head: int, dim_head: int) -> Tensor:
+    """(B, T, H*D) -> (B, H, T, D): each head's D features become a separate (T, D) sequence."""
     b, t, _ = x.shape
     return ops.transpose(x.reshape((b, t, num_head, dim_head)), (1, 2))
 
@@ -96,9 +96,9 @@ class AttentionLayer(Module):
         v = q if v is None else v
         b, q_len, _ = q.shape
         h, d = self.num_head, self.dim_head
-        qh = _heads(self.q_projection(self.prenorm_q(q)), h, d)
-        kh = _heads(self.k_projection(self.prenorm_k(k)), h, d)
-        vh = _heads(self.v_projection(self.prenorm_v(v)), h, d)
+        qh = split_heads(self.q_projection(self.prenorm_q(q)), h, d)
+        kh = split_heads(self.k_projection(self.prenorm_k(k)), h, d)
+        vh = split_heads(self.v_projection(self.prenorm_v(v)), h, d)
         result, _ = self.attn(qh, kh, vh)
         result = ops.transpose(result, (1, 2)).reshape((b, q_len, h * d))
         return self.out_projection(result)

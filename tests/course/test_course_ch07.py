@@ -12,7 +12,7 @@ from needle.backend_ndarray import NDArray
 from needle.backend_selection import array_api
 from needle.course.errors import CheckFailed
 
-from chapter_cases import chapter_suite, ref
+from chapter_cases import ChapterContract, ref
 
 
 # --- planted mistakes ---------------------------------------------------------------------------------------------
@@ -436,7 +436,8 @@ WRONG = {
     "epoch_general_cifar10": [epoch_without_eval_mode, epoch_mean_of_batch_means, epoch_error_rate,
                               epoch_summing_loss_tensors],
 }
-globals().update(chapter_suite("cnn", "07_cnn", WRONG))
+class TestCnnChapter(ChapterContract):
+    chapter, textbook, wrong = "cnn", "07_cnn", WRONG
 
 
 def test_a_flip_that_reads_outside_its_buffer_is_reported_not_run():

@@ -10,7 +10,7 @@ from needle import course, init, nn, ops
 from needle.apps import training
 from needle.course.errors import CheckFailed
 
-from chapter_cases import chapter_suite
+from chapter_cases import ChapterContract
 
 
 # --- planted mistakes: modules --------------------------------------------------------------------------------------
@@ -446,7 +446,8 @@ WRONG = {
     "epoch_general_ptb": [epoch_without_detach, epoch_restarting_the_state, epoch_ignoring_clip,
                           epoch_mean_of_chunk_means, epoch_without_eval_mode],
 }
-globals().update(chapter_suite("sequence_models", "08_sequence_models", WRONG))
+class TestSequenceModelsChapter(ChapterContract):
+    chapter, textbook, wrong = "sequence_models", "08_sequence_models", WRONG
 
 
 def test_the_gate_order_mistake_is_named():

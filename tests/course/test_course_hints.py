@@ -14,7 +14,7 @@ TEXTBOOK = Path(__file__).resolve().parents[2] / "notebooks"
 CHAPTERS = {"00_welcome": "welcome", "01_ml_refresher": "ml_refresher", "02_autodiff": "autodiff",
             "03_nn_library": "nn_library", "04_ndarray": "ndarray", "05_cpu_backend": "cpu_backend",
             "06_cuda_backend": "cuda_backend", "07_cnn": "cnn", "08_sequence_models": "sequence_models",
-            "10_large_models": "large_models", "11_generative": "generative"}
+            "09_transformer": "transformer", "10_large_models": "large_models", "11_generative": "generative"}
 NOTEBOOKS = [TEXTBOOK / f"{name}.ipynb" for name in CHAPTERS]
 _TRIVIAL = {"pass", "else", "break", "continue", "return", "try", "finally", "returnNone", "returnself"}
 

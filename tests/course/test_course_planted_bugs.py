@@ -14,7 +14,7 @@ from needle.course.errors import CheckFailed
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 CHAPTERS = {"welcome": "00_welcome", "ml_refresher": "01_ml_refresher", "autodiff": "02_autodiff",
-            "nn_library": "03_nn_library", "generative": "11_generative"}
+            "nn_library": "03_nn_library", "transformer": "09_transformer", "generative": "11_generative"}
 _BEGIN, _END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 
@@ -120,6 +120,24 @@ BUGS = [
      r"no noise is added"),
     ("nn_library.LogSoftmax.gradient", "return out_grad - ops.exp(node) * row_sums", "return out_grad - ops.exp(node)",
      r"LogSoftmax"),
+    ("transformer.create_causal_mask", "j - i + 1)", "1)", r"future"),
+    ("transformer.MultiHeadAttention.forward", "/ np.sqrt(dim)", "/ dim", r"q k\^T / sqrt\(D\)"),
+    ("transformer.MultiHeadAttention.forward", "probs = self.dropout(self.softmax(logits))",
+     "probs = self.softmax(logits)", r"apply dropout where the course does"),
+    ("transformer.split_heads", "return ops.transpose(x.reshape((b, t, num_head, dim_head)), (1, 2))",
+     "return x.reshape((b, num_head, t, dim_head))", r"head i holds features"),
+    ("transformer.AttentionLayer.forward", "merged = ops.transpose(result, (1, 2)).reshape((b, q_len, h * d))",
+     "merged = result.reshape((b, q_len, h * d))", r"forward\(q\) \(k and v default to q\): max error"),
+    ("transformer.TransformerLayer", "return x + self.dropout(self.linear2(hidden))",
+     "return self.dropout(self.linear2(hidden))", r"\(eval mode\): max error"),
+    ("transformer.TransformerLayer",
+     "        self.linear1 = nn.Linear(q_features, hidden_size, device=device, dtype=dtype)\n"
+     "        self.linear2 = nn.Linear(hidden_size, q_features, device=device, dtype=dtype)\n",
+     "        self.linear2 = nn.Linear(hidden_size, q_features, device=device, dtype=dtype)\n"
+     "        self.linear1 = nn.Linear(q_features, hidden_size, device=device, dtype=dtype)\n",
+     r"in the course's order"),
+    ("transformer.Transformer", "np.broadcast_to(np.arange(t), (b, t))", "np.broadcast_to(np.arange(b)[:, None], (b, t))",
+     r"\(T, B, D\)\): max error"),
 ]
 
 
@@ -182,6 +200,25 @@ def test_a_linear_written_to_the_courses_2d_spec_passes(capsys):
         return out'''))
     course.check("nn_library.Linear")
     assert "✓ nn_library.Linear" in capsys.readouterr().out
+
+
+def test_attention_written_with_a_plain_batched_matmul_passes(capsys):
+    run_exercise("transformer.MultiHeadAttention.forward", plant(
+        "transformer.MultiHeadAttention.forward", "logits = self.matmul(q, k) / np.sqrt(dim)",
+        "logits = (q @ ops.transpose(k)) / np.sqrt(dim)"))
+    course.check("transformer.MultiHeadAttention.forward")
+    assert "✓ transformer.MultiHeadAttention.forward" in capsys.readouterr().out
+
+
+def test_a_wrong_split_heads_fails_only_its_own_check(capsys):
+    """The AttentionLayer calls split_heads, but its check runs it with needle's: one bug, one failure."""
+    bug = next(b for b in BUGS if b[0] == "transformer.split_heads")
+    namespace = run_exercise("transformer.split_heads", plant(*bug[:3]))
+    run_exercise("transformer.AttentionLayer.forward", exercise_cell("transformer.AttentionLayer.forward"), namespace)
+    course.check("transformer.AttentionLayer.forward")
+    assert "✓ transformer.AttentionLayer.forward" in capsys.readouterr().out
+    with pytest.raises(CheckFailed):
+        course.check("transformer.split_heads")
 
 
 def test_a_wrong_linear_fails_only_its_own_check(capsys):

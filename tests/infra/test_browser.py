@@ -207,6 +207,9 @@ RUN_ALL_CHAPTERS = {
                            "    nbatch = len(data) // batch_size\n"  # consecutive ids along rows, not down columns
                            "    return np.array(data[:nbatch * batch_size]).reshape(nbatch, batch_size)\n",
                            ["sequence_models.batchify"]),
+    "09_transformer": ("transformer.split_heads", None,
+                       "    b, t, _ = x.shape\n    return x.reshape((b, num_head, t, dim_head))\n",  # right shape, mixed heads
+                       ["transformer.split_heads", "max error"]),
     # the check runs the cell's function on mpirun -n 2 and 3 (its source read back from the kernel): each rank's own
     # array times the number of ranks is not the sum
     "10_large_models": ("large_models.ring_allreduce", None, "    return x * comm.Get_size()\n",

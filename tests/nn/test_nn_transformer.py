@@ -104,3 +104,13 @@ def test_transformer_parameter_creation_order():
     np.testing.assert_allclose(model.positional_embedding.weight.numpy(), np.random.randn(5, 4).astype(np.float32))
     shapes = [p.shape for p in model.parameters()]
     assert shapes[0] == (5, 4) and shapes[-4:] == [(4, 8), (1, 8), (8, 4), (1, 4)]
+
+
+def test_attention_values_may_be_wider_than_keys_and_misfits_are_named():
+    rng = np.random.default_rng(5)
+    q, k, v = rng.standard_normal((1, 2, 3, 4)), rng.standard_normal((1, 2, 5, 4)), rng.standard_normal((1, 2, 5, 6))
+    out, probs = nn.MultiHeadAttention()(*(ndl.Tensor(a, dtype="float64") for a in (q, k, v)))
+    eout, eprobs = _attention(q, k, v, causal=False)
+    np.testing.assert_allclose(out.numpy(), eout, rtol=1e-10)
+    with pytest.raises(ValueError, match=r"MultiHeadAttention: shapes q \(1, 2, 3, 4\), k \(1, 2, 5, 3\)"):
+        nn.MultiHeadAttention()(ndl.Tensor(q), ndl.Tensor(k[..., :3]), ndl.Tensor(v))

@@ -163,3 +163,14 @@ def test_live_figure_shows_once_then_updates_in_place(monkeypatch):
         live.show(Figure(figsize=(1, 1)))
     assert len(shown) == 1 and shown[0][1] is True and len(updated) == 2
     assert shown[0][0].data.startswith(PNG) and updated[-1].data.startswith(PNG)
+
+
+def test_attention_maps_draw_one_heat_map_per_head_and_refuse_a_misfit():
+    from needle.viz import attention_maps
+
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), size=(2, 3))  # (heads, T, T), rows sum to 1
+    view = attention_maps(probs, ["the", "cat", "sat"])
+    assert len(view.figure.axes) == 2 and view._repr_png_().startswith(PNG)
+    assert repr(view) == "<attention maps: 2 heads over 3 tokens>"
+    with pytest.raises(ValueError, match=r"\(2, 3, 3\) do not fit 4 tokens"):
+        attention_maps(probs, ["a", "b", "c", "d"])
