@@ -64,6 +64,12 @@ NEEDLE_INLINE void pack_a_impl(View<T> a, size_t i0, size_t mc, size_t k0, size_
 /// k, its NR values contiguously (columns past nc are zero).
 template <typename T, int NR>
 NEEDLE_INLINE void pack_b_impl(View<T> b, size_t k0, size_t kc, size_t j0, size_t nc, T* dst) {
+  if (b.rs == 1 && b.cs != 1) {
+    // a transposed B (x @ W.T in a backward pass): its columns run along k, as the rows of a row-major A
+    // do, and the packed layouts agree, so A's strip-wise packing does it (2x faster than element-wise)
+    pack_a_impl<T, NR>(View<T>{b.ptr, b.cs, b.rs}, j0, nc, k0, kc, dst);
+    return;
+  }
   for (size_t s = 0; s * NR < nc; ++s) {
     T* d = dst + s * kc * NR;
     const size_t cols = std::min<size_t>(NR, nc - s * NR);
@@ -253,7 +259,12 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
                        out + q * M * N, M, K, N};
   };
   const double flops = 2.0 * M * K * N;
-  const int nth = flops * batch < 4e6 ? 1 : threads_for(PARALLEL_MIN);  // 4 MFLOP: ~40 us on one core
+  int nth = flops * batch < 4e6 ? 1 : threads_for(PARALLEL_MIN);  // 4 MFLOP: ~40 us on one core
+  const bool whole = batch >= static_cast<size_t>(nth) && (batch % nth == 0 || flops < 5e7);
+  // a team sharing one product meets at two barriers per KC-deep step: only worth it when each step holds
+  // ~8 MFLOP, far more than waking a sleeping thread costs (M = 16 x 1600 x 400 has 4 per step, and ran
+  // 10x slower on two threads than on one when other processes kept the second core busy)
+  if (!whole && flops / ceil_div(K, Gemm<T, Kn>::KC) < 8e6) nth = 1;
   // every product has the same sizes: allocate all buffers up front (an exception must not escape
   // from inside an OpenMP region)
   const auto g0 = product(0);
@@ -269,7 +280,7 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
     for (size_t q = 0; q < batch; ++q) run_alone(q, 0);
     return;
   }
-  if (batch >= static_cast<size_t>(nth) && (batch % nth == 0 || flops < 5e7)) {
+  if (whole) {
     // enough independent products: each thread runs whole ones with its own buffers
 #pragma omp parallel for num_threads(nth) schedule(dynamic)
     for (size_t q = 0; q < batch; ++q) run_alone(q, thread_id());
@@ -308,11 +319,14 @@ inline Isa current_isa() {
   return isa;
 }
 
-/// The wide kernel set, or the narrow one (one vector per row of the tile) when C has so few columns
-/// that the wide tile would mostly compute padding (N = 10 or 16 against a 32-wide tile).
+/// The wide kernel set, or the narrow one (one vector per row of the tile) when the wide tile would compute
+/// much more padding: C with few columns (N = 10 against a 32-wide tile), or M = 16 rows against 12-row tiles
+/// (an LSTM's batch). The narrow tile does ~10% fewer FMAs per load, hence the margin.
 template <typename T, typename Wide, typename Narrow>
 void pick_width(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t batch, size_t M, size_t K, size_t N) {
-  if (N < 4 * Wide::NR && round_up(N, Narrow::NR) < round_up(N, Wide::NR))
+  const double wide = double(round_up(M, Wide::MR)) * round_up(N, Wide::NR);
+  const double narrow = double(round_up(M, Narrow::MR)) * round_up(N, Narrow::NR);
+  if (narrow * 1.15 < wide)
     batched<T, Narrow>(a, a_bs, b, b_bs, out, batch, M, K, N);
   else
     batched<T, Wide>(a, a_bs, b, b_bs, out, batch, M, K, N);
