@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         steps = [step] + ([theirs(torch)] if torch is not None else [])
         times = interleaved_best(steps, rounds=5, min_time=0.15) + [float("nan")]
         rows.append((name, times[0] * 1e3, times[1] * 1e3, times[0] / times[1]))
-        profiles.append((name, profile_step(step, times[0])))
+        profiles.append((name, profile_step(step)))
         print(f"  {name}: needle {times[0] * 1e3:.1f} ms, torch {times[1] * 1e3:.1f} ms", file=sys.stderr, flush=True)
     print_table("training step over sizes (ms; ratio = needle cpu() / PyTorch CPU, target <= 1.5)",
                 ["model", "needle", "torch", "ratio"], rows)
