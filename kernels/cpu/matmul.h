@@ -262,9 +262,15 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
   int nth = flops * batch < 4e6 ? 1 : threads_for(PARALLEL_MIN);  // 4 MFLOP: ~40 us on one core
   const bool whole = batch >= static_cast<size_t>(nth) && (batch % nth == 0 || flops < 5e7);
   // a team sharing one product meets at two barriers per KC-deep step: only worth it when each step holds
-  // ~8 MFLOP, far more than waking a sleeping thread costs (M = 16 x 1600 x 400 has 4 per step, and ran
-  // 10x slower on two threads than on one when other processes kept the second core busy)
-  if (!whole && flops / ceil_div(K, Gemm<T, Kn>::KC) < 8e6) nth = 1;
+  // ~8 MFLOP, far more than waking a sleeping thread costs (16 x 1600 x 400 has 4 per step, and ran 10x
+  // slower on two threads than on one when other processes kept the second core busy). A deep product with
+  // a small C (a weight gradient X^T dY, 147 x 8192 x 16) is cut along k instead: each thread multiplies
+  // its slice of the depth alone, and the partial products are added once at the end.
+  constexpr size_t KC = Gemm<T, Kn>::KC;
+  const size_t ksteps = ceil_div(K, KC);
+  const bool few_steps = flops / ksteps < 8e6;
+  const bool split_k = !whole && few_steps && batch == 1 && nth > 1 && ksteps >= 2 * size_t(nth) && flops >= 1.6e7;
+  if (!whole && few_steps && !split_k) nth = 1;
   // every product has the same sizes: allocate all buffers up front (an exception must not escape
   // from inside an OpenMP region)
   const auto g0 = product(0);
@@ -278,6 +284,22 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
   };
   if (nth == 1) {
     for (size_t q = 0; q < batch; ++q) run_alone(q, 0);
+    return;
+  }
+  if (split_k) {
+    std::vector<T> partial((nth - 1) * M * N);  // slice s > 0 writes C_s here; slice 0 writes out
+#pragma omp parallel for num_threads(nth) schedule(static, 1)
+    for (int s = 0; s < nth; ++s) {
+      const size_t k0 = ksteps * s / nth * KC, k1 = std::min(K, ksteps * (s + 1) / nth * KC);
+      const Gemm<T, Kn> slice{{a.ptr + static_cast<int64_t>(k0) * a.cs, a.rs, a.cs},
+                              {b.ptr + static_cast<int64_t>(k0) * b.rs, b.rs, b.cs},
+                              s == 0 ? out : partial.data() + (s - 1) * M * N, M, k1 - k0, N};
+      slice.run(1, pool[2 * s].get(g0.a_buffer()), pool[2 * s + 1].get(g0.b_buffer()));
+    }
+    for (int s = 1; s < nth; ++s) {
+      const T* c = partial.data() + (s - 1) * M * N;
+      for (size_t i = 0; i < M * N; ++i) out[i] += c[i];
+    }
     return;
   }
   if (whole) {
