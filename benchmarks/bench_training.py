@@ -189,7 +189,8 @@ def torch_lm(torch, kind: str, embedding: int, hidden: int, layers: int):
     class LM(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.embedding, self.seq_model, self.linear = tnn.Embedding(VOCAB, embedding), seq_model, tnn.Linear(out, VOCAB)
+            self.embedding, self.seq_model = tnn.Embedding(VOCAB, embedding), seq_model
+            self.linear = tnn.Linear(out, VOCAB)
 
         def forward(self, x):
             h = self.seq_model(self.embedding(x))
