@@ -27,6 +27,10 @@ _WRAPPED_ERRORS = (ValueError, TypeError, IndexError)
 class Op:
     """Operator definition: `compute` runs on raw arrays, `gradient` builds Tensors (so it is differentiable)."""
 
+    #: TupleGetItem's index (see compute_gradient_of_variables); a class default, so that reading it on any
+    #: other op is an attribute hit (a getattr miss raises and catches an AttributeError: ~1 us per node)
+    tuple_item_index: Optional[int] = None
+
     def __call__(self, *args):
         raise NotImplementedError()
 
@@ -132,8 +136,12 @@ class Value:
     ) -> None:
         global TENSOR_COUNTER
         TENSOR_COUNTER += 1
-        if requires_grad is None:
-            requires_grad = any(x.requires_grad for x in inputs)
+        if requires_grad is None:  # any(x.requires_grad ...) without a generator (it runs for every op)
+            requires_grad = False
+            for x in inputs:
+                if x.requires_grad:
+                    requires_grad = True
+                    break
         self.op = op
         self.inputs = inputs
         self.num_outputs = num_outputs
@@ -341,7 +349,7 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value) -> None
         node.grad = _sum_adjoints(node, grads)
         if node.op is None:
             continue
-        item_of = getattr(node.op, "tuple_item_index", None)
+        item_of = getattr(node.op, "tuple_item_index", None)  # (a learner's own Op may not derive from Op)
         if item_of is not None:  # TupleGetItem: pass (index, adjoint) on, build the tuple later
             source = node.inputs[0]
             if source.requires_grad:

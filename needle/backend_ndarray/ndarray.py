@@ -641,6 +641,12 @@ class NDArray:
         if a.dtype != b.dtype:
             a, b = a.astype("float64"), b.astype("float64")
         m, n, p = a._shape[-2], a._shape[-1], b._shape[-1]
+        if len(a._shape) == 2 == len(b._shape) and n and hasattr(a._device.mod, "matmul_strided"):
+            # the common 2-D product: no batch axes to broadcast (half the Python time of a 64 x 64 product)
+            out = a._new((m, p))
+            a._device.matmul_strided(a._handle, b._handle, out._handle, 1, m, n, p, a._offset, (0,) + a._strides,
+                                     b._offset, (0,) + b._strides)
+            return out
         try:
             batch = tuple(np.broadcast_shapes(a._shape[:-2], b._shape[:-2]))
         except ValueError:

@@ -318,6 +318,21 @@ def test_matmul_large_shapes_cross_every_block_boundary(m, n, p, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,p", [(16, 1600, 400), (16, 400, 1600), (320, 1000, 100), (5, 700, 37), (64, 8200, 16)])
+def test_matmul_of_a_language_models_shapes_with_transposed_operands(m, n, p, dtype):
+    """An LSTM's backward products: x @ W.T (B packed from its columns) and x.T @ y, with 16-row products
+    (the narrow kernel's tile), deep ones that one thread runs alone, and a deep one with a small result
+    (x @ W.T at 64 x 8200 x 16) that the threads split along its depth."""
+    rng = np.random.default_rng(10)
+    x, w = rng.standard_normal((m, n)).astype(dtype), rng.standard_normal((p, n)).astype(dtype)
+    a, b = nd.array(x, device=cpu, dtype=dtype), nd.array(w, device=cpu, dtype=dtype)
+    np.testing.assert_allclose((a @ b.permute((1, 0))).numpy(), x.astype("float64") @ w.T, **matmul_tol(dtype, n))
+    y = rng.standard_normal((m, p)).astype(dtype)
+    got = (a.permute((1, 0)) @ nd.array(y, device=cpu, dtype=dtype)).numpy()
+    np.testing.assert_allclose(got, x.T.astype("float64") @ y, **matmul_tol(dtype, m))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_batched_matmul_through_ndarray(dtype):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 6, 65, 80)).astype(dtype)  # 12 products of 0.5 MFLOP: one per thread at a time
