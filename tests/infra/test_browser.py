@@ -199,6 +199,12 @@ def _replace_source(page, cell, source: str) -> None:
 # own solution) and a wrong one, each appended to the stub's signature in the editor, and what the failed check names.
 RUN_ALL_CHAPTERS = {
     "02_autodiff": ("autodiff.Negate.compute", "    return -a\n", "    return a\n", ["Negate().compute", "max error"]),
+    "03_nn_library": ("nn_library.xavier_uniform", None,
+                      "    a = gain * math.sqrt(6 / fan_in)\n"  # the fan_out forgotten
+                      "    return init.rand(fan_in, fan_out, low=-a, high=a, **kwargs)\n",
+                      ["nn_library.xavier_uniform"]),
+    "04_ndarray": ("ndarray.compact_strides", None, "    return tuple(1 for _ in shape)\n",
+                   ["ndarray.compact_strides"]),
     "07_cnn": ("cnn.NDArray.pad", None,
                "    return self.device.full(tuple(l + n + r for n, (l, r) in zip(self.shape, axes)), 0.0,"
                " dtype=self.dtype)\n",  # right shape, but zeros everywhere: a wrong answer the check must show
@@ -276,5 +282,5 @@ def test_chapter_workbook_runs_all_and_a_filled_exercise_is_checked(lab, chapter
     assert "✓" not in page_text  # nothing passes before the learner writes code
     assert exercise_id in passed and "cases passed" in passed
     assert all(words in failed for words in failed_says), failed
-    assert "expected:" in failed and "got:" in failed
+    assert "expected" in failed and "got" in failed  # the message shows both sides
     assert "Traceback" not in failed  # the message alone, not the check machinery
