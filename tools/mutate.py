@@ -1,0 +1,277 @@
+"""Mutation testing of needle's core modules with cosmic-ray (`make mutate`): plant one small bug at a time,
+run the tests that exercise that module, and report which bugs no test noticed (the survivors).
+
+    python tools/mutate.py                       # every module of TESTS (hours on two cores)
+    python tools/mutate.py needle/optim.py needle/ops   # some modules (a folder means its modules)
+    python tools/mutate.py --report needle/optim.py     # the last results again, without running
+    python tools/mutate.py --check               # the configuration only: modules and tests exist
+
+cosmic-ray edits the module on disk for each mutant (so the editable install, its C++ extension and child
+processes all see it) and puts it back after; each module has its own session in build/mutate/, resumed where
+it stopped and started afresh when the module or its tests change. The kill rate is killed / (killed +
+survived); a mutant whose tests time out counts as killed, as cosmic-ray counts it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SESSIONS = ROOT / "build" / "mutate"
+
+# Each module and the fast tests that exercise it, the likeliest to fail first (pytest stops at the first failure).
+TESTS: dict[str, tuple[str, ...]] = {
+    "needle/autograd.py": ("tests/test_autograd.py", "tests/test_ops.py"),
+    "needle/ops/ops_mathematic.py": ("tests/test_ops.py", "tests/test_autograd.py"),
+    "needle/ops/ops_logarithmic.py": ("tests/test_ops.py",),
+    "needle/ops/ops_tuple.py": ("tests/test_ops.py", "tests/test_autograd.py"),
+    "needle/ops/axes.py": ("tests/test_ops.py",),
+    "needle/ops/array_compat.py": ("tests/test_ops.py", "tests/test_ops_numpy_backend.py"),
+    "needle/ops/ops_conv.py": ("tests/test_ops_conv.py",),
+    "needle/ops/ops_fused.py": ("tests/test_ops_fused.py",),
+    "needle/nn/nn_basic.py": ("tests/test_nn_basic.py",),
+    "needle/nn/nn_conv.py": ("tests/test_nn_conv.py",),
+    "needle/nn/nn_sequence.py": ("tests/test_nn_sequence.py",),
+    "needle/nn/nn_transformer.py": ("tests/test_nn_transformer.py",),
+    "needle/optim.py": ("tests/test_optim.py",),
+    "needle/backend_ndarray/layout.py": ("tests/test_ndarray_views.py", "tests/test_ndarray_api.py"),
+    "needle/course/__init__.py": ("tests/test_course.py",),
+    "needle/course/cases.py": ("tests/test_course.py", "tests/test_course_checks.py"),
+    "needle/course/compare.py": ("tests/test_course.py", "tests/test_course_checks.py"),
+    "needle/course/errors.py": ("tests/test_course.py",),
+    "needle/course/install.py": ("tests/test_course.py", "tests/test_course_checks.py"),
+    "needle/course/registry.py": ("tests/test_course.py", "tests/test_course_hints.py"),
+    "needle/course/runner.py": ("tests/test_course.py",),
+    "needle/course/warmup.py": ("tests/test_course.py",),
+    "needle/course/workbook.py": ("tests/test_workbook.py",),
+    "needle/course/cli.py": ("tests/test_workbook.py", "tests/test_course_flow.py"),
+    "needle/course/headless.py": ("tests/test_course_flow.py",),
+    "needle/course/cpp_magic.py": ("tests/test_course_cpp.py", "tests/test_course_ch05.py"),
+    "needle/course/device_kernels.py": ("tests/test_course_ch05.py",),
+    "needle/course/sandbox.py": ("tests/test_course_ch05.py",),
+    "needle/course/child_trial.py": ("tests/test_course_ch05.py", "tests/test_course_ch06.py"),
+    "needle/course/kernel_checks.py": ("tests/test_course_ch05.py", "tests/test_course_ch06.py"),
+    "needle/course/cuda_magic.py": ("tests/test_course_ch06.py",),
+    "needle/course/cuda_exercises.py": ("tests/test_course_ch06.py",),
+    "needle/course/cuda_trial.py": ("tests/test_course_ch06.py",),
+    "needle/course/speed.py": ("tests/test_course_ch05.py",),
+}
+
+# The mutation operators used: one plausible slip per spot (+ for -, < for <=, a number off by one, a condition
+# negated, a loop skipped, an `except` that no longer catches, a decorator dropped), rather than every operator
+# for every other, which multiplies the run time without finding other gaps. `|` is left alone: in this code it
+# spells type annotations.
+OPERATORS = (
+    "ReplaceBinaryOperator_(Add_Sub|Sub_Add|Mul_Div|Div_Mul|FloorDiv_Div|Mod_FloorDiv|Pow_Mul|LShift_RShift"
+    "|RShift_LShift)",
+    "ReplaceComparisonOperator_(Eq_NotEq|NotEq_Eq|Lt_LtE|LtE_Lt|Gt_GtE|GtE_Gt|Is_IsNot|IsNot_Is)",
+    "ReplaceUnaryOperator_Delete_(Not|USub)",
+    "AddNot", "ReplaceTrueWithFalse", "ReplaceFalseWithTrue", "ReplaceAndWithOr", "ReplaceOrWithAnd",
+    "ReplaceBreakWithContinue", "ReplaceContinueWithBreak", "ExceptionReplacer", "NumberReplacer",
+    "ZeroIterationForLoop", "RemoveDecorator",
+)
+EXCLUDE = "core/(?!(" + "|".join(OPERATORS) + ")$)"  # cosmic-ray's operators-filter skips what this matches
+
+
+def select(paths: list[str]) -> list[str]:
+    """The modules of TESTS named by `paths` (files, or folders meaning every module under them), in TESTS order."""
+    if not paths:
+        return list(TESTS)
+    wanted = []
+    for path in paths:
+        rel = Path(os.path.relpath(Path(path).resolve(), ROOT)).as_posix()
+        found = [m for m in TESTS if m == rel or m.startswith(rel.rstrip("/") + "/")]
+        if not found:
+            raise SystemExit(f"mutate: {path} is not a module of tools/mutate.py's TESTS (nor a folder of some)")
+        wanted += [m for m in found if m not in wanted]
+    return [m for m in TESTS if m in wanted]
+
+
+def problems() -> list[str]:
+    """What is wrong with the configuration: a module or a test file that does not exist, a core module without tests."""
+    found = []
+    for module, tests in TESTS.items():
+        if not (ROOT / module).is_file():
+            found.append(f"{module}: no such module")
+        found += [f"{module}: no such test file {t}" for t in tests if not (ROOT / t).is_file()]
+        if not tests:
+            found.append(f"{module}: no tests mapped")
+    for folder in ("needle/ops", "needle/nn", "needle/course"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel not in TESTS and _has_code(path):
+                found.append(f"{rel}: a core module missing from TESTS")
+    return found
+
+
+def _has_code(path: Path) -> bool:
+    """Whether a module has more than a docstring and imports (re-export modules have nothing to mutate)."""
+    import ast
+
+    body = ast.parse(path.read_text()).body
+    return any(not isinstance(n, (ast.Import, ast.ImportFrom, ast.Expr)) for n in body)
+
+
+def test_command(module: str) -> list[str]:
+    """One pytest run over the module's tests, stopping at the first failure, with hypothesis seeded; only the
+    hypothesis plugin is loaded (the others, nbval, playwright, ..., would triple the start-up time of each run)."""
+    return ["env", "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1", sys.executable, "-m", "pytest", "-p", "_hypothesis_pytestplugin", "-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+            "--hypothesis-seed=0", *TESTS[module]]
+
+
+def _digest(*paths: str) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update((ROOT / path).read_bytes())
+    return digest.hexdigest()
+
+
+def _session(module: str) -> tuple[Path, Path]:
+    stem = module.removesuffix(".py").replace("/", ".")
+    return SESSIONS / f"{stem}.toml", SESSIONS / f"{stem}.sqlite"
+
+
+def _write_config(module: str, timeout: float) -> Path:
+    config, _ = _session(module)
+    config.parent.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(test_command(module))
+    config.write_text(
+        "# written by tools/mutate.py for one module\n"
+        "[cosmic-ray]\n"
+        f"module-path = {json.dumps(module)}\n"
+        f"timeout = {timeout:.0f}\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(command)}\n\n"
+        "[cosmic-ray.distributor]\nname = \"local\"\n\n"
+        "[cosmic-ray.filters.operators-filter]\n"
+        f"exclude-operators = [{json.dumps(EXCLUDE)}]\n")
+    return config
+
+
+def _cosmic(*args: str) -> None:
+    tool = Path(sys.executable).parent / args[0]
+    subprocess.run([str(tool), *args[1:]], cwd=ROOT, check=True)
+
+
+def _baseline(module: str) -> float:
+    """Seconds the module's tests take unmutated; exits when they fail (every mutant would count as killed)."""
+    start = time.monotonic()
+    baseline = subprocess.run(test_command(module), cwd=ROOT, capture_output=True, text=True)
+    if baseline.returncode != 0:
+        raise SystemExit(f"mutate: the tests of {module} fail without a mutant; fix them first:\n"
+                         + baseline.stdout[-3000:])
+    seconds = time.monotonic() - start
+    print(f"mutate: {module}: its tests pass unmutated in {seconds:.0f} s", flush=True)
+    return seconds
+
+
+def run(module: str) -> None:
+    """Tests every mutant of `module` not yet tested in its session: all of them when the module (or this file) changed,
+    the survivors again when only its tests changed (a new test can kill a survivor; a killed mutant stays killed)."""
+    config, db = _session(module)
+    stamp = db.with_suffix(".json")
+    before = json.loads(stamp.read_text()) if stamp.exists() and db.exists() else {}
+    now = {"module": _digest(module, "tools/mutate.py"), "tests": _digest(*TESTS[module])}
+    if before.get("module") != now["module"]:
+        _write_config(module, timeout=max(120.0, 5 * _baseline(module)))
+        db.unlink(missing_ok=True)
+        _cosmic("cosmic-ray", "init", str(config), str(db))
+        _cosmic("cr-filter-operators", str(db), str(config))
+    elif before.get("tests") != now["tests"]:
+        _write_config(module, timeout=max(120.0, 5 * _baseline(module)))
+        with sqlite3.connect(db) as con:  # cosmic-ray's exec runs the items that have no result
+            con.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+    stamp.write_text(json.dumps(now))
+    source = (ROOT / module).read_bytes()
+    try:
+        _cosmic("cosmic-ray", "exec", str(config), str(db))
+    finally:  # cosmic-ray puts the module back itself, unless it was killed mid-mutant
+        if (ROOT / module).read_bytes() != source:
+            (ROOT / module).write_bytes(source)
+            print(f"mutate: {module} restored (cosmic-ray stopped with a mutant in place)", file=sys.stderr)
+
+
+def results(module: str) -> dict:
+    """Counts and survivors of the module's session: {'killed', 'survived', 'incompetent', 'pending', 'survivors'}."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    _, db = _session(module)
+    counts = {"killed": 0, "survived": 0, "incompetent": 0, "pending": 0, "survivors": []}
+    if not db.exists():
+        return counts
+    with use_db(str(db), WorkDB.Mode.open) as work_db:
+        counts["pending"] = work_db.num_work_items - work_db.num_results
+        for item, result in work_db.completed_work_items:
+            if result.worker_outcome in (WorkerOutcome.SKIPPED, WorkerOutcome.NO_TEST):
+                continue
+            if result.test_outcome == TestOutcome.SURVIVED:
+                counts["survived"] += 1
+                mutation = item.mutations[0]
+                counts["survivors"].append((mutation.start_pos[0], mutation.operator_name.removeprefix("core/"),
+                                            _changed_line(result.diff)))
+            elif result.test_outcome == TestOutcome.KILLED:
+                counts["killed"] += 1
+            else:
+                counts["incompetent"] += 1
+    counts["survivors"].sort()
+    return counts
+
+
+def _changed_line(diff: str | None) -> str:
+    """The mutated line of a unified diff, e.g. `-    return a + b` / `+    return a - b` as 'a + b -> a - b'."""
+    lines = (diff or "").splitlines()
+    old = [ln[1:].strip() for ln in lines if ln.startswith("-") and not ln.startswith("---")]
+    new = [ln[1:].strip() for ln in lines if ln.startswith("+") and not ln.startswith("+++")]
+    return f"{' / '.join(old)}  ->  {' / '.join(new)}"
+
+
+def report(modules: list[str]) -> str:
+    """The survivors of each module, then one line per module: killed / tested and the kill rate."""
+    rows, out = [], []
+    for module in modules:
+        counts = results(module)
+        tested = counts["killed"] + counts["survived"]
+        for line, operator, change in counts["survivors"]:
+            out.append(f"survived  {module}:{line}  {operator}  {change}")
+        rate = f"{100 * counts['killed'] / tested:5.1f}%" if tested else "    -"
+        rows.append(f"{module:40s} {counts['killed']:5d} / {tested:<5d} {rate}"
+                    + (f"  ({counts['pending']} not run yet)" if counts["pending"] else "")
+                    + (f"  ({counts['incompetent']} incompetent)" if counts["incompetent"] else ""))
+    header = f"{'module':40s} killed / tested  rate"
+    return "\n".join(out + ["", header, *rows]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="*", help="modules or folders of TESTS (default: all)")
+    parser.add_argument("--report", action="store_true", help="report the last results without running")
+    parser.add_argument("--check", action="store_true", help="check the configuration and stop")
+    args = parser.parse_args(argv)
+    found = problems()
+    if found or args.check:
+        print("\n".join(found) or f"mutate: {len(TESTS)} modules, each with existing tests")
+        return 1 if found else 0
+    modules = select(args.paths)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `run` puts a mutated module back
+    if not args.report:
+        for module in modules:
+            run(module)
+    text = report(modules)
+    SESSIONS.mkdir(parents=True, exist_ok=True)
+    (SESSIONS / "report.txt").write_text(text)
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
