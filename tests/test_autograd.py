@@ -15,7 +15,7 @@ from ops_cases import OP_DEVICES
 def test_tensor_defaults():
     t = ndl.Tensor([[1, 2], [3, 4]])
     assert t.requires_grad is True
-    assert t.is_leaf() and t.op is None and t.inputs == []
+    assert t.is_leaf() and t.op is None and t.inputs == [] and t.num_outputs == 1
     assert t.shape == (2, 2)
     assert t.device == ndl.default_device()
     assert ndl.Tensor(np.zeros(3, dtype=np.float32)).dtype == "float32"
@@ -258,6 +258,12 @@ def test_tensor_tuple_ops():
     np.testing.assert_allclose(x.grad.numpy(), [13.0, 15.0])
     direct = ndl.ops.TupleGetItem(1).gradient(ndl.Tensor(np.ones(2)), pair[1])
     assert isinstance(direct, ndl.TensorTuple) and np.all(direct[0].numpy() == 0)
+
+
+@pytest.mark.parametrize("device", OP_DEVICES, ids=str)
+def test_tensor_tuple_device_is_its_items_device(device):
+    assert ndl.make_tuple(ndl.Tensor(np.ones(2), device=device), ndl.Tensor(np.ones(3), device=device)).device == device
+    assert ndl.make_tuple().device == ndl.default_device()  # an empty tuple: the default device
 
 
 def test_tensor_tuple_add_needs_a_tensor_tuple_of_the_same_length():

@@ -30,7 +30,7 @@ SESSIONS = ROOT / "build" / "mutate"
 
 # Each module and the fast tests that exercise it, the likeliest to fail first (pytest stops at the first failure).
 TESTS: dict[str, tuple[str, ...]] = {
-    "needle/autograd.py": ("tests/test_autograd.py", "tests/test_ops.py"),
+    "needle/autograd.py": ("tests/test_autograd.py", "tests/test_ops.py", "tests/test_ops_numpy_backend.py"),
     "needle/ops/ops_mathematic.py": ("tests/test_ops.py", "tests/test_autograd.py"),
     "needle/ops/ops_logarithmic.py": ("tests/test_ops.py",),
     "needle/ops/ops_tuple.py": ("tests/test_ops.py", "tests/test_autograd.py"),
@@ -174,19 +174,26 @@ def _baseline(module: str) -> float:
     return seconds
 
 
+def _stamp(module: str) -> dict:
+    """What a session's results depend on: the module and the operators (its mutants), and the tests run."""
+    return {"module": _digest(module) + hashlib.sha256(EXCLUDE.encode()).hexdigest(),
+            "tests": list(TESTS[module]), "test_sources": _digest(*TESTS[module])}
+
+
 def run(module: str) -> None:
-    """Tests every mutant of `module` not yet tested in its session: all of them when the module (or this file) changed,
-    the survivors again when only its tests changed (a new test can kill a survivor; a killed mutant stays killed)."""
+    """Tests every mutant of `module` not yet tested in its session: all of them when the module or the operators
+    changed (or a test file was dropped from its list), the survivors again when only its tests changed or grew
+    (a new test can kill a survivor; a killed mutant stays killed while the test that killed it is run)."""
     config, db = _session(module)
     stamp = db.with_suffix(".json")
     before = json.loads(stamp.read_text()) if stamp.exists() and db.exists() else {}
-    now = {"module": _digest(module, "tools/mutate.py"), "tests": _digest(*TESTS[module])}
-    if before.get("module") != now["module"]:
+    now = _stamp(module)
+    if before.get("module") != now["module"] or not set(before["tests"]) <= set(now["tests"]):
         _write_config(module, timeout=max(120.0, 5 * _baseline(module)))
         db.unlink(missing_ok=True)
         _cosmic("cosmic-ray", "init", str(config), str(db))
         _cosmic("cr-filter-operators", str(db), str(config))
-    elif before.get("tests") != now["tests"]:
+    elif before != now:
         _write_config(module, timeout=max(120.0, 5 * _baseline(module)))
         with sqlite3.connect(db) as con:  # cosmic-ray's exec runs the items that have no result
             con.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
