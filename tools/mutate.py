@@ -43,7 +43,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     "needle/nn/nn_sequence.py": ("tests/test_nn_sequence.py",),
     "needle/nn/nn_transformer.py": ("tests/test_nn_transformer.py",),
     "needle/optim.py": ("tests/test_optim.py",),
-    "needle/backend_ndarray/layout.py": ("tests/test_ndarray_views.py", "tests/test_ndarray_api.py"),
+    "needle/backend_ndarray/layout.py": ("tests/test_layout.py", "tests/test_ndarray_views.py", "tests/test_ndarray_api.py"),
     "needle/course/__init__.py": ("tests/test_course.py",),
     "needle/course/cases.py": ("tests/test_course.py", "tests/test_course_checks.py"),
     "needle/course/compare.py": ("tests/test_course.py", "tests/test_course_checks.py"),
