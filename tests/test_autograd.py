@@ -31,6 +31,8 @@ def test_repr_and_str_show_the_values():
     t = ndl.Tensor(np.array([1.5, -2.0]))
     assert repr(t).startswith("needle.Tensor(") and repr(t).endswith(")")
     assert "1.5" in repr(t) and "-2." in str(t) and not str(t).startswith("needle")
+    pair = ndl.make_tuple(t, ndl.Tensor(np.array([7.0])))
+    assert repr(pair) == str(pair) == "needle.TensorTuple(" + repr(pair[0]) + ", " + repr(pair[1]) + ")"
 
 
 def test_a_failing_op_names_itself_the_input_shapes_and_the_device():
@@ -263,6 +265,7 @@ def test_tensor_tuple_ops():
 @pytest.mark.parametrize("device", OP_DEVICES, ids=str)
 def test_tensor_tuple_device_is_its_items_device(device):
     assert ndl.make_tuple(ndl.Tensor(np.ones(2), device=device), ndl.Tensor(np.ones(3), device=device)).device == device
+    assert ndl.make_tuple(ndl.Tensor(np.ones(1), device=device)).device == device
     assert ndl.make_tuple().device == ndl.default_device()  # an empty tuple: the default device
 
 
