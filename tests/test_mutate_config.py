@@ -31,6 +31,20 @@ def test_a_core_module_left_out_is_reported(monkeypatch):
     assert mutate.problems() == ["needle/ops/ops_conv.py: a core module missing from TESTS"]
 
 
+def test_every_equivalent_mutant_names_a_line_of_its_module_and_an_operator_used():
+    """A stale entry (the line rewritten, the operator dropped) would hide nothing, but would mislead."""
+    for (module, operator, line), why in mutate.EQUIVALENT.items():
+        lines = [ln.strip() for ln in (ROOT / module).read_text().splitlines()]
+        assert line in lines, f"{module}: no line {line!r}"
+        assert any(re.fullmatch(p, operator) for p in mutate.OPERATORS), operator
+        assert why
+
+
+def test_changed_line_reads_cosmic_rays_diff():
+    diff = "--- mutation diff ---\n--- a/needle/x.py\n+++ b/needle/x.py\n@@ -3 +3 @@\n-    return a + b\n+    return a - b\n"
+    assert mutate._changed_line(diff) == ("return a + b", "return a - b")
+
+
 def test_select_expands_folders_and_refuses_strangers():
     assert mutate.select([str(ROOT / "needle" / "optim.py")]) == ["needle/optim.py"]
     nn = mutate.select([str(ROOT / "needle" / "nn")])

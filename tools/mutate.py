@@ -8,8 +8,9 @@ run the tests that exercise that module, and report which bugs no test noticed (
 
 cosmic-ray edits the module on disk for each mutant (so the editable install, its C++ extension and child
 processes all see it) and puts it back after; each module has its own session in build/mutate/, resumed where
-it stopped and started afresh when the module or its tests change. The kill rate is killed / (killed +
-survived); a mutant whose tests time out counts as killed, as cosmic-ray counts it.
+it stopped, started afresh when the module changes and its survivors re-tested when its tests change. The kill
+rate is killed / (killed + survived), where survivors listed in EQUIVALENT (mutants that behave as the original)
+are not counted; a mutant whose tests time out counts as killed, as cosmic-ray counts it.
 """
 from __future__ import annotations
 
@@ -80,6 +81,25 @@ OPERATORS = (
     "ZeroIterationForLoop", "RemoveDecorator",
 )
 EXCLUDE = "core/(?!(" + "|".join(OPERATORS) + ")$)"  # cosmic-ray's operators-filter skips what this matches
+
+# Survivors that no test can kill because the mutant behaves as the original does: (module, operator, the line as
+# written) -> why. The report names them and leaves them out of the kill rate; every other survivor is a gap.
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("needle/autograd.py", "NumberReplacer", "TENSOR_COUNTER = 0"):
+        "the counter's starting value: only differences between two readings mean anything",
+    ("needle/autograd.py", "ReplaceOrWithAnd", "if sa == sb or sa is None or sb is None:"):
+        "an operand without a shape is no Tensor: the op fails either way (numpy's TypeError or the graph's)",
+    ("needle/autograd.py", "ReplaceBinaryOperator_Mul_Div", "*,"):
+        "Value._init's keyword-only marker made positional-only: every caller passes those arguments by keyword",
+    ("needle/autograd.py", "RemoveDecorator", "@staticmethod"):
+        "Tensor._array_from_numpy is only ever called on the class, where a plain function takes the same arguments",
+    ("needle/autograd.py", "NumberReplacer", "return _device_of(data[0]) if len(data) else default_device()"):
+        "data[-1] for data[0]: the items of a TensorTuple share one device",
+    ("needle/autograd.py", "AddNot", "if _NUMPY_BACKEND:"):
+        "numpy.array(an NDArray) goes through NDArray.__array__, the same copy NDArray.numpy() makes",
+    ("needle/autograd.py", "NumberReplacer", "source = node.inputs[0]"):
+        "inputs[-1] for inputs[0]: a TupleGetItem node has exactly one input",
+}
 
 
 def select(paths: list[str]) -> list[str]:
@@ -208,12 +228,13 @@ def run(module: str) -> None:
 
 
 def results(module: str) -> dict:
-    """Counts and survivors of the module's session: {'killed', 'survived', 'incompetent', 'pending', 'survivors'}."""
+    """Counts and survivors of the module's session: killed, survived (gaps), equivalent (survivors in EQUIVALENT),
+    incompetent, pending (not run yet), and survivors [(line, operator, change, why equivalent or None)]."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
     _, db = _session(module)
-    counts = {"killed": 0, "survived": 0, "incompetent": 0, "pending": 0, "survivors": []}
+    counts = {"killed": 0, "survived": 0, "equivalent": 0, "incompetent": 0, "pending": 0, "survivors": []}
     if not db.exists():
         return counts
     with use_db(str(db), WorkDB.Mode.open) as work_db:
@@ -222,10 +243,12 @@ def results(module: str) -> dict:
             if result.worker_outcome in (WorkerOutcome.SKIPPED, WorkerOutcome.NO_TEST):
                 continue
             if result.test_outcome == TestOutcome.SURVIVED:
-                counts["survived"] += 1
                 mutation = item.mutations[0]
-                counts["survivors"].append((mutation.start_pos[0], mutation.operator_name.removeprefix("core/"),
-                                            _changed_line(result.diff)))
+                operator = mutation.operator_name.removeprefix("core/")
+                old, new = _changed_line(result.diff)
+                why = EQUIVALENT.get((module, operator, old))
+                counts["equivalent" if why else "survived"] += 1
+                counts["survivors"].append((mutation.start_pos[0], operator, f"{old}  ->  {new}", why))
             elif result.test_outcome == TestOutcome.KILLED:
                 counts["killed"] += 1
             else:
@@ -234,27 +257,30 @@ def results(module: str) -> dict:
     return counts
 
 
-def _changed_line(diff: str | None) -> str:
-    """The mutated line of a unified diff, e.g. `-    return a + b` / `+    return a - b` as 'a + b -> a - b'."""
+def _changed_line(diff: str | None) -> tuple[str, str]:
+    """The mutated lines of a unified diff, before and after: `-    return a + b` / `+    return a - b` give
+    ('return a + b', 'return a - b')."""
     lines = (diff or "").splitlines()
     old = [ln[1:].strip() for ln in lines if ln.startswith("-") and not ln.startswith("---")]
     new = [ln[1:].strip() for ln in lines if ln.startswith("+") and not ln.startswith("+++")]
-    return f"{' / '.join(old)}  ->  {' / '.join(new)}"
+    return " / ".join(o for o in old if o), " / ".join(n for n in new if n)
 
 
 def report(modules: list[str]) -> str:
-    """The survivors of each module, then one line per module: killed / tested and the kill rate."""
+    """The survivors of each module (the equivalent ones with why), then one line per module: the kill rate over
+    the mutants a test could kill (all tested but the equivalent ones)."""
     rows, out = [], []
     for module in modules:
         counts = results(module)
-        tested = counts["killed"] + counts["survived"]
-        for line, operator, change in counts["survivors"]:
-            out.append(f"survived  {module}:{line}  {operator}  {change}")
-        rate = f"{100 * counts['killed'] / tested:5.1f}%" if tested else "    -"
-        rows.append(f"{module:40s} {counts['killed']:5d} / {tested:<5d} {rate}"
+        killable = counts["killed"] + counts["survived"]
+        for line, operator, change, why in counts["survivors"]:
+            out.append(f"{'equivalent' if why else 'survived'}  {module}:{line}  {operator}  {change}"
+                       + (f"\n            ({why})" if why else ""))
+        rate = f"{100 * counts['killed'] / killable:5.1f}%" if killable else "    -"
+        rows.append(f"{module:40s} {counts['killed']:6d} {counts['survived']:8d} {counts['equivalent']:10d}  {rate}"
                     + (f"  ({counts['pending']} not run yet)" if counts["pending"] else "")
                     + (f"  ({counts['incompetent']} incompetent)" if counts["incompetent"] else ""))
-    header = f"{'module':40s} killed / tested  rate"
+    header = f"{'module':40s} {'killed':>6s} {'survived':>8s} {'equivalent':>10s}  kill rate"
     return "\n".join(out + ["", header, *rows]) + "\n"
 
 
