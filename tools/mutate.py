@@ -99,6 +99,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "numpy.array(an NDArray) goes through NDArray.__array__, the same copy NDArray.numpy() makes",
     ("needle/autograd.py", "NumberReplacer", "source = node.inputs[0]"):
         "inputs[-1] for inputs[0]: a TupleGetItem node has exactly one input",
+    ("needle/optim.py", "ReplaceComparisonOperator_Lt_LtE", "if scale < 1:"):
+        "clipping at a scale of exactly 1 multiplies the gradients by 1: the same values",
+    ("needle/backend_ndarray/layout.py", "RemoveDecorator", "@lru_cache(maxsize=4096)"):
+        "the cache of compact_strides only saves time",
 }
 
 
