@@ -15,6 +15,7 @@ are not counted; a mutant whose tests time out counts as killed, as cosmic-ray c
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -44,7 +45,8 @@ TESTS: dict[str, tuple[str, ...]] = {
     "needle/nn/nn_sequence.py": ("tests/test_nn_sequence.py",),
     "needle/nn/nn_transformer.py": ("tests/test_nn_transformer.py",),
     "needle/optim.py": ("tests/test_optim.py",),
-    "needle/backend_ndarray/layout.py": ("tests/test_layout.py", "tests/test_ndarray_views.py", "tests/test_ndarray_api.py"),
+    "needle/backend_ndarray/layout.py": ("tests/test_layout.py", "tests/test_ndarray_views.py",
+                                         "tests/test_ndarray_api.py"),
     "needle/course/__init__.py": ("tests/test_course.py",),
     "needle/course/cases.py": ("tests/test_course.py", "tests/test_course_checks.py"),
     "needle/course/compare.py": ("tests/test_course.py", "tests/test_course_checks.py"),
@@ -142,8 +144,6 @@ def problems() -> list[str]:
 
 def _has_code(path: Path) -> bool:
     """Whether a module has more than a docstring and imports (re-export modules have nothing to mutate)."""
-    import ast
-
     body = ast.parse(path.read_text()).body
     return any(not isinstance(n, (ast.Import, ast.ImportFrom, ast.Expr)) for n in body)
 
@@ -151,8 +151,8 @@ def _has_code(path: Path) -> bool:
 def test_command(module: str) -> list[str]:
     """One pytest run over the module's tests, stopping at the first failure, with hypothesis seeded; only the
     hypothesis plugin is loaded (the others, nbval, playwright, ..., would triple the start-up time of each run)."""
-    return ["env", "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1", sys.executable, "-m", "pytest", "-p", "_hypothesis_pytestplugin", "-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-            "--hypothesis-seed=0", *TESTS[module]]
+    return ["env", "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1", sys.executable, "-m", "pytest", "-p", "_hypothesis_pytestplugin",
+            "-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--hypothesis-seed=0", *TESTS[module]]
 
 
 def _digest(*paths: str) -> str:
