@@ -270,7 +270,8 @@ def test_tensor_tuple_device_is_its_items_device(device):
 
 
 def test_tensor_tuple_add_needs_a_tensor_tuple_of_the_same_length():
-    pair, triple = ndl.make_tuple(ndl.Tensor(np.ones(2)), ndl.Tensor(np.ones(3))), ndl.make_tuple(*[ndl.Tensor(np.ones(2))] * 3)
+    pair = ndl.make_tuple(ndl.Tensor(np.ones(2)), ndl.Tensor(np.ones(3)))
+    triple = ndl.make_tuple(*[ndl.Tensor(np.ones(2))] * 3)
     with pytest.raises(ValueError, match="same length"):
         pair + triple
     with pytest.raises(ValueError, match="must be a TensorTuple"):

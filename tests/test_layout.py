@@ -1,5 +1,5 @@
-"""The stride arithmetic of strided views (backend_ndarray/layout.py) on its own, against numpy's views of the same
-buffer: element strides, contiguity, indexing, broadcasting, reshape targets, axes, bounds and batched matmul strides."""
+"""The stride arithmetic of strided views (backend_ndarray/layout.py) on its own, against numpy's views of the
+same buffer: element strides, contiguity, indexing, broadcasting, reshape targets, axes, bounds, batched matmul."""
 import numpy as np
 import pytest
 from hypothesis import given, settings

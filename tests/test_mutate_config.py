@@ -40,7 +40,8 @@ def test_every_equivalent_mutant_names_a_line_of_its_module_and_an_operator_used
 
 
 def test_changed_line_reads_cosmic_rays_diff():
-    diff = "--- mutation diff ---\n--- a/needle/x.py\n+++ b/needle/x.py\n@@ -3 +3 @@\n-    return a + b\n+    return a - b\n"
+    diff = ("--- mutation diff ---\n--- a/needle/x.py\n+++ b/needle/x.py\n@@ -3 +3 @@\n"
+            "-    return a + b\n+    return a - b\n")
     assert mutate._changed_line(diff) == ("return a + b", "return a - b")
 
 

@@ -126,7 +126,7 @@ def select(paths: list[str]) -> list[str]:
 
 
 def problems() -> list[str]:
-    """What is wrong with the configuration: a module or a test file that does not exist, a core module without tests."""
+    """What is wrong with the configuration: a module or test file that does not exist, a core module without tests."""
     found = []
     for module, tests in TESTS.items():
         if not (ROOT / module).is_file():
