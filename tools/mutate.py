@@ -189,13 +189,17 @@ def _cosmic(*args: str) -> None:
     subprocess.run([str(tool), *args[1:]], cwd=ROOT, check=True)
 
 
+class BaselineFailed(Exception):
+    """The module's tests fail without a mutant: every mutant would count as killed."""
+
+
 def _baseline(module: str) -> float:
-    """Seconds the module's tests take unmutated; exits when they fail (every mutant would count as killed)."""
+    """Seconds the module's tests take unmutated; BaselineFailed (with pytest's last words) when they fail."""
     start = time.monotonic()
     baseline = subprocess.run(test_command(module), cwd=ROOT, capture_output=True, text=True)
     if baseline.returncode != 0:
-        raise SystemExit(f"mutate: the tests of {module} fail without a mutant; fix them first:\n"
-                         + baseline.stdout[-3000:])
+        raise BaselineFailed(f"mutate: {module} skipped: its tests fail without a mutant "
+                             f"({shlex.join(test_command(module))}):\n{baseline.stdout[-3000:]}")
     seconds = time.monotonic() - start
     print(f"mutate: {module}: its tests pass unmutated in {seconds:.0f} s", flush=True)
     return seconds
@@ -303,14 +307,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if found else 0
     modules = select(args.paths)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `run` puts a mutated module back
-    if not args.report:
-        for module in modules:
+    failed = []
+    for module in [] if args.report else modules:
+        try:
             run(module)
+        except BaselineFailed as err:
+            print(err, file=sys.stderr, flush=True)
+            failed.append(module)
     text = report(modules)
     SESSIONS.mkdir(parents=True, exist_ok=True)
     (SESSIONS / "report.txt").write_text(text)
     print(text, end="")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
