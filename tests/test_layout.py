@@ -146,7 +146,8 @@ def test_normalize_axes_errors_name_the_op():
 
 def test_permutation_and_shapes():
     assert layout.permutation((-1, 0, 1), 3, (2, 3, 4)) == (2, 0, 1)
-    for bad in ((0, 1), (0, 1, 3), (0, 0, 1), (0, 1, -4)):
+    assert layout.permutation((-3, -2, -1), 3, (2, 3, 4)) == (0, 1, 2)
+    for bad in ((0, 1), (0, 1, 3), (3, 1, 2), (0, 0, 1), (0, 1, -4)):
         with pytest.raises(ValueError, match="is not a permutation of the axes of shape"):
             layout.permutation(bad, 3, (2, 3, 4))
     with pytest.raises(TypeError, match="permute: axes must be ints"):
@@ -191,6 +192,7 @@ def test_batch_strides_cases():
     assert layout.batch_strides((2, 1, 3, 4), (12, 99, 4, 1)) == (12, 4, 1)  # a size-1 axis does not count
     assert layout.batch_strides((5, 3, 4), (0, 4, 1)) == (0, 4, 1)  # broadcast batch
     assert layout.batch_strides((1, 3, 4), (12, 4, 1)) == (0, 4, 1)
+    assert layout.batch_strides((3, 1, 1), (-1, 1, 1)) == (-1, 1, 1)  # a flipped batch of 1x1 matrices
     assert layout.batch_strides((2, 2, 3, 4), (24, 12, 4, 1)) == (12, 4, 1)
     assert layout.batch_strides((2, 2, 3, 4), (12, 24, 4, 1)) is None  # transposed batch axes
     assert layout.batch_strides((2, 2, 3, 4), (0, 12, 4, 1)) is None

@@ -93,6 +93,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/autograd.py", "TENSOR_COUNTER = 0", "TENSOR_COUNTER = 1"): _COUNTER,
     ("needle/autograd.py", "if sa == sb or sa is None or sb is None:", "if sa == sb or sa is None and sb is None:"):
         "an operand without a shape is no Tensor: the op fails either way (numpy's TypeError or the graph's)",
+    ("needle/autograd.py", "if sa == sb or sa is None or sb is None:", "if sa == sb and sa is None or sb is None:"):
+        "equal shapes then go on to numpy.broadcast_shapes, which gives that shape: both operands stay as they are",
     ("needle/autograd.py", "*,", "/,"):
         "Value._init's keyword-only marker made positional-only: every caller passes those arguments by keyword",
     ("needle/autograd.py", "@staticmethod", ""):
@@ -108,6 +110,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "clipping at a scale of exactly 1 multiplies the gradients by 1: the same values",
     ("needle/backend_ndarray/layout.py", "@lru_cache(maxsize=4096)", ""):
         "the cache of compact_strides only saves time",
+    ("needle/backend_ndarray/layout.py", "@lru_cache(maxsize=4096)", "@lru_cache(maxsize= 4097)"):
+        "the cache of compact_strides only saves time",
+    ("needle/backend_ndarray/layout.py", "if s < 0:", "if s < 1:"):
+        "a stride of 0 then adds (n - 1) * 0 to the low bound instead of the high one: nothing either way",
+    ("needle/backend_ndarray/layout.py", "if not live or all(st == 0 for _, st in live):",
+     "if not live and all(st == 0 for _, st in live):"):
+        "batch axes of stride 0 then reach the loop, whose pairs all agree (0 == n * 0), and give stride 0 too",
 }
 
 
