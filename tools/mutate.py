@@ -106,6 +106,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "numpy.array(an NDArray) goes through NDArray.__array__, the same copy NDArray.numpy() makes",
     ("needle/autograd.py", "source = node.inputs[0]", "source = node.inputs[ -1]"):
         "inputs[-1] for inputs[0]: a TupleGetItem node has exactly one input",
+    ("needle/ops/ops_logarithmic.py", "shape = node.inputs[0].shape", "shape = node.inputs[ -1].shape"):
+        "inputs[-1] for inputs[0]: LogSoftmax has exactly one input",
     ("needle/optim.py", "if scale < 1:", "if scale <= 1:"):
         "clipping at a scale of exactly 1 multiplies the gradients by 1: the same values",
     ("needle/backend_ndarray/layout.py", "@lru_cache(maxsize=4096)", ""):
