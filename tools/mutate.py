@@ -108,6 +108,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "inputs[-1] for inputs[0]: a TupleGetItem node has exactly one input",
     ("needle/ops/ops_logarithmic.py", "shape = node.inputs[0].shape", "shape = node.inputs[ -1].shape"):
         "inputs[-1] for inputs[0]: LogSoftmax has exactly one input",
+    ("needle/ops/ops_logarithmic.py", "z = node.inputs[0]", "z = node.inputs[ -1]"):
+        "inputs[-1] for inputs[0]: LogSumExp has exactly one input",
     ("needle/optim.py", "if scale < 1:", "if scale <= 1:"):
         "clipping at a scale of exactly 1 multiplies the gradients by 1: the same values",
     ("needle/backend_ndarray/layout.py", "@lru_cache(maxsize=4096)", ""):
