@@ -192,7 +192,8 @@ def test_batch_strides_cases():
     assert layout.batch_strides((2, 1, 3, 4), (12, 99, 4, 1)) == (12, 4, 1)  # a size-1 axis does not count
     assert layout.batch_strides((5, 3, 4), (0, 4, 1)) == (0, 4, 1)  # broadcast batch
     assert layout.batch_strides((1, 3, 4), (12, 4, 1)) == (0, 4, 1)
-    assert layout.batch_strides((3, 1, 1), (-1, 1, 1)) == (-1, 1, 1)  # a flipped batch of 1x1 matrices
+    assert layout.batch_strides((3, 1, 1), (1, 1, 1)) == (1, 1, 1)  # a batch of 1x1 matrices
+    assert layout.batch_strides((3, 1, 1), (-1, 1, 1)) == (-1, 1, 1)  # flipped
     assert layout.batch_strides((2, 2, 3, 4), (24, 12, 4, 1)) == (12, 4, 1)
     assert layout.batch_strides((2, 2, 3, 4), (12, 24, 4, 1)) is None  # transposed batch axes
     assert layout.batch_strides((2, 2, 3, 4), (0, 12, 4, 1)) is None
