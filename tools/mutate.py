@@ -114,11 +114,18 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "inputs[-1] for inputs[0]: LogSumExp has exactly one input",
     ("needle/ops/ops_tuple.py", "if i == self.index % len(node.inputs[0]):",
      "if i == self.index % len(node.inputs[ -1]):"): "inputs[-1] for inputs[0]: TupleGetItem has exactly one input",
+    ("needle/ops/ops_tuple.py", "for i, value in enumerate(node.inputs[0].realize_cached_data()):",
+     "for i, value in enumerate(node.inputs[ -1].realize_cached_data()):"):
+        "inputs[-1] for inputs[0]: TupleGetItem has exactly one input",
+    ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ -1]"):
+        "the two items of the pair were just checked to be equal",
     ("needle/optim.py", "if scale < 1:", "if scale <= 1:"):
         "clipping at a scale of exactly 1 multiplies the gradients by 1: the same values",
     ("needle/backend_ndarray/layout.py", "@lru_cache(maxsize=4096)", ""):
         "the cache of compact_strides only saves time",
     ("needle/backend_ndarray/layout.py", "@lru_cache(maxsize=4096)", "@lru_cache(maxsize= 4097)"):
+        "the cache of compact_strides only saves time",
+    ("needle/backend_ndarray/layout.py", "@lru_cache(maxsize=4096)", "@lru_cache(maxsize= 4095)"):
         "the cache of compact_strides only saves time",
     ("needle/backend_ndarray/layout.py", "if s < 0:", "if s < 1:"): _ZERO_STRIDE,
     ("needle/backend_ndarray/layout.py", "if s < 0:", "if s <= 0:"): _ZERO_STRIDE,
