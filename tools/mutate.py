@@ -89,6 +89,7 @@ EXCLUDE = "core/(?!(" + "|".join(OPERATORS) + ")$)"  # cosmic-ray's operators-fi
 # a gap in the tests.
 _COUNTER = "the counter's starting value: only differences between two readings mean anything"
 _ZERO_STRIDE = "a stride of 0 then adds (n - 1) * 0 to the low bound instead of the high one: nothing either way"
+_ONE_INPUT = "inputs[-1] for inputs[0]: the op (TupleGetItem, LogSoftmax, LogSumExp) has exactly one input"
 _ZIP = "zip stops at the shorter of the two, which still has the batch axes only"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/autograd.py", "TENSOR_COUNTER = 0", "TENSOR_COUNTER = -1"): _COUNTER,
@@ -107,16 +108,16 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/autograd.py", "if _NUMPY_BACKEND:", "if not _NUMPY_BACKEND:"):
         "numpy.array(an NDArray) goes through NDArray.__array__, the same copy NDArray.numpy() makes",
     ("needle/autograd.py", "source = node.inputs[0]", "source = node.inputs[ -1]"):
-        "inputs[-1] for inputs[0]: a TupleGetItem node has exactly one input",
+        _ONE_INPUT,
     ("needle/ops/ops_logarithmic.py", "shape = node.inputs[0].shape", "shape = node.inputs[ -1].shape"):
-        "inputs[-1] for inputs[0]: LogSoftmax has exactly one input",
+        _ONE_INPUT,
     ("needle/ops/ops_logarithmic.py", "z = node.inputs[0]", "z = node.inputs[ -1]"):
-        "inputs[-1] for inputs[0]: LogSumExp has exactly one input",
+        _ONE_INPUT,
     ("needle/ops/ops_tuple.py", "if i == self.index % len(node.inputs[0]):",
-     "if i == self.index % len(node.inputs[ -1]):"): "inputs[-1] for inputs[0]: TupleGetItem has exactly one input",
+     "if i == self.index % len(node.inputs[ -1]):"): _ONE_INPUT,
     ("needle/ops/ops_tuple.py", "for i, value in enumerate(node.inputs[0].realize_cached_data()):",
      "for i, value in enumerate(node.inputs[ -1].realize_cached_data()):"):
-        "inputs[-1] for inputs[0]: TupleGetItem has exactly one input",
+        _ONE_INPUT,
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ -1]"):
         "the two items of the pair were just checked to be equal",
     ("needle/optim.py", "if scale < 1:", "if scale <= 1:"):
