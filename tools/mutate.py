@@ -90,6 +90,8 @@ EXCLUDE = "core/(?!(" + "|".join(OPERATORS) + ")$)"  # cosmic-ray's operators-fi
 _COUNTER = "the counter's starting value: only differences between two readings mean anything"
 _ZERO_STRIDE = "a stride of 0 then adds (n - 1) * 0 to the low bound instead of the high one: nothing either way"
 _ONE_INPUT = "inputs[-1] for inputs[0]: the op (TupleGetItem, LogSoftmax, LogSumExp) has exactly one input"
+_EQUAL_PAIR = "the two items of the pair were just checked to be equal"
+_FAN_OUT = "kaiming_uniform's bound depends on fan_in only; with `shape` given, fan_out is not used at all"
 _ZIP = "zip stops at the shorter of the two, which still has the batch axes only"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/autograd.py", "TENSOR_COUNTER = 0", "TENSOR_COUNTER = -1"): _COUNTER,
@@ -118,8 +120,12 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/ops/ops_tuple.py", "for i, value in enumerate(node.inputs[0].realize_cached_data()):",
      "for i, value in enumerate(node.inputs[ -1].realize_cached_data()):"):
         _ONE_INPUT,
-    ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ -1]"):
-        "the two items of the pair were just checked to be equal",
+    ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ -1]"): _EQUAL_PAIR,
+    ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ 1]"): _EQUAL_PAIR,
+    ("needle/nn/nn_conv.py", "fan_in, fan_out = in_channels * k * k, out_channels * k * k",
+     "fan_in, fan_out = in_channels * k * k, out_channels * k / k"): _FAN_OUT,
+    ("needle/nn/nn_conv.py", "fan_in, fan_out = in_channels * k * k, out_channels * k * k",
+     "fan_in, fan_out = in_channels * k * k, out_channels / k * k"): _FAN_OUT,
     ("needle/optim.py", "if scale < 1:", "if scale <= 1:"):
         "clipping at a scale of exactly 1 multiplies the gradients by 1: the same values",
     ("needle/backend_ndarray/layout.py", "@lru_cache(maxsize=4096)", ""):
