@@ -89,7 +89,8 @@ EXCLUDE = "core/(?!(" + "|".join(OPERATORS) + ")$)"  # cosmic-ray's operators-fi
 # a gap in the tests.
 _COUNTER = "the counter's starting value: only differences between two readings mean anything"
 _ZERO_STRIDE = "a stride of 0 then adds (n - 1) * 0 to the low bound instead of the high one: nothing either way"
-_ONE_INPUT = "inputs[-1] for inputs[0]: the op (TupleGetItem, LogSoftmax, LogSumExp) has exactly one input"
+_ONE_INPUT = "inputs[-1] for inputs[0]: the op (PowerScalar, Reshape, BroadcastTo, Summation, Log, TupleGetItem, " \
+    "LogSoftmax, LogSumExp) has exactly one input"
 _EQUAL_PAIR = "the two items of the pair were just checked to be equal"
 _FAN_OUT = "kaiming_uniform's bound depends on fan_in only; with `shape` given, fan_out is not used at all"
 _ZIP = "zip stops at the shorter of the two, which still has the batch axes only"
@@ -120,6 +121,16 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/ops/ops_tuple.py", "for i, value in enumerate(node.inputs[0].realize_cached_data()):",
      "for i, value in enumerate(node.inputs[ -1].realize_cached_data()):"):
         _ONE_INPUT,
+    ("needle/ops/ops_mathematic.py", "a = node.inputs[0]",
+     "a = node.inputs[ -1]"): _ONE_INPUT,
+    ("needle/ops/ops_mathematic.py", "return reshape(out_grad, node.inputs[0].shape)",
+     "return reshape(out_grad, node.inputs[ -1].shape)"): _ONE_INPUT,
+    ("needle/ops/ops_mathematic.py", "return _sum_to_shape(out_grad, node.inputs[0].shape)",
+     "return _sum_to_shape(out_grad, node.inputs[ -1].shape)"): _ONE_INPUT,
+    ("needle/ops/ops_mathematic.py", "shape = node.inputs[0].shape",
+     "shape = node.inputs[ -1].shape"): _ONE_INPUT,
+    ("needle/ops/ops_mathematic.py", "return out_grad / node.inputs[0]",
+     "return out_grad / node.inputs[ -1]"): _ONE_INPUT,
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ -1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ 1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "fan_in, fan_out = in_channels * k * k, out_channels * k * k",
