@@ -9,6 +9,8 @@ PYTEST_ARGS ?= -n auto  # pytest-xdist: one worker per core
 LAB_ARGS ?=             # e.g. LAB_ARGS="--no-browser --port=8899"
 MUTATE_ARGS ?=          # e.g. MUTATE_ARGS="needle/optim.py needle/ops"; default: every core module
 
+.DEFAULT_GOAL := install  # `make` alone installs needle and its dev extra into .venv
+
 .PHONY: install test test-install test-portable mutate lab bench bench-compilers workbook notebooks clean
 
 $(PY):
@@ -21,15 +23,22 @@ BUILD_DIR := build/venv-$(shell printf '%s' '$(abspath $(VENV))' | cksum | cut -
 EDITABLE := -Ceditable.rebuild=true "-Cbuild-dir=$(BUILD_DIR)/{wheel_tag}"
 
 # Editable install that rebuilds the C++ on import: build tools live in the venv (no build isolation).
-# A learner gets needle and JupyterLab only; the dev extra (pytest, playwright, ...) is for `make test`.
-$(STAMP): pyproject.toml CMakeLists.txt | $(PY)
+# A learner gets needle, JupyterLab and the mpi extra (mpi4py and MPICH from PyPI wheels: chapter 10 runs mpirun);
+# the dev extra (pytest, playwright, ...) is for `make test`.
+# The editable install's import finder maps the modules it saw when installed, so a module removed or turned into
+# a package is still looked for at its old path: the install is redone when the list of modules changes.
+MODULES := $(VENV)/.needle-modules
+$(shell mkdir -p $(VENV) && find needle -name '*.py' | sort > $(MODULES).new && \
+        (cmp -s $(MODULES).new $(MODULES) || mv $(MODULES).new $(MODULES)); rm -f $(MODULES).new)
+
+$(STAMP): pyproject.toml CMakeLists.txt $(MODULES) | $(PY)
 	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
-	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e .
+	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e ".[mpi]"
 	@$(PY) -c "import needle.backend_ndarray as nd; m = nd.cpu().mod; m is None or m.__openmp__ or print('needle: the CPU backend was built without OpenMP and runs on one thread (' + m.__build__ + '); see the README (macOS: brew install libomp, then make clean lab)')"
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e ".[dev]"
+	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e ".[dev,mpi]"
 	touch $(DEV_STAMP)
 
 install: $(DEV_STAMP)
@@ -40,7 +49,7 @@ test: $(DEV_STAMP)
 # Every way to install needle, each in a fresh venv (pip install ., pip install -e ., a wheel, Binder's postBuild):
 # four builds, about 12 minutes on two cores, so not part of `make test`. CI runs it after `make test`.
 test-install: $(DEV_STAMP)
-	NEEDLE_INSTALL_TESTS=1 $(PY) -m pytest -p no:xdist -q tests/test_install.py
+	NEEDLE_INSTALL_TESTS=1 $(PY) -m pytest -p no:xdist -q tests/infra/test_install.py
 
 # Other compilers and ARM64 (CI runs it after `make test`): the kernel tests on a clang build of the CPU
 # backend, and the C++ tests of tests/native/ (CPU kernels, the CUDA simulator's fibers) built with clang
@@ -49,7 +58,7 @@ CLANG_BUILD := build/compilers/clang
 test-portable: $(DEV_STAMP)
 	$(PY) tools/cpu_build.py build $(CLANG_BUILD) --cxx clang++
 	$(PY) tools/cpu_build.py run $(CLANG_BUILD) -c "import sys, needle.backend_ndarray as nd; b = nd.cpu().mod.__build__; print('cpu():', b); sys.exit(not b.startswith('clang'))"
-	$(PY) tools/cpu_build.py run $(CLANG_BUILD) -m pytest tests/test_cpu_kernels.py tests/test_ndarray_ops.py $(PYTEST_ARGS)
+	$(PY) tools/cpu_build.py run $(CLANG_BUILD) -m pytest tests/backend/test_cpu_kernels.py tests/backend/test_ndarray_ops.py $(PYTEST_ARGS)
 	PYTHON=$(PY) tests/native/run.sh clang++ --no-openmp
 	PYTHON=$(PY) tests/native/run.sh aarch64-linux-gnu-g++
 	PYTHON=$(PY) tests/native/run.sh clang++ --target=aarch64-linux-gnu --no-openmp

@@ -7,16 +7,14 @@ for the first layer, whose input is data). The target is needle / PyTorch <= 2.
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 
 import needle as ndl
 
-from .common import best_time, print_table, torch_or_none
+from .common import interleaved_best, print_table, torch_or_none
 
 BATCH = 128
-ROUNDS, MIN_TIME = 20, 0.02
 # (name, input H = W, C_in, C_out, kernel, stride, how many times ResNet9 runs this shape)
 LAYERS = [
     ("ConvBN(3,16,7,4)", 32, 3, 16, 7, 4, 1),
@@ -36,20 +34,6 @@ def _arrays(size, c_in, c_out, k, stride):
     w = rng.standard_normal((k, k, c_in, c_out), dtype=np.float32)
     g = rng.standard_normal((BATCH, out, out, c_out), dtype=np.float32)
     return x, w, g, pad
-
-
-def interleaved_best(fns, rounds: int = ROUNDS, min_time: float = MIN_TIME) -> list[float]:
-    """Best seconds per call of each fn, timed in alternating short rounds (needle, numpy, torch, needle, ...),
-    so that load from other processes on the shared machine hits every contender alike."""
-    calls = [max(1, int(min_time / best_time(fn, repeat=1, min_time=0.0))) for fn in fns]
-    best = [float("inf")] * len(fns)
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            for _ in range(calls[i]):
-                fn()
-            best[i] = min(best[i], (time.perf_counter() - start) / calls[i])
-    return best
 
 
 def needle_step(x, w, g, stride, pad, input_grad: bool):

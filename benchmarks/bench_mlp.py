@@ -6,8 +6,7 @@ import numpy as np
 
 import needle as ndl
 
-from .bench_conv import interleaved_best
-from .common import print_table, torch_or_none
+from .common import interleaved_best, print_table, torch_or_none
 
 LR = 0.1
 SIZES = [(100, 784, 100, 10), (100, 784, 500, 10), (1000, 784, 500, 10)]  # (batch, inputs, hidden, classes)

@@ -6,7 +6,8 @@ separates kernel time from framework overhead.
 
 Models: MLP-ResNet (MNIST shapes, batch 100), ResNet9 (batch 128, 3x32x32), the LSTM language model
 (batch 16, seq 20, vocab 10,000, embedding/hidden 200, 2 layers) and the Transformer language model
-(batch 16, seq 20, vocab 10,000, embedding 128, hidden 256, 2 layers, 8 heads of 32)."""
+(batch 16, seq 20, vocab 10,000, embedding 128, hidden 256, 2 layers, 8 heads of 32). The builders take
+their sizes as arguments: bench_sweep.py runs them over a grid of sizes."""
 from __future__ import annotations
 
 import sys
@@ -18,12 +19,12 @@ from needle import nn
 from needle.apps.mlp_resnet import MLPResNet
 from needle.apps.models import LanguageModel, ResNet9
 
-from .common import best_time, print_table, torch_or_none
+from .common import interleaved_best, print_table, torch_or_none
 
 VOCAB, SEQ, BS = 10_000, 20, 16
-ROUNDS = 5
+HEADS, DIM_HEAD = 8, 32  # LanguageModel's Transformer: nn.Transformer's defaults
 LSTM_DIMS = dict(embedding=200, hidden=200, layers=2)
-TF_DIMS = dict(embedding=128, hidden=256, layers=2, heads=8, dim_head=32)
+TF_DIMS = dict(embedding=128, hidden=256, layers=2)
 
 
 def _needle_step(model, opt, X, y, forward=None):
@@ -39,115 +40,122 @@ def _needle_step(model, opt, X, y, forward=None):
     return step
 
 
-def needle_cases(dev=None):
-    """(name, step function) for each model on `dev` (default cpu()), with fixed random inputs. MLPResNet
-    has no device argument (as in the course), so it is built only on the default device."""
+def needle_mlp(batch: int):
+    """MLP-ResNet(784, 100) with Adam on MNIST-shaped data. MLPResNet has no device argument (as in the
+    course), so it runs on the default device."""
     rng = np.random.default_rng(0)
-    dev = dev or ndl.cpu()
-    cases = []
-    if dev == ndl.default_device():
-        mlp = MLPResNet(784, 100)
-        X = ndl.Tensor(rng.random((100, 784), dtype=np.float32), device=dev)
-        y = ndl.Tensor(rng.integers(0, 10, 100).astype(np.float32), device=dev)
-        cases.append(("MLP-ResNet (bs 100)", _needle_step(mlp, ndl.optim.Adam(mlp.parameters(), lr=1e-3), X, y)))
+    mlp = MLPResNet(784, 100)
+    X = ndl.Tensor(rng.random((batch, 784), dtype=np.float32))
+    y = ndl.Tensor(rng.integers(0, 10, batch).astype(np.float32))
+    return _needle_step(mlp, ndl.optim.Adam(mlp.parameters(), lr=1e-3), X, y)
+
+
+def needle_resnet9(batch: int, dev=None):
+    rng = np.random.default_rng(0)
     r9 = ResNet9(device=dev)
-    X = ndl.Tensor(rng.random((128, 3, 32, 32), dtype=np.float32), device=dev)
-    y = ndl.Tensor(rng.integers(0, 10, 128).astype(np.float32), device=dev)
-    cases.append(("ResNet9 (bs 128)", _needle_step(r9, ndl.optim.Adam(r9.parameters(), lr=1e-3), X, y)))
+    X = ndl.Tensor(rng.random((batch, 3, 32, 32), dtype=np.float32), device=dev)
+    y = ndl.Tensor(rng.integers(0, 10, batch).astype(np.float32), device=dev)
+    return _needle_step(r9, ndl.optim.Adam(r9.parameters(), lr=1e-3), X, y)
+
+
+def needle_lm(kind: str, embedding: int, hidden: int, layers: int, dev=None):
+    """LanguageModel ('lstm' with SGD, as the course trains it, or 'transformer' with Adam)."""
+    rng = np.random.default_rng(0)
     ids = ndl.Tensor(rng.integers(0, VOCAB, (SEQ, BS)).astype(np.float32), device=dev)
     target = ndl.Tensor(rng.integers(0, VOCAB, SEQ * BS).astype(np.float32), device=dev)
-    d = LSTM_DIMS
-    lstm = LanguageModel(d["embedding"], VOCAB, d["hidden"], d["layers"], seq_model="lstm", device=dev)
-    cases.append(("LSTM LM (bs 16, seq 20)", _needle_step(lstm, ndl.optim.SGD(lstm.parameters(), lr=4.0), ids, target,
-                                                          lambda x: lstm(x)[0])))
-    d = TF_DIMS
-    tf = LanguageModel(d["embedding"], VOCAB, d["hidden"], d["layers"], seq_model="transformer", seq_len=SEQ,
-                       device=dev)
-    cases.append(("Transformer LM (bs 16, seq 20)", _needle_step(tf, ndl.optim.Adam(tf.parameters(), lr=1e-3), ids,
-                                                                 target, lambda x: tf(x)[0])))
+    lm = LanguageModel(embedding, VOCAB, hidden, layers, seq_model=kind, seq_len=SEQ, device=dev)
+    opt = ndl.optim.SGD(lm.parameters(), lr=4.0) if kind == "lstm" else ndl.optim.Adam(lm.parameters(), lr=1e-3)
+    return _needle_step(lm, opt, ids, target, lambda x: lm(x)[0])
+
+
+def needle_cases(dev=None):
+    """(name, step function) for each model on `dev` (default cpu()), with fixed random inputs; MLP-ResNet
+    only when `dev` is the default device."""
+    dev = dev or ndl.cpu()
+    cases = [("MLP-ResNet (bs 100)", needle_mlp(100))] if dev == ndl.default_device() else []
+    cases.append(("ResNet9 (bs 128)", needle_resnet9(128, dev)))
+    cases.append(("LSTM LM (bs 16, seq 20)", needle_lm("lstm", **LSTM_DIMS, dev=dev)))
+    cases.append(("Transformer LM (bs 16, seq 20)", needle_lm("transformer", **TF_DIMS, dev=dev)))
     return cases
 
 
-def torch_cases(torch):
-    """The same architectures in PyTorch, as (name, step function)."""
-    tnn = torch.nn
-    g = torch.Generator().manual_seed(0)
+# ---- the same architectures in PyTorch ----
 
-    def step_of(model, opt, X, y, forward=None):
-        loss_fn = tnn.CrossEntropyLoss()
-        forward = forward or model
 
-        def step():
-            opt.zero_grad()
-            loss_fn(forward(X), y).backward()
-            opt.step()
+def _torch_step(torch, model, opt, X, y):
+    loss_fn = torch.nn.CrossEntropyLoss()
 
-        return step
+    def step():
+        opt.zero_grad()
+        loss_fn(model(X), y).backward()
+        opt.step()
 
-    def block(dim, hidden):
-        inner = tnn.Sequential(tnn.Linear(dim, hidden), tnn.BatchNorm1d(hidden), tnn.ReLU(), tnn.Dropout(0.1),
-                               tnn.Linear(hidden, dim), tnn.BatchNorm1d(dim))
-        return inner
+    return step
 
-    class Residual(tnn.Module):
-        def __init__(self, fn):
+
+def _residual(torch, fn):
+    class Residual(torch.nn.Module):
+        def __init__(self):
             super().__init__()
             self.fn = fn
 
         def forward(self, x):
             return self.fn(x) + x
 
+    return Residual()
+
+
+def torch_mlp(torch, batch: int):
+    tnn = torch.nn
+    g = torch.Generator().manual_seed(0)
+
+    def block(dim, hidden):
+        return tnn.Sequential(tnn.Linear(dim, hidden), tnn.BatchNorm1d(hidden), tnn.ReLU(), tnn.Dropout(0.1),
+                              tnn.Linear(hidden, dim), tnn.BatchNorm1d(dim))
+
     mlp = tnn.Sequential(tnn.Linear(784, 100), tnn.ReLU(),
-                         *[tnn.Sequential(Residual(block(100, 50)), tnn.ReLU()) for _ in range(3)], tnn.Linear(100, 10))
-    cases = [("MLP-ResNet (bs 100)", step_of(mlp, torch.optim.Adam(mlp.parameters(), lr=1e-3),
-                                             torch.rand(100, 784, generator=g), torch.randint(0, 10, (100,), generator=g)))]
+                         *[tnn.Sequential(_residual(torch, block(100, 50)), tnn.ReLU()) for _ in range(3)],
+                         tnn.Linear(100, 10))
+    return _torch_step(torch, mlp, torch.optim.Adam(mlp.parameters(), lr=1e-3), torch.rand(batch, 784, generator=g),
+                       torch.randint(0, 10, (batch,), generator=g))
+
+
+def torch_resnet9(torch, batch: int):
+    tnn = torch.nn
+    g = torch.Generator().manual_seed(0)
 
     def cbn(a, b, k, s):
         return tnn.Sequential(tnn.Conv2d(a, b, k, stride=s, padding=k // 2), tnn.BatchNorm2d(b), tnn.ReLU())
 
-    r9 = tnn.Sequential(cbn(3, 16, 7, 4), cbn(16, 32, 3, 2), Residual(tnn.Sequential(cbn(32, 32, 3, 1), cbn(32, 32, 3, 1))),
+    r9 = tnn.Sequential(cbn(3, 16, 7, 4), cbn(16, 32, 3, 2),
+                        _residual(torch, tnn.Sequential(cbn(32, 32, 3, 1), cbn(32, 32, 3, 1))),
                         cbn(32, 64, 3, 2), cbn(64, 128, 3, 2),
-                        Residual(tnn.Sequential(cbn(128, 128, 3, 1), cbn(128, 128, 3, 1))), tnn.Flatten(),
+                        _residual(torch, tnn.Sequential(cbn(128, 128, 3, 1), cbn(128, 128, 3, 1))), tnn.Flatten(),
                         tnn.Linear(128, 128), tnn.ReLU(), tnn.Linear(128, 10))
-    cases.append(("ResNet9 (bs 128)", step_of(r9, torch.optim.Adam(r9.parameters(), lr=1e-3),
-                                              torch.rand(128, 3, 32, 32, generator=g),
-                                              torch.randint(0, 10, (128,), generator=g))))
-    ids = torch.randint(0, VOCAB, (SEQ, BS), generator=g)
-    target = torch.randint(0, VOCAB, (SEQ * BS,), generator=g)
+    return _torch_step(torch, r9, torch.optim.Adam(r9.parameters(), lr=1e-3),
+                       torch.rand(batch, 3, 32, 32, generator=g), torch.randint(0, 10, (batch,), generator=g))
 
-    class LM(tnn.Module):
-        def __init__(self, seq_model, emb, out):
-            super().__init__()
-            self.embedding, self.seq_model, self.linear = tnn.Embedding(VOCAB, emb), seq_model, tnn.Linear(out, VOCAB)
 
-        def forward(self, x):
-            out = self.seq_model(self.embedding(x))
-            out = out[0] if isinstance(out, tuple) else out
-            return self.linear(out.reshape(-1, out.shape[-1]))
-
-    d = LSTM_DIMS
-    lstm = LM(tnn.LSTM(d["embedding"], d["hidden"], d["layers"]), d["embedding"], d["hidden"])
-    cases.append(("LSTM LM (bs 16, seq 20)", step_of(lstm, torch.optim.SGD(lstm.parameters(), lr=4.0), ids, target)))
-
-    d = TF_DIMS
-    inner = d["heads"] * d["dim_head"]
+def _torch_transformer(torch, embedding: int, hidden: int, layers: int):
+    tnn = torch.nn
+    inner = HEADS * DIM_HEAD
 
     class Layer(tnn.Module):
         """Our pre-norm layer: LayerNorm'd q/k/v, bias-free projections, causal attention, ReLU MLP."""
 
         def __init__(self):
             super().__init__()
-            e = d["embedding"]
+            e = embedding
             self.nq, self.nk, self.nv = tnn.LayerNorm(e), tnn.LayerNorm(e), tnn.LayerNorm(e)
             self.q, self.k, self.v = (tnn.Linear(e, inner, bias=False) for _ in range(3))
             self.out = tnn.Linear(inner, e, bias=False)
-            self.norm, self.l1, self.l2 = tnn.LayerNorm(e), tnn.Linear(e, d["hidden"]), tnn.Linear(d["hidden"], e)
+            self.norm, self.l1, self.l2 = tnn.LayerNorm(e), tnn.Linear(e, hidden), tnn.Linear(hidden, e)
 
         def forward(self, x):
             b, t, _ = x.shape
 
             def heads(z):
-                return z.reshape(b, t, d["heads"], d["dim_head"]).transpose(1, 2)
+                return z.reshape(b, t, HEADS, DIM_HEAD).transpose(1, 2)
 
             a = tnn.functional.scaled_dot_product_attention(heads(self.q(self.nq(x))), heads(self.k(self.nk(x))),
                                                             heads(self.v(self.nv(x))), is_causal=True)
@@ -157,18 +165,48 @@ def torch_cases(torch):
     class TF(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.pos = tnn.Embedding(SEQ, d["embedding"])
-            self.layers = tnn.Sequential(*[Layer() for _ in range(d["layers"])])
+            self.pos = tnn.Embedding(SEQ, embedding)
+            self.layers = tnn.Sequential(*[Layer() for _ in range(layers)])
 
         def forward(self, x):
             x = x.transpose(0, 1)
             x = x + self.pos(torch.arange(x.shape[1]))
             return self.layers(x).transpose(0, 1)
 
-    tf = LM(TF(), d["embedding"], d["embedding"])
-    cases.append(("Transformer LM (bs 16, seq 20)", step_of(tf, torch.optim.Adam(tf.parameters(), lr=1e-3), ids,
-                                                            target)))
-    return cases
+    return TF()
+
+
+def torch_lm(torch, kind: str, embedding: int, hidden: int, layers: int):
+    tnn = torch.nn
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, VOCAB, (SEQ, BS), generator=g)
+    target = torch.randint(0, VOCAB, (SEQ * BS,), generator=g)
+    if kind == "lstm":
+        seq_model, out = tnn.LSTM(embedding, hidden, layers), hidden
+    else:
+        seq_model, out = _torch_transformer(torch, embedding, hidden, layers), embedding
+
+    class LM(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding, self.seq_model = tnn.Embedding(VOCAB, embedding), seq_model
+            self.linear = tnn.Linear(out, VOCAB)
+
+        def forward(self, x):
+            h = self.seq_model(self.embedding(x))
+            h = h[0] if isinstance(h, tuple) else h
+            return self.linear(h.reshape(-1, h.shape[-1]))
+
+    lm = LM()
+    opt = torch.optim.SGD(lm.parameters(), lr=4.0) if kind == "lstm" else torch.optim.Adam(lm.parameters(), lr=1e-3)
+    return _torch_step(torch, lm, opt, ids, target)
+
+
+def torch_cases(torch):
+    """The same models as needle_cases, in PyTorch, as (name, step function)."""
+    return [("MLP-ResNet (bs 100)", torch_mlp(torch, 100)), ("ResNet9 (bs 128)", torch_resnet9(torch, 128)),
+            ("LSTM LM (bs 16, seq 20)", torch_lm(torch, "lstm", **LSTM_DIMS)),
+            ("Transformer LM (bs 16, seq 20)", torch_lm(torch, "transformer", **TF_DIMS))]
 
 
 def main(argv=None) -> None:
@@ -181,14 +219,14 @@ def main(argv=None) -> None:
     for name, step in ours:
         # rounds alternate between the contenders and each keeps its best, so a burst of load from other
         # processes on the shared machine does not land on one side only
-        steps = [step, numpy_kernels.get(name), ref.get(name)]
-        best = [float("inf") if f else float("nan") for f in steps]
-        for _ in range(ROUNDS):
-            best = [min(b, best_time(f, repeat=1, min_time=0.2)) if f else b for b, f in zip(best, steps)]
-        t_needle, t_np, t_torch = best
+        steps = [f for f in (step, numpy_kernels.get(name), ref.get(name)) if f is not None]
+        best = iter(interleaved_best(steps, rounds=5, min_time=0.2))
+        t_needle = next(best)
+        t_np = next(best) if name in numpy_kernels else float("nan")
+        t_torch = next(best) if name in ref else float("nan")
         rows.append((name, t_needle * 1e3, t_np * 1e3, t_torch * 1e3, t_needle / t_torch))
         print(f"  {name}: needle {t_needle * 1e3:.1f} ms, torch {t_torch * 1e3:.1f} ms", file=sys.stderr, flush=True)
-    print_table("training step (ms; ratio = needle cpu() / PyTorch CPU, target <= 2.0)",
+    print_table("training step (ms; ratio = needle cpu() / PyTorch CPU, target <= 1.5)",
                 ["model", "needle cpu()", "needle cpu_numpy()", "torch", "ratio"], rows)
 
 

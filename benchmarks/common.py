@@ -31,6 +31,20 @@ def best_time(fn: Callable[[], Any], repeat: int = 5, min_time: float = 0.05, wa
     return best
 
 
+def interleaved_best(fns, rounds: int = 20, min_time: float = 0.02) -> list[float]:
+    """Best seconds per call of each fn, timed in alternating short rounds (needle, numpy, torch, needle, ...),
+    so that load from other processes on the shared machine hits every contender alike."""
+    calls = [max(1, int(min_time / best_time(fn, repeat=1, min_time=0.0))) for fn in fns]
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            for _ in range(calls[i]):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / calls[i])
+    return best
+
+
 def core_count() -> int:
     """Cores this process may run on (the affinity mask, not the machine's total)."""
     try:

@@ -12,4 +12,5 @@ from . import nn
 from . import optim
 from .serialization import save, load  # noqa: F401
 from . import backend_ndarray  # noqa: F401
+from .backend_ndarray.memory import MemoryStats, memory_stats, reset_peak_memory_stats  # noqa: F401
 from .backend_selection import *  # noqa: F401,F403

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy
 
+from .labels import integer_labels
+
 
 class Device:
     """Indicates the device supporting an NDArray."""
@@ -38,7 +40,7 @@ class CPUDevice(Device):
         return numpy.random.rand(*shape).astype(dtype)
 
     def one_hot(self, n: int, i, dtype="float32") -> numpy.ndarray:
-        return numpy.eye(n, dtype=dtype)[i]
+        return numpy.eye(n, dtype=dtype)[integer_labels(i, n, "one_hot")]
 
     def empty(self, shape, dtype="float32") -> numpy.ndarray:
         return numpy.empty(shape, dtype=dtype)

@@ -69,7 +69,7 @@ class SGD(Optimizer):
             if mom:
                 g = (1 - mom) * g if i not in self.u else mom * self.u[i] + (1 - mom) * g
                 self.u[i] = g
-            p.cached_data = p.realize_cached_data() - self.lr * g
+            p.cached_data = p.realize_cached_data() + (-self.lr) * g  # two passes (p - lr g would negate: three)
 
 
 class Adam(Optimizer):

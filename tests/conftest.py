@@ -1,6 +1,6 @@
-"""Shared test settings: a hypothesis profile, the `device` fixture (one run per enabled device), the
-nn/model suites run whole on every enabled device by making it the default device, and the in-process IPython and
-build cache of the compiled-cell tests (`%%needle_cpp`)."""
+"""Shared test settings: a hypothesis profile, the `slow` marker, the `device` fixture (one run per enabled device),
+the nn/model suites run whole on every enabled device by making it the default device, and the in-process IPython
+and build cache of the compiled-cell tests (`%%needle_cpp`)."""
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -11,6 +11,16 @@ settings.register_profile("needle", deadline=None, suppress_health_check=[Health
 settings.load_profile("needle")
 
 DEVICES = [d for d in nd.all_devices() if d.enabled()]
+
+# Suites that run notebooks, browsers, compilers or fresh installs: `pytest -m "not slow"` leaves them out.
+SLOW_SUITES = {"test_notebooks", "test_browser", "test_binder", "test_install", "test_no_crash", "test_workbook",
+               "test_course_ch05", "test_course_ch06", "test_course_cpp", "test_course_flow", "test_ops_numpy_backend"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.stem in SLOW_SUITES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", params=DEVICES, ids=str)

@@ -1,6 +1,6 @@
 """Op test cases and checkers: forward against numpy, backward against float64 central differences.
 
-Shared by tests/test_ops*.py. Inputs can be laid out compactly or as non-contiguous views (a
+Shared by tests/ops/test_ops*.py. Inputs can be laid out compactly or as non-contiguous views (a
 strided slice or a permutation of a larger buffer), on every device of the active backend
 (NEEDLE_BACKEND=nd: cpu() and cpu_numpy(); np: the numpy CPU device).
 """

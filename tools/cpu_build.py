@@ -3,7 +3,7 @@
     python tools/cpu_build.py build DIR [--cxx clang++] [--no-openmp]
         configures and builds only ndarray_backend_cpu into DIR (CMake + Ninja from the venv)
     python tools/cpu_build.py run DIR [ARGS ...]
-        runs `python ARGS` (e.g. `-m pytest tests/test_cpu_kernels.py`, `-m benchmarks ndarray`) with
+        runs `python ARGS` (e.g. `-m pytest tests/backend/test_cpu_kernels.py`, `-m benchmarks ndarray`) with
         needle using DIR's module instead of the installed one (the environment variable
         NEEDLE_CPU_MODULE names it, so subprocesses and pytest-xdist workers use it too)
 

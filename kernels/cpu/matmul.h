@@ -64,6 +64,12 @@ NEEDLE_INLINE void pack_a_impl(View<T> a, size_t i0, size_t mc, size_t k0, size_
 /// k, its NR values contiguously (columns past nc are zero).
 template <typename T, int NR>
 NEEDLE_INLINE void pack_b_impl(View<T> b, size_t k0, size_t kc, size_t j0, size_t nc, T* dst) {
+  if (b.rs == 1 && b.cs != 1) {
+    // a transposed B (x @ W.T in a backward pass): its columns run along k, as the rows of a row-major A
+    // do, and the packed layouts agree, so A's strip-wise packing does it (2x faster than element-wise)
+    pack_a_impl<T, NR>(View<T>{b.ptr, b.cs, b.rs}, j0, nc, k0, kc, dst);
+    return;
+  }
   for (size_t s = 0; s * NR < nc; ++s) {
     T* d = dst + s * kc * NR;
     const size_t cols = std::min<size_t>(NR, nc - s * NR);
@@ -253,7 +259,18 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
                        out + q * M * N, M, K, N};
   };
   const double flops = 2.0 * M * K * N;
-  const int nth = flops * batch < 4e6 ? 1 : threads_for(PARALLEL_MIN);  // 4 MFLOP: ~40 us on one core
+  int nth = flops * batch < 4e6 ? 1 : threads_for(PARALLEL_MIN);  // 4 MFLOP: ~40 us on one core
+  const bool whole = batch >= static_cast<size_t>(nth) && (batch % nth == 0 || flops < 5e7);
+  // a team sharing one product meets at two barriers per KC-deep step: only worth it when each step holds
+  // ~8 MFLOP, far more than waking a sleeping thread costs (16 x 1600 x 400 has 4 per step, and ran 10x
+  // slower on two threads than on one when other processes kept the second core busy). A deep product with
+  // a small C (a weight gradient X^T dY, 147 x 8192 x 16) is cut along k instead: each thread multiplies
+  // its slice of the depth alone, and the partial products are added once at the end.
+  constexpr size_t KC = Gemm<T, Kn>::KC;
+  const size_t ksteps = ceil_div(K, KC);
+  const bool few_steps = flops / ksteps < 8e6;
+  const bool split_k = !whole && few_steps && batch == 1 && nth > 1 && ksteps >= 2 * size_t(nth) && flops >= 1.6e7;
+  if (!whole && few_steps && !split_k) nth = 1;
   // every product has the same sizes: allocate all buffers up front (an exception must not escape
   // from inside an OpenMP region)
   const auto g0 = product(0);
@@ -269,7 +286,23 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
     for (size_t q = 0; q < batch; ++q) run_alone(q, 0);
     return;
   }
-  if (batch >= static_cast<size_t>(nth) && (batch % nth == 0 || flops < 5e7)) {
+  if (split_k) {
+    std::vector<T> partial((nth - 1) * M * N);  // slice s > 0 writes C_s here; slice 0 writes out
+#pragma omp parallel for num_threads(nth) schedule(static, 1)
+    for (int s = 0; s < nth; ++s) {
+      const size_t k0 = ksteps * s / nth * KC, k1 = std::min(K, ksteps * (s + 1) / nth * KC);
+      const Gemm<T, Kn> slice{{a.ptr + static_cast<int64_t>(k0) * a.cs, a.rs, a.cs},
+                              {b.ptr + static_cast<int64_t>(k0) * b.rs, b.rs, b.cs},
+                              s == 0 ? out : partial.data() + (s - 1) * M * N, M, k1 - k0, N};
+      slice.run(1, pool[2 * s].get(g0.a_buffer()), pool[2 * s + 1].get(g0.b_buffer()));
+    }
+    for (int s = 1; s < nth; ++s) {
+      const T* c = partial.data() + (s - 1) * M * N;
+      for (size_t i = 0; i < M * N; ++i) out[i] += c[i];
+    }
+    return;
+  }
+  if (whole) {
     // enough independent products: each thread runs whole ones with its own buffers
 #pragma omp parallel for num_threads(nth) schedule(dynamic)
     for (size_t q = 0; q < batch; ++q) run_alone(q, thread_id());
@@ -308,11 +341,14 @@ inline Isa current_isa() {
   return isa;
 }
 
-/// The wide kernel set, or the narrow one (one vector per row of the tile) when C has so few columns
-/// that the wide tile would mostly compute padding (N = 10 or 16 against a 32-wide tile).
+/// The wide kernel set, or the narrow one (one vector per row of the tile) when the wide tile would compute
+/// much more padding: C with few columns (N = 10 against a 32-wide tile), or M = 16 rows against 12-row tiles
+/// (an LSTM's batch). The narrow tile does ~10% fewer FMAs per load, hence the margin.
 template <typename T, typename Wide, typename Narrow>
 void pick_width(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t batch, size_t M, size_t K, size_t N) {
-  if (N < 4 * Wide::NR && round_up(N, Narrow::NR) < round_up(N, Wide::NR))
+  const double wide = double(round_up(M, Wide::MR)) * round_up(N, Wide::NR);
+  const double narrow = double(round_up(M, Narrow::MR)) * round_up(N, Narrow::NR);
+  if (narrow * 1.15 < wide)
     batched<T, Narrow>(a, a_bs, b, b_bs, out, batch, M, K, N);
   else
     batched<T, Wide>(a, a_bs, b, b_bs, out, batch, M, K, N);
@@ -333,7 +369,7 @@ void run(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t batch,
 }  // namespace gemm
 
 /// out[q] = A[q] @ B[q] for strided A (batch, m, n) and B (batch, n, p); out is compact (batch, m, p).
-void MatmulStrided(const AlignedArray& a, const AlignedArray& b, AlignedArray* out, size_t batch, size_t m,
+inline void MatmulStrided(const AlignedArray& a, const AlignedArray& b, AlignedArray* out, size_t batch, size_t m,
                    size_t n, size_t p, int64_t a_off, Shape a_str, int64_t b_off, Shape b_str) {
   same_dtype("matmul", a, b);
   same_dtype("matmul", a, *out);
@@ -362,7 +398,7 @@ void MatmulStrided(const AlignedArray& a, const AlignedArray& b, AlignedArray* o
   });
 }
 
-void Matmul(const AlignedArray& a, const AlignedArray& b, AlignedArray* out, size_t m, size_t n, size_t p) {
+inline void Matmul(const AlignedArray& a, const AlignedArray& b, AlignedArray* out, size_t m, size_t n, size_t p) {
   MatmulStrided(a, b, out, 1, m, n, p, 0, {0, int64_t(n), 1}, 0, {0, int64_t(p), 1});
 }
 

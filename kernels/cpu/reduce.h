@@ -128,10 +128,10 @@ void reduce_axis(const char* name, const AlignedArray& a, AlignedArray* out, siz
   });
 }
 
-void ReduceSumAxis(const AlignedArray& a, AlignedArray* out, size_t outer, size_t reduce, size_t inner) {
+inline void ReduceSumAxis(const AlignedArray& a, AlignedArray* out, size_t outer, size_t reduce, size_t inner) {
   reduce_axis("reduce_sum", a, out, outer, reduce, inner, Add{});
 }
-void ReduceMaxAxis(const AlignedArray& a, AlignedArray* out, size_t outer, size_t reduce, size_t inner) {
+inline void ReduceMaxAxis(const AlignedArray& a, AlignedArray* out, size_t outer, size_t reduce, size_t inner) {
   reduce_axis("reduce_max", a, out, outer, reduce, inner, Max{});
 }
 

@@ -92,7 +92,7 @@ void gather(const T* src, T* dst, const Shape& shape, const Shape& strides, int6
                [&](int64_t pos, size_t flat, size_t len, int64_t st) { gather_row(src + pos, st, dst + flat, len); });
 }
 
-void Compact(const AlignedArray& a, AlignedArray* out, Shape shape, Shape strides, int64_t offset) {
+inline void Compact(const AlignedArray& a, AlignedArray* out, Shape shape, Shape strides, int64_t offset) {
   same_dtype("compact", a, *out);
   check_view("compact", a, shape, strides, offset);
   size_at_least("compact", "out", *out, prod(shape));
@@ -102,7 +102,7 @@ void Compact(const AlignedArray& a, AlignedArray* out, Shape shape, Shape stride
   });
 }
 
-void EwiseSetitem(const AlignedArray& a, AlignedArray* out, Shape shape, Shape strides, int64_t offset) {
+inline void EwiseSetitem(const AlignedArray& a, AlignedArray* out, Shape shape, Shape strides, int64_t offset) {
   same_dtype("ewise_setitem", a, *out);
   check_view("ewise_setitem", *out, shape, strides, offset);
   size_at_least("ewise_setitem", "source", a, prod(shape));
@@ -117,7 +117,7 @@ void EwiseSetitem(const AlignedArray& a, AlignedArray* out, Shape shape, Shape s
   });
 }
 
-void ScalarSetitem(size_t size, double val, AlignedArray* out, Shape shape, Shape strides, int64_t offset) {
+inline void ScalarSetitem(size_t size, double val, AlignedArray* out, Shape shape, Shape strides, int64_t offset) {
   check_view("scalar_setitem", *out, shape, strides, offset);
   require(size == prod(shape), "scalar_setitem: size " + std::to_string(size) + " does not match the view's " +
                                    std::to_string(prod(shape)) + " elements");
@@ -133,7 +133,7 @@ void ScalarSetitem(size_t size, double val, AlignedArray* out, Shape shape, Shap
 }
 
 /// Fills the whole buffer with `val` (in parallel when large: it is also the first touch of new memory).
-void Fill(AlignedArray* out, double val) {
+inline void Fill(AlignedArray* out, double val) {
   dispatch(out->dtype, [&](auto t) {
     using T = decltype(t);
     T* dst = out->data<T>();

@@ -38,7 +38,9 @@ def run_epoch(batches: Iterable, forward: Callable[[Tensor], Tensor], loss_fn, o
               progress: bool = False, total: Optional[int] = None, desc: Optional[str] = None) -> tuple[float, float]:
     """One pass over (X, y) batches: logits = forward(X), loss = loss_fn(logits, y); with `opt`, a backward
     pass, optional gradient clipping and an optimizer step per batch. Returns (accuracy, loss) averaged
-    over samples."""
+    over samples. A data-parallel `forward` (DistributedDataParallel) averages the gradients over the ranks
+    after each backward, and the returned averages are over the samples of all ranks."""
+    sync = getattr(forward, "sync_gradients", None)
     correct = loss_sum = 0.0
     count = 0
     for X, y in _progress(batches, progress, total, desc):
@@ -47,6 +49,8 @@ def run_epoch(batches: Iterable, forward: Callable[[Tensor], Tensor], loss_fn, o
         if opt is not None:
             opt.reset_grad()
             loss.backward()
+            if sync is not None:
+                sync()
             if clip is not None:
                 opt.clip_grad_norm(clip)
             opt.step()
@@ -55,6 +59,8 @@ def run_epoch(batches: Iterable, forward: Callable[[Tensor], Tensor], loss_fn, o
         correct += float((logits.numpy().argmax(axis=1) == labels).sum())
         loss_sum += float(loss.numpy()) * n
         count += n
+    if sync is not None:
+        correct, loss_sum, count = forward.reduce_sums(correct, loss_sum, count)
     if count == 0:
         raise ValueError("run_epoch: no batches")
     return correct / count, loss_sum / count
@@ -163,16 +169,70 @@ def _print_epoch(prefix: str):
     return show
 
 
+def _parallel(model: nn.Module, distributed: bool) -> tuple[nn.Module, int, int]:
+    """(model, world size, rank): the model wrapped for data-parallel training over MPI when `distributed`."""
+    if not distributed:
+        return model, 1, 0
+    from needle import distributed as dist
+
+    dist.init()
+    return dist.DistributedDataParallel(model), dist.world_size(), dist.rank()
+
+
+def _mnist(args) -> None:
+    """MLP-ResNet on the bundled MNIST split (the first --max-samples of each part)."""
+    from needle.apps.mlp_resnet import MLPResNet, epoch
+    from needle.data import DataLoader, NDArrayDataset, mnist_split
+
+    norm = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm1d}[args.norm]
+    model, n, r = _parallel(MLPResNet(784, args.hidden or 100, norm=norm, drop_prob=args.drop), args.distributed)
+    (Xtr, ytr), (Xte, yte) = mnist_split()
+    bs = args.batch_size or 100
+    m = args.max_samples
+    train = DataLoader(NDArrayDataset(Xtr[:m], ytr[:m]), bs, shuffle=True, num_replicas=n, rank=r)
+    test = DataLoader(NDArrayDataset(Xte[:m], yte[:m]), bs, num_replicas=n, rank=r)
+    if args.optimizer == "sgd":
+        opt = optim.SGD(model.parameters(), lr=args.lr or 0.1, momentum=0.9, weight_decay=0.001)
+    else:
+        opt = optim.Adam(model.parameters(), lr=args.lr or 0.001, weight_decay=0.001)
+    fit(args.epochs, lambda: (*epoch(train, model, opt), *epoch(test, model)), None,
+        _recorder(args.history, r, _print_epoch("")),
+        names=("train_err", "train_loss", "test_err", "test_loss"))
+    if args.save and r == 0:
+        np.savez(args.save, *[p.numpy() for p in model.parameters()])
+
+
+def _recorder(path: Optional[str], rank: int, show: Callable[[dict], None]) -> Callable[[dict], None]:
+    """An epoch callback that prints (rank 0 only) and, with `path`, rewrites the JSON list of epochs there."""
+    import json
+
+    records: list = []
+
+    def record(entry: dict) -> None:
+        if rank != 0:
+            return
+        show(entry)
+        records.append(entry)
+        if path:
+            with open(path, "w") as f:
+                json.dump(records, f)
+
+    return record
+
+
 def main(argv=None) -> None:
     """Real runs: `python -m needle.apps.training cifar10 --epochs 3` trains ResNet9 on the bundled CIFAR-10
-    subset; `python -m needle.apps.training ptb --model lstm --max-lines 2000` trains a language model on PTB."""
+    subset; `python -m needle.apps.training ptb --model lstm --max-lines 2000` trains a language model on PTB;
+    `python -m needle.apps.training mnist` trains the MLP-ResNet on the bundled MNIST split. With --distributed,
+    under `mpirun -n N` (one machine, or several through MPI's hostfile), cifar10 and mnist train data-parallel:
+    each of the N ranks takes --batch-size samples of every step's N * batch-size."""
     import argparse
 
     from needle.apps.models import LanguageModel, ResNet9
     from needle.data import CIFAR10Dataset, Corpus, DataLoader, batchify
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("task", choices=["cifar10", "ptb"])
+    parser.add_argument("task", choices=["cifar10", "ptb", "mnist"])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=None, help="default: 128 (cifar10), 16 (ptb)")
     parser.add_argument("--lr", type=float, default=None, help="default: 0.001 Adam (cifar10), 4.0 SGD (ptb)")
@@ -180,25 +240,40 @@ def main(argv=None) -> None:
     parser.add_argument("--max-lines", type=int, default=2000, help="PTB lines per split (ptb)")
     parser.add_argument("--seq-len", type=int, default=20)
     parser.add_argument("--embedding", type=int, default=64)
-    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=None, help="default: 64 (ptb), 100 (mnist)")
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--distributed", action="store_true", help="cifar10, mnist: data-parallel over mpirun's ranks")
+    parser.add_argument("--norm", choices=["batch", "layer"], default="batch", help="mnist: the blocks' normalization")
+    parser.add_argument("--drop", type=float, default=0.1, help="mnist: dropout probability")
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                        help="mnist: Adam (lr 0.001) or SGD with momentum 0.9 (lr 0.1)")
+    parser.add_argument("--max-samples", type=int, default=None, help="mnist: first samples of each split")
+    parser.add_argument("--history", default=None, help="mnist: write the epochs' numbers to this JSON file")
+    parser.add_argument("--save", default=None, help="mnist: save the trained parameters to this .npz file")
     args = parser.parse_args(argv)
+    if args.distributed and args.task == "ptb":
+        parser.error("--distributed: ptb trains on batchified streams, not a DataLoader; use cifar10 or mnist")
     np.random.seed(0)
+    if args.task == "mnist":
+        _mnist(args)
+        return
     if args.task == "cifar10":
         bs = args.batch_size or 128
-        train = DataLoader(CIFAR10Dataset(train=True), bs, shuffle=True)
-        test = DataLoader(CIFAR10Dataset(train=False), bs)
-        model = ResNet9()
-        train_cifar10(model, train, args.epochs, lr=args.lr or 0.001, progress=args.progress,
-                      callback=_print_epoch("train  "))
-        acc, loss = evaluate_cifar10(model, test, progress=args.progress)
-        print(f"test  acc {acc:.4f}  loss {loss:.4f}")
+        model, n, r = _parallel(ResNet9(), args.distributed)
+        train = DataLoader(CIFAR10Dataset(train=True), bs, shuffle=True, num_replicas=n, rank=r)
+        test = DataLoader(CIFAR10Dataset(train=False), bs, num_replicas=n, rank=r)
+        show = _recorder(None, r, _print_epoch("train  "))
+        train_cifar10(model, train, args.epochs, lr=args.lr or 0.001, progress=args.progress and r == 0,
+                      callback=show)
+        acc, loss = evaluate_cifar10(model, test, progress=args.progress and r == 0)
+        if r == 0:
+            print(f"test  acc {acc:.4f}  loss {loss:.4f}")
         return
     corpus = Corpus(max_lines=args.max_lines)
     bs = args.batch_size or 16
     train, test = batchify(corpus.train, bs), batchify(corpus.test, bs)
-    model = LanguageModel(args.embedding, len(corpus.dictionary), args.hidden, args.layers, seq_model=args.model,
+    model = LanguageModel(args.embedding, len(corpus.dictionary), args.hidden or 64, args.layers, seq_model=args.model,
                           seq_len=args.seq_len)
     optimizer = optim.SGD if args.model != "transformer" else optim.Adam
     lr = args.lr or (4.0 if args.model != "transformer" else 0.003)

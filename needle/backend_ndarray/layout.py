@@ -10,6 +10,8 @@ import operator
 from functools import lru_cache
 from typing import Sequence
 
+from ..axes import normalize_axes  # noqa: F401  (layout's reductions and the ops share one definition)
+
 Shape = tuple[int, ...]
 
 
@@ -86,25 +88,6 @@ def resolve_reshape(shape: Shape, new_shape) -> Shape:
     if math.prod(new_shape) != size:
         raise ValueError(f"reshape: cannot reshape array of shape {shape} (size {size}) into {new_shape}")
     return new_shape
-
-
-def normalize_axes(axis, ndim: int, op: str) -> Shape:
-    """Sorted, non-negative, distinct axes from None (all), an int or a sequence of ints; errors name `op`."""
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) or not hasattr(axis, "__iter__") else tuple(axis)
-    out = []
-    for ax in axes:
-        try:
-            ax = operator.index(ax)
-        except TypeError:
-            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}") from None
-        if not -ndim <= ax < ndim:
-            raise ValueError(f"{op}: axis {ax} is out of range for an array with {ndim} dimensions")
-        out.append(ax % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{op}: repeated axis in {axis}")
-    return tuple(sorted(out))
 
 
 def permutation(new_axes, ndim: int, shape: Shape) -> Shape:

@@ -5,7 +5,8 @@ writes, line by line into PROGRESS_FILE, which exercise (`start`) and which inpu
 check ended (`result`). When the child dies of a signal or runs past its time, the exercise it was checking gets the
 crash or the hang, and the exercises after it are tried again in a fresh child (each has its own chance).
 `sandbox.py` (C++) and `cuda_trial.py` (CUDA) say what the child does and how an outcome reads.
-NEEDLE_TRIAL_TIMEOUT (seconds, default 60) bounds one child.
+NEEDLE_TRIAL_TIMEOUT (seconds, default 60) bounds the time a child may go without reporting progress: a check case
+that runs longer is a hang.
 """
 from __future__ import annotations
 
@@ -15,18 +16,20 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Callable, Mapping, TypeVar
 
 TIMEOUT_ENV = "NEEDLE_TRIAL_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0
+STARTUP = 120.0  # seconds a child may take to start (import numpy and needle, load the cell) before its first record
 
 T = TypeVar("T")
 
 
 def trial_timeout() -> float:
-    """Seconds a trial may run (NEEDLE_TRIAL_TIMEOUT, default 60)."""
+    """Seconds a trial may run without progress (NEEDLE_TRIAL_TIMEOUT, default 60)."""
     try:
         return float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
     except ValueError:
@@ -78,12 +81,6 @@ class Round:
         return not self.hung and self.returncode == 0 and self.current is None
 
 
-def _text(data: Any) -> str:
-    if data is None:
-        return ""
-    return data.decode(errors="replace") if isinstance(data, bytes) else data
-
-
 def _read_progress(path: Path) -> list[dict]:
     records = []
     for line in path.read_text().splitlines():
@@ -94,6 +91,25 @@ def _read_progress(path: Path) -> list[dict]:
     return records
 
 
+def _communicate_while_progressing(proc: subprocess.Popen, progress: Path, timeout: float) -> tuple[bool, str, str]:
+    """Wait for the child, stopping it once it writes no progress record for `timeout` seconds: (hung, stdout,
+    stderr). Before its first record the child also gets STARTUP seconds to import (a loaded machine is slow)."""
+    deadline, size = time.monotonic() + STARTUP + timeout, 0
+    while True:
+        try:
+            out, err = proc.communicate(timeout=0.2)  # retried on a time-out without losing output
+            return False, out, err
+        except subprocess.TimeoutExpired:
+            pass
+        now_size = progress.stat().st_size
+        if now_size != size:  # a new record: an exercise or one of its cases began, so the clock starts again
+            deadline, size = time.monotonic() + timeout, now_size
+        if time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            return True, out, err
+
+
 def run_child(module: str, args: Callable[[Path], list[str]], ids: list[str], timeout: float, prefix: str) -> Round:
     """Run `python -m module *args(tmp) PROGRESS *ids` (tmp: a fresh folder, e.g. for the cell's file) and read
     its progress."""
@@ -102,11 +118,10 @@ def run_child(module: str, args: Callable[[Path], list[str]], ids: list[str], ti
         progress = Path(tmp) / "progress.jsonl"
         progress.touch()
         command = [sys.executable, "-m", module, *args(Path(tmp)), str(progress), *ids]
-        try:
-            proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-            rnd.returncode, rnd.output = proc.returncode, proc.stdout + proc.stderr
-        except subprocess.TimeoutExpired as exc:
-            rnd.hung, rnd.output = True, _text(exc.stdout) + _text(exc.stderr)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
+        rnd.hung, out, err = _communicate_while_progressing(proc, progress, timeout)
+        rnd.returncode, rnd.output = proc.returncode, out + err
         records = _read_progress(progress)
     for record in records:
         if record["event"] == "start":

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 # float32 FLOPs per cycle per core: two fused multiply-add units of this vector width (2 FLOPs per lane)
 _FLOPS_PER_CYCLE = {"avx512": 2 * 16 * 2, "avx2": 2 * 8 * 2, "generic": 2 * 4 * 2}

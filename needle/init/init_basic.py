@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy
 
-import needle as ndl
-
+from .. import backend_selection
 from ..autograd import Tensor
 from ..backend_selection import default_device
 
@@ -16,36 +15,29 @@ def _shape(shape: tuple) -> tuple:
 
 def _tensor(array, device, dtype, requires_grad: bool) -> Tensor:
     """A leaf Tensor over a freshly made array, converted only when the dtype differs."""
-    if dtype is not None and array.dtype != numpy.dtype(_storage_dtype(dtype)):
+    if dtype is not None and array.dtype != numpy.dtype(backend_selection.storage_dtype(dtype)):
         return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
     return Tensor.make_const(array, requires_grad=requires_grad)
-
-
-def _storage_dtype(dtype) -> str:
-    """The dtype an array of `dtype` is stored as (NDArray keeps bool and ints as float32)."""
-    if ndl.backend_selection.BACKEND == "np":
-        return dtype
-    return "float64" if numpy.dtype(dtype) == numpy.float64 else "float32"
 
 
 def rand(*shape, low=0.0, high=1.0, device=None, dtype="float32", requires_grad=False) -> Tensor:
     """Generate random numbers uniform between low and high."""
     device = default_device() if device is None else device
-    array = device.rand(*_shape(shape), dtype=_storage_dtype(dtype)) * (high - low) + low
+    array = device.rand(*_shape(shape), dtype=backend_selection.storage_dtype(dtype)) * (high - low) + low
     return _tensor(array, device, dtype, requires_grad)
 
 
 def randn(*shape, mean=0.0, std=1.0, device=None, dtype="float32", requires_grad=False) -> Tensor:
     """Generate random normal with specified mean and std deviation."""
     device = default_device() if device is None else device
-    array = device.randn(*_shape(shape), dtype=_storage_dtype(dtype)) * std + mean
+    array = device.randn(*_shape(shape), dtype=backend_selection.storage_dtype(dtype)) * std + mean
     return _tensor(array, device, dtype, requires_grad)
 
 
 def constant(*shape, c=1.0, device=None, dtype="float32", requires_grad=False) -> Tensor:
     """Generate constant Tensor."""
     device = default_device() if device is None else device
-    array = device.full(_shape(shape), c, dtype=_storage_dtype(dtype))
+    array = device.full(_shape(shape), c, dtype=backend_selection.storage_dtype(dtype))
     return _tensor(array, device, dtype, requires_grad)
 
 
@@ -69,10 +61,7 @@ def randb(*shape, p=0.5, device=None, dtype="bool", requires_grad=False) -> Tens
 def one_hot(n, i, device=None, dtype="float32", requires_grad=False) -> Tensor:
     """Generate one-hot encoding Tensor: row k is the n-vector with a 1 at position i[k]."""
     device = default_device() if device is None else device
-    labels = numpy.asarray(i.numpy() if hasattr(i, "numpy") else i)
-    if labels.size and (labels.min() < 0 or labels.max() >= n or numpy.any(labels != numpy.round(labels))):
-        raise ValueError(f"one_hot: labels must be integers in [0, {n}), got values from {labels.min()} to {labels.max()}")
-    array = device.one_hot(n, labels.astype("int64"), dtype=_storage_dtype(dtype))
+    array = device.one_hot(n, i, dtype=backend_selection.storage_dtype(dtype))  # the device checks the labels
     return _tensor(array, device, dtype, requires_grad)
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "Linear",
     "Flatten",
     "ReLU",
+    "Tanh",
     "Sequential",
     "SoftmaxLoss",
     "BatchNorm1d",
@@ -150,6 +151,14 @@ class Flatten(Module):
 class ReLU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return ops.relu(x)
+
+
+class Tanh(Module):
+    """tanh(x) elementwise: an activation with outputs in (-1, 1), e.g. a generator's last layer for images
+    scaled to [-1, 1]."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.tanh(x)
 
 
 class Sequential(Module):

@@ -5,14 +5,13 @@ from typing import Optional
 
 import numpy as np
 
-from needle import init, ops
+from needle import backend_selection, init, ops
 from needle.autograd import Tensor
-from needle.backend_selection import array_api
 
 from .nn_basic import Dropout, LayerNorm1d, Linear, Module, ReLU
 from .nn_sequence import Embedding
 
-__all__ = ["MultiHeadAttention", "AttentionLayer", "TransformerLayer", "Transformer"]
+__all__ = ["split_heads", "MultiHeadAttention", "AttentionLayer", "TransformerLayer", "Transformer"]
 
 
 class MultiHeadAttention(Module):
@@ -28,9 +27,7 @@ class MultiHeadAttention(Module):
     def create_causal_mask(self, i: int, j: int, device):
         """(1, 1, i, j) array: -float32 max strictly above the diagonal offset j - i + 1, else 0."""
         mask = -np.finfo(np.float32).max * np.triu(np.ones((1, 1, i, j), dtype=np.float32), j - i + 1)
-        if array_api is np:  # NEEDLE_BACKEND=np: plain numpy arrays have no device
-            return mask
-        return array_api.array(mask, device=device)
+        return backend_selection.from_numpy(mask, device=device)
 
     def matmul(self, a: Tensor, b_transpose: Tensor) -> Tensor:
         """Batched a @ b_transpose^T: (..., m, k) and (..., n, k) -> (..., m, n)."""
@@ -47,10 +44,10 @@ class MultiHeadAttention(Module):
         return probs / denom
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """q (B, H, Tq, D), k and v (B, H, Tk, D) -> (result (B, H, Tq, D), probs (B, H, Tq, Tk))."""
+        """q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv) -> (result (B, H, Tq, Dv), probs (B, H, Tq, Tk))."""
         _, _, q_len, q_dim = q.shape
         _, _, kv_len, k_dim = k.shape
-        if not (q_dim == k_dim == v.shape[3]) or k.shape[:3] != v.shape[:3] or q.shape[:2] != k.shape[:2]:
+        if q_dim != k_dim or k.shape[:3] != v.shape[:3] or q.shape[:2] != k.shape[:2]:
             raise ValueError(f"MultiHeadAttention: shapes q {q.shape}, k {k.shape}, v {v.shape} do not fit")
         logits = self.matmul(q, k) / np.sqrt(q_dim)
         if self.causal:
@@ -61,8 +58,8 @@ class MultiHeadAttention(Module):
         return probs @ v, probs
 
 
-def _heads(x: Tensor, num_head: int, dim_head: int) -> Tensor:
-    """(B, T, H*D) -> (B, H, T, D)."""
+def split_heads(x: Tensor, num_head: int, dim_head: int) -> Tensor:
+    """(B, T, H*D) -> (B, H, T, D): each head's D features become a separate (T, D) sequence."""
     b, t, _ = x.shape
     return ops.transpose(x.reshape((b, t, num_head, dim_head)), (1, 2))
 
@@ -99,9 +96,9 @@ class AttentionLayer(Module):
         v = q if v is None else v
         b, q_len, _ = q.shape
         h, d = self.num_head, self.dim_head
-        qh = _heads(self.q_projection(self.prenorm_q(q)), h, d)
-        kh = _heads(self.k_projection(self.prenorm_k(k)), h, d)
-        vh = _heads(self.v_projection(self.prenorm_v(v)), h, d)
+        qh = split_heads(self.q_projection(self.prenorm_q(q)), h, d)
+        kh = split_heads(self.k_projection(self.prenorm_k(k)), h, d)
+        vh = split_heads(self.v_projection(self.prenorm_v(v)), h, d)
         result, _ = self.attn(qh, kh, vh)
         result = ops.transpose(result, (1, 2)).reshape((b, q_len, h * d))
         return self.out_projection(result)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy
 
 from ..backend_ndarray import fused  # noqa: F401 - the fused ops' kernels, for NDArrays and numpy arrays alike
-from ..backend_selection import BACKEND, array_api
+from ..backend_selection import NUMPY, array_api
 
-if BACKEND == "np":
+if NUMPY:
 
     def compact(a):
         """A dense row-major array (a copy only when `a` is not already one)."""
@@ -68,6 +68,6 @@ else:
 
 def reshape(a, shape):
     """Reshape, compacting a strided input first (NDArray reshapes only contiguous layouts)."""
-    if BACKEND != "np" and a.strides != a.compact_strides(a.shape):
+    if not NUMPY and a.strides != a.compact_strides(a.shape):
         a = a.compact()
     return array_api.reshape(a, shape)

@@ -55,13 +55,13 @@ class Conv(TensorOp):
     def __init__(self, stride: Optional[int] = 1, padding: Optional[int] = 0):
         self.stride = stride
         self.padding = padding
-        self._im2col = None  # (input array, its im2col matrix): reused by the weight gradient
+        self.saved_im2col = None  # (input array, its im2col matrix): reused by the weight gradient
 
     def compute(self, A, B):
         _check_conv_args(A.shape, B.shape, self.stride, self.padding)
         kh, kw, c, c_out = B.shape
         col, (n, out_h, out_w) = _padded_im2col(A, kh, kw, self.stride, self.padding)
-        self._im2col = (A, col)
+        self.saved_im2col = (A, col)
         out = col @ compat.reshape(B, (kh * kw * c, c_out))
         return out.reshape((n, out_h, out_w, c_out))
 
@@ -72,8 +72,8 @@ class Conv(TensorOp):
             grad_a = ConvBackwardInput(self.stride, self.padding, A.shape[1:3])(out_grad, B)
         if B.requires_grad:
             op = ConvBackwardWeight(self.stride, self.padding, B.shape[:2])
-            if self._im2col is not None and self._im2col[0] is A.realize_cached_data():
-                op.cached_im2col = self._im2col
+            if self.saved_im2col is not None and self.saved_im2col[0] is A.realize_cached_data():
+                op.cached_im2col = self.saved_im2col
             grad_b = op(A, out_grad)
         return grad_a, grad_b
 

@@ -8,7 +8,7 @@ import numpy
 from ..autograd import NDArray, TensorOp
 from ..backend_selection import array_api
 from . import array_compat as compat
-from .axes import keepdims_shape, normalize_axes, reduced_shape
+from ..axes import keepdims_shape, normalize_axes, reduced_shape
 from .ops_mathematic import broadcast_to, exp, reshape, summation
 
 

@@ -14,7 +14,7 @@ import numpy
 from ..autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp  # noqa: F401
 from ..backend_selection import BACKEND, array_api  # noqa: F401
 from . import array_compat as compat
-from .axes import keepdims_shape, normalize_axes
+from ..axes import keepdims_shape, normalize_axes
 from .ops_tuple import *  # noqa: F401,F403
 from .ops_tuple import make_tuple
 
@@ -94,7 +94,7 @@ class MulScalar(TensorOp):
         return a * self.scalar
 
     def gradient(self, out_grad: Tensor, node: Tensor):
-        return (out_grad * self.scalar,)
+        return out_grad * self.scalar
 
 
 def mul_scalar(a, scalar):

@@ -1,11 +1,10 @@
 """Live training curves: one figure, redrawn in place through a notebook display handle as metrics arrive."""
 from __future__ import annotations
 
-from typing import Any
 
 from matplotlib.figure import Figure
 
-from .figure import png_bytes
+from .figure import LiveFigure, png_bytes
 
 
 class LiveCurves:
@@ -21,7 +20,7 @@ class LiveCurves:
         self.title, self.xlabel = title, xlabel
         self.size = (width, height)
         self.history: dict[str, list[tuple[float, float]]] = {m: [] for p in self.panels for m in p}
-        self._handle: Any = None
+        self._live = LiveFigure()
 
     def update(self, step: float, **metrics: float) -> None:
         """Record metrics for `step` (unknown names raise) and redraw the figure in place."""
@@ -58,15 +57,4 @@ class LiveCurves:
         return f"<LiveCurves {self.title or ''} ({metrics})>".replace("  ", " ")
 
     def _redraw(self) -> None:
-        try:
-            from IPython import get_ipython
-            from IPython.display import Image, display
-        except ImportError:
-            return
-        if get_ipython() is None:
-            return
-        image = Image(data=png_bytes(self.figure()), format="png")
-        if self._handle is None:
-            self._handle = display(image, display_id=True)
-        else:
-            self._handle.update(image)
+        self._live.show(self.figure())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -25,3 +26,27 @@ class FigureView:
 
     def __repr__(self) -> str:
         return f"<{self.description}>"
+
+
+class LiveFigure:
+    """One notebook output redrawn in place: the first show() displays a figure through a display handle, later
+    ones update it, so a running cell animates and a stored notebook holds one static figure. Outside IPython,
+    show() does nothing."""
+
+    def __init__(self) -> None:
+        self.handle: Any = None
+
+    def show(self, figure: Figure) -> None:
+        """Display `figure`, or replace the one shown before."""
+        try:
+            from IPython import get_ipython
+            from IPython.display import Image, display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        image = Image(data=png_bytes(figure), format="png")
+        if self.handle is None:
+            self.handle = display(image, display_id=True)
+        else:
+            self.handle.update(image)

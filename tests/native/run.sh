@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the C++ tests of tests/native/ with one compiler for one target: cpu_kernels_test.cc (the
-# CPU kernels against naive loops) and cuda_sim_test.cc (the CUDA simulator's launcher and fiber switch),
+# CPU kernels against naive loops; linked with one_definition.cc, a second unit including every header) and
+# cuda_sim_test.cc (the CUDA simulator's launcher and fiber switch),
 # then disassembles the kernels' loops and fails if they did not compile to vector (SIMD) instructions.
 #
 #   tests/native/run.sh g++                                          this machine, GCC, OpenMP
@@ -36,7 +37,7 @@ fi
 KFLAGS=(-std=c++17 -O3 -fno-math-errno -fno-trapping-math -ffp-contract=fast -Wno-psabi -Wno-unknown-warning-option)
 start=$(date +%s)
 "${PYTHON:-python3}" needle/backend_ndarray/cuda_sources.py "$OUT/sim_table.cc" needle_test_table tests/native/sim_kernels.cu
-$CXX "${FLAGS[@]}" "${KFLAGS[@]}" $OPENMP -Ikernels/cpu tests/native/cpu_kernels_test.cc -o "$OUT/cpu_kernels_test" &
+$CXX "${FLAGS[@]}" "${KFLAGS[@]}" $OPENMP -Ikernels/cpu tests/native/cpu_kernels_test.cc tests/native/one_definition.cc -o "$OUT/cpu_kernels_test" &
 $CXX "${FLAGS[@]}" -std=c++17 -O2 -Wno-psabi -Wno-unknown-warning-option $OPENMP -Ikernels/cuda_sim \
   tests/native/cuda_sim_test.cc kernels/cuda_sim/scheduler.cc "$OUT/sim_table.cc" -o "$OUT/cuda_sim_test" &
 for _ in 1 2; do wait -n || { echo "[$NAME] build failed"; exit 1; }; done

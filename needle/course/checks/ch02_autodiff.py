@@ -15,6 +15,7 @@ import needle as ndl
 
 from ..cases import numerical_gradients, random_shape, rng_for, softmax_loss64
 from ..compare import expect, expect_close
+from ..tensors import raw_array
 from ..install import reference
 from ..registry import exercise_check, set_hints, set_uses
 
@@ -93,16 +94,6 @@ def _sample(rng: np.random.Generator, shape: tuple[int, ...], domain: str) -> np
     return rng.standard_normal(shape)
 
 
-def _raw(x: np.ndarray, dtype: str, strided: bool = False) -> Any:
-    """x as the backend's raw array (NDArray by default); optionally a non-contiguous view with the same values."""
-    if not strided or x.ndim == 0:
-        return ndl.Tensor(x, dtype=dtype, requires_grad=False).realize_cached_data()
-    wide = np.zeros(x.shape[:-1] + (2 * x.shape[-1],))
-    wide[..., ::2] = x
-    raw = ndl.Tensor(wide, dtype=dtype, requires_grad=False).realize_cached_data()
-    return raw[tuple([slice(None)] * (x.ndim - 1) + [slice(None, None, 2)])]
-
-
 def _op_class(name: str) -> type:
     return getattr(ndl.ops.ops_mathematic, name)
 
@@ -115,7 +106,7 @@ def _check_compute(spec: OpSpec, impl: Any) -> int:
         xs = [_sample(rng, s, spec.domain).astype(np.float32) for s in shapes]
         op = _op_class(spec.name)(*args)
         for strided in (False, True):
-            got = op.compute(*[_raw(x, "float32", strided) for x in xs])
+            got = op.compute(*[raw_array(x, "float32", strided) for x in xs])
             expect_close(got, spec.numpy(args, *xs), what=f"{spec.name}{args}.compute",
                          inputs={f"input {i}" + (" (strided view)" if strided else ""): x for i, x in enumerate(xs)},
                          rtol=1e-5, atol=1e-5)

@@ -23,8 +23,7 @@ from ..compare import expect, expect_close
 from ..errors import CheckFailed
 from ..install import reference
 from ..registry import exercise_check, set_hints
-from .ch02_autodiff import _raw
-from .ch03_nn_library import _grad_check as _grad_check_module
+from ..tensors import GRAPH_GROWS, graph_size, input_gradient_check, raw_array
 
 ND = "needle.backend_ndarray.ndarray"
 OPS = "needle.ops.ops_mathematic"
@@ -83,7 +82,7 @@ def _expect_graph_tensor(got: Any, adjoint: Any, what: str) -> None:
 # --- NDArray.pad and NDArray.flip -----------------------------------------------------------------------------------
 
 def _array(x: np.ndarray, dtype: str, strided: bool) -> Any:
-    return _raw(x, dtype, strided)
+    return raw_array(x, dtype, strided)
 
 
 def _sliced(x: np.ndarray, dtype: str) -> Any:
@@ -181,7 +180,7 @@ def _op_check(name: str, numpy_fn: Callable, cases: list[tuple[tuple, tuple]]) -
             x = rng.standard_normal(shape)
             op = getattr(ndl.ops.ops_mathematic, name)(*args)
             for strided in (False, True):
-                got = op.compute(_raw(x.astype(np.float32), "float32", strided))
+                got = op.compute(raw_array(x.astype(np.float32), "float32", strided))
                 expect_close(got, numpy_fn(x, *args).astype(np.float32), what=f"{name}{args}.compute",
                              inputs={"input" + (" (strided view)" if strided else ""): x}, rtol=1e-6, atol=1e-7)
                 count += 1
@@ -251,14 +250,14 @@ def check_conv_compute(compute: Callable) -> int:
         s, p = case[6], case[7]
         op = ndl.ops.Conv(stride=s, padding=p)
         for strided in (False, True):
-            got = op.compute(_raw(x.astype(np.float32), "float32", strided), _raw(w.astype(np.float32), "float32"))
+            got = op.compute(raw_array(x.astype(np.float32), "float32", strided), raw_array(w.astype(np.float32), "float32"))
             expect_close(got, conv_nhwc64(x.astype(np.float32), w.astype(np.float32), s, p),
                          what=_conv_what(case) + (" (the input a strided view)" if strided else ""),
                          inputs={"X": x, "weight": w}, rtol=1e-4, atol=1e-4)
             cases += 1
     # float64 in, float64 out
     x, w = _conv_arrays(rng, CONV_CASES[1])
-    got = ndl.ops.Conv(1, 1).compute(_raw(x, "float64"), _raw(w, "float64"))
+    got = ndl.ops.Conv(1, 1).compute(raw_array(x, "float64"), raw_array(w, "float64"))
     expect_close(got, conv_nhwc64(x, w, 1, 1), what=_conv_what(CONV_CASES[1]) + " in float64", check_dtype=False,
                  rtol=1e-10, atol=1e-10)
     return cases + 1
@@ -375,7 +374,7 @@ def check_nn_conv(Conv: type) -> int:
         if seed < 3:
             f64 = Conv(ci, co, k, stride=s, dtype="float64")
             W64, b64 = f64.weight.numpy(), f64.bias.numpy()
-            _grad_check_module(f64, x, lambda a: conv_nchw64(a, W64, b64, s), what)
+            input_gradient_check(f64, x, lambda a: conv_nchw64(a, W64, b64, s), what)
             expect(f64.weight.grad is not None and f64.bias.grad is not None,
                    f"{what}: after backward, weight and bias must have gradients (build the output from them with needle ops)")
             cases += 1
@@ -423,7 +422,7 @@ def check_batchnorm2d(BatchNorm2d: type) -> int:
 def _grad_check(bn: Any, x: np.ndarray, numpy_fn: Callable, what: str) -> None:
     """The input gradient of a training-mode BatchNorm2d without moving its running statistics further."""
     saved = bn.running_mean, bn.running_var
-    _grad_check_module(bn, x, numpy_fn, what)
+    input_gradient_check(bn, x, numpy_fn, what)
     bn.running_mean, bn.running_var = saved
 
 
@@ -483,7 +482,6 @@ def _image_loader(n: int, batch_size: int, shuffle: bool) -> Any:
 @exercise_check("cnn.epoch_general_cifar10", target=f"{TRAINING}:epoch_general_cifar10",
                 hint="one pass over a CIFAR-10 loader")
 def check_epoch_general_cifar10(epoch: Callable) -> int:
-    from .ch03_nn_library import GRAPH_GROWS, graph_size
 
     reference_epoch = reference(f"{TRAINING}:epoch_general_cifar10")
     cases = 0

@@ -1,0 +1,107 @@
+"""nn.checkpoint: the same gradients as the plain graph, bit for bit, and a lower measured peak memory."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import needle as ndl
+from needle import nn
+
+
+def _mlp(width: int, depth: int, drop: float, seed: int) -> list:
+    np.random.seed(seed)
+    return [nn.Sequential(nn.Residual(nn.Sequential(nn.Linear(width, width), nn.ReLU())), nn.Dropout(drop)) for _ in range(depth)]
+
+
+def _grads(blocks: list, x: np.ndarray, segment: int, seed: int) -> list:
+    """Gradients of sum(net(x)**2) w.r.t. x and every parameter; `segment` blocks per checkpoint (0: none)."""
+    for p in (p for b in blocks for p in b.parameters()):
+        p.grad = None
+    X = ndl.Tensor(x, dtype=x.dtype.name)
+    np.random.seed(seed)  # Dropout's masks
+    h = nn.checkpoint_sequential(blocks, segment, X)
+    (h * h).sum().backward()
+    return [X.grad.numpy()] + [p.grad.numpy() for b in blocks for p in b.parameters()]
+
+
+@settings(max_examples=15, deadline=None)
+@given(width=st.integers(1, 9), depth=st.integers(1, 6), segment=st.integers(1, 6), batch=st.integers(1, 5),
+       drop=st.sampled_from([0.0, 0.3]), seed=st.integers(0, 2**16))
+def test_checkpointed_gradients_equal_the_plain_ones_exactly(width, depth, segment, batch, drop, seed):
+    blocks = _mlp(width, depth, drop, seed)
+    x = np.random.RandomState(seed).randn(batch, width)
+    plain = _grads(blocks, x, 0, seed)
+    checked = _grads(blocks, x, segment, seed)
+    for a, b in zip(plain, checked):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_gradients_match_finite_differences_in_float64():
+    np.random.seed(1)
+    lin = nn.Linear(4, 3, dtype="float64")
+    x = np.random.randn(2, 4)
+
+    def f(a):
+        return float((ndl.ops.tanh(lin(ndl.Tensor(a, dtype="float64"))) ** 2).sum().numpy())
+
+    X = ndl.Tensor(x, dtype="float64")
+    (nn.checkpoint(lambda t: ndl.ops.tanh(lin(t)), X) ** 2).sum().backward()
+    eps = 1e-6
+    numeric = np.zeros_like(x)
+    for i in np.ndindex(*x.shape):
+        d = np.zeros_like(x)
+        d[i] = eps
+        numeric[i] = (f(x + d) - f(x - d)) / (2 * eps)
+    np.testing.assert_allclose(X.grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_a_parameter_used_inside_and_outside_gets_both_contributions():
+    np.random.seed(2)
+    w = ndl.Tensor(np.random.randn(3, 3))
+    x = ndl.Tensor(np.random.randn(2, 3))
+    ((nn.checkpoint(lambda t: t @ w, x) @ w).sum()).backward()
+    plain_w, plain_x = w.grad.numpy(), x.grad.numpy()
+    w.grad = x.grad = None
+    ((x @ w) @ w).sum().backward()
+    np.testing.assert_allclose(plain_w, w.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(plain_x, x.grad.numpy(), rtol=1e-6)
+
+
+def _peak_of_backward(blocks: list, x: ndl.Tensor, segment: int) -> int:
+    device = x.device
+    ndl.reset_peak_memory_stats(device)
+    base = ndl.memory_stats(device).current
+    nn.checkpoint_sequential(blocks, segment, x).sum().backward()
+    return ndl.memory_stats(device).peak - base
+
+
+def test_checkpointing_a_deep_mlp_lowers_its_peak_memory():
+    depth, width, batch = 16, 64, 512
+    blocks = _mlp(width, depth, 0.0, 0)
+    x = ndl.Tensor(np.random.randn(batch, width).astype(np.float32), requires_grad=False)
+    activation = batch * width * 4  # bytes of one layer's output
+    plain = _peak_of_backward(blocks, x, 0)
+    for b in blocks:
+        for p in b.parameters():
+            p.grad = None
+    checked = _peak_of_backward(blocks, x, 4)
+    # plain backward holds every layer's activations (Linear's and ReLU's output: 2 per block, 32 in all);
+    # with 4-block segments only the 4 boundaries and one segment's 8 recomputed ones (and their adjoints)
+    assert plain >= 2 * depth * activation
+    assert checked <= plain / 2
+    assert plain - checked >= depth * activation
+
+
+def test_checkpoint_module_is_plain_in_eval_mode_and_checks_its_arguments():
+    np.random.seed(3)
+    block = nn.Checkpoint(nn.Sequential(nn.Linear(3, 3), nn.ReLU()))
+    x = ndl.Tensor(np.random.randn(2, 3).astype(np.float32))
+    assert type(block(x).op).__name__ == "CheckpointOp"
+    block.eval()
+    assert type(block(x).op).__name__ != "CheckpointOp"
+    assert len(block.parameters()) == 2
+    with pytest.raises(TypeError, match="checkpoint: input 0 is a ndarray"):
+        nn.checkpoint(lambda t: t, np.zeros(3))
+    with pytest.raises(TypeError, match="fn must return one Tensor"):
+        nn.checkpoint(lambda t: (t, t), x)
+    with pytest.raises(ValueError, match="segment must be >= 0 modules, got -1"):
+        nn.checkpoint_sequential([block], -1, x)
