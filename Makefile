@@ -4,12 +4,14 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.needle-installed
 DEV_STAMP := $(VENV)/.needle-dev
+MUTATE_STAMP := $(VENV)/.needle-mutate
 PYTEST_ARGS ?= -n auto  # pytest-xdist: one worker per core
 LAB_ARGS ?=             # e.g. LAB_ARGS="--no-browser --port=8899"
+MUTATE_ARGS ?=          # e.g. MUTATE_ARGS="needle/optim.py needle/ops"; default: every core module
 
 .DEFAULT_GOAL := install  # `make` alone installs needle and its dev extra into .venv
 
-.PHONY: install test test-install test-portable lab bench bench-compilers workbook notebooks clean
+.PHONY: install test test-install test-portable mutate lab bench bench-compilers workbook notebooks clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -60,6 +62,17 @@ test-portable: $(DEV_STAMP)
 	PYTHON=$(PY) tests/native/run.sh clang++ --no-openmp
 	PYTHON=$(PY) tests/native/run.sh aarch64-linux-gnu-g++
 	PYTHON=$(PY) tests/native/run.sh clang++ --target=aarch64-linux-gnu --no-openmp
+
+$(MUTATE_STAMP): $(DEV_STAMP)
+	$(PIP) install --quiet setuptools wheel  # cosmic-ray needs yattag, an sdist built here without isolation
+	$(PIP) install --quiet --no-build-isolation $(EDITABLE) -e ".[dev,mutate]"
+	touch $(MUTATE_STAMP)
+
+# Mutation testing of the core modules (tools/mutate.py): one planted bug at a time, the module's own tests run
+# against each, the survivors listed and the kill rate per module reported (also in build/mutate/report.txt).
+# Hours for every module on two cores, so not part of `make test`; a stopped run resumes where it stopped.
+mutate: $(MUTATE_STAMP)
+	nice -n 19 $(PY) tools/mutate.py $(MUTATE_ARGS)
 
 workbook: $(STAMP)
 	$(VENV)/bin/needle-course workbook --out exercises

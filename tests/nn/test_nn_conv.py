@@ -31,6 +31,23 @@ def test_conv_init_shapes_and_golden_bound():
     np.testing.assert_allclose(conv.weight.numpy(), np.random.rand(3, 3, 16, 8) * 2 * bound - bound, rtol=1e-5, atol=1e-6)
     assert conv.weight.numpy().sum() == pytest.approx(-2.5719218, abs=1e-4)  # the course's golden sum
     assert np.abs(conv.bias.numpy()).max() <= 1 / np.sqrt(16 * 9)
+    np.random.seed(0)
+    np.random.rand(3, 3, 16, 8)  # the weight is drawn first, then the bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    b = 1 / np.sqrt(16 * 9)
+    np.testing.assert_allclose(conv.bias.numpy(), np.random.rand(8) * 2 * b - b, rtol=1e-5, atol=1e-7)
+
+
+def test_conv_kernel_and_stride_are_one_int_or_a_pair_of_equal_ints():
+    conv = nn.Conv(2, 3, (3, 3))
+    assert conv.kernel_size == 3 and conv.stride == 1 and conv.padding == 1  # stride 1 by default
+    assert nn.Conv(2, 3, [5, 5], stride=(2, 2)).stride == 2
+    x = ndl.Tensor(np.ones((1, 2, 6, 6), dtype=np.float32))
+    assert conv(x).shape == (1, 3, 6, 6)
+    for bad in [(3, 5), (3,), (3, 3, 3)]:
+        with pytest.raises(ValueError, match="kernel_size must be an int or a pair of equal ints"):
+            nn.Conv(2, 3, bad)
+    with pytest.raises(ValueError, match="stride must be an int or a pair of equal ints"):
+        nn.Conv(2, 3, 3, stride=(1, 2))
 
 
 @pytest.mark.parametrize("k, stride, hw", [(3, 1, 5), (3, 2, 6), (1, 1, 4), (5, 2, 7)])

@@ -53,6 +53,42 @@ def test_parameters_without_grad_are_skipped_and_reset_grad():
     assert a.grad is None and b.grad is None
 
 
+@pytest.mark.parametrize("make", [lambda ps: ndl.optim.SGD(ps, lr=0.1), lambda ps: ndl.optim.Adam(ps, lr=0.1)])
+def test_a_parameter_without_grad_does_not_stop_the_ones_after_it(make):
+    a, b, c = _param([1.0]), _param([2.0]), _param([3.0])
+    _set_grad(b, [1.0])
+    make([a, b, c]).step()
+    assert a.numpy()[0] == 1.0 and c.numpy()[0] == 3.0 and b.numpy()[0] < 2.0
+
+
+def test_course_default_hyperparameters():
+    """SGD(lr=0.01) and Adam(lr=0.01, eps=1e-8) by default, as in the course: one step on grad 1 moves p by lr."""
+    for make in (ndl.optim.SGD, ndl.optim.Adam):
+        p = _param([1.0])
+        _set_grad(p, [1.0])
+        make([p]).step()
+        np.testing.assert_allclose(p.numpy(), [0.99], rtol=1e-6)
+
+
+def test_adam_eps_is_added_to_the_root_of_v_hat():
+    """With gradients as small as eps the update is lr * m_hat / (sqrt(v_hat) + eps) = lr / 2, not lr / 0."""
+    p = nn.Parameter(ndl.Tensor(np.array([1.0])))
+    p.grad = ndl.Tensor(np.array([1e-8]), requires_grad=False)
+    ndl.optim.Adam([p], lr=0.1, eps=1e-8).step()
+    np.testing.assert_allclose(p.numpy(), [1.0 - 0.05], rtol=1e-6)
+
+
+def test_adam_runs_the_device_fused_kernel_where_there_is_one(monkeypatch):
+    calls = []
+    fused = ndl.optim.array_api.adam_step
+    monkeypatch.setattr(ndl.optim.array_api, "adam_step", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    p = _param([1.0, 2.0])
+    _set_grad(p, [0.5, 0.5])
+    ndl.optim.Adam([p], lr=0.1).step()
+    assert len(calls) == (1 if hasattr(p.device, "adam_step") else 0)
+    np.testing.assert_allclose(p.numpy(), [0.9, 1.9], rtol=1e-5)
+
+
 def test_clip_grad_norm_scales_into_new_tensors():
     a, b = _param([0.0, 0.0]), _param([0.0])
     _set_grad(a, [3.0, 0.0])
@@ -66,6 +102,20 @@ def test_clip_grad_norm_scales_into_new_tensors():
     np.testing.assert_allclose(old.numpy(), [3.0, 0.0])  # not modified in place
     opt.clip_grad_norm(max_norm=10.0)  # under the limit: unchanged
     np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0], rtol=1e-5)
+    opt.clip_grad_norm(max_norm=1.5)  # just above the norm (1): unchanged too, never scaled up
+    np.testing.assert_allclose(b.grad.numpy(), [0.8], rtol=1e-5)
+
+
+def test_clip_grad_norm_default_and_its_epsilon():
+    """max_norm defaults to 0.25, and the scale is max_norm / (norm + 1e-6) as in the course."""
+    a = _param([0.0, 0.0])
+    _set_grad(a, [0.3, 0.4])
+    opt = ndl.optim.SGD([a])
+    opt.clip_grad_norm()
+    np.testing.assert_allclose(a.grad.numpy(), np.array([0.3, 0.4]) * 0.25 / (0.5 + 1e-6), rtol=1e-6)
+    _set_grad(a, [1.5e-6, 0.0])  # near the epsilon: 1e-6 / 2.5e-6 = 0.4, not 1e-6 / 0.5e-6 = 2 (no clip)
+    opt.clip_grad_norm(max_norm=1e-6)
+    np.testing.assert_allclose(a.grad.numpy(), [1.5e-6 * 0.4, 0.0], rtol=1e-5)
 
 
 def _learn_model_1d(make_model, optimizer, epochs=1, **kwargs):

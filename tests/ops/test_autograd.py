@@ -1,6 +1,7 @@
 """Tensor/Value semantics as the course specifies, the graph each operator builds, topological order,
 reverse-mode AD (every node's .grad, accumulation, deep graphs), TensorTuple, LAZY_MODE, TENSOR_COUNTER."""
 import gc
+import re
 
 import numpy as np
 import pytest
@@ -14,10 +15,31 @@ from ops_cases import OP_DEVICES
 def test_tensor_defaults():
     t = ndl.Tensor([[1, 2], [3, 4]])
     assert t.requires_grad is True
-    assert t.is_leaf() and t.op is None and t.inputs == []
+    assert t.is_leaf() and t.op is None and t.inputs == [] and t.num_outputs == 1
     assert t.shape == (2, 2)
     assert t.device == ndl.default_device()
     assert ndl.Tensor(np.zeros(3, dtype=np.float32)).dtype == "float32"
+
+
+def test_device_dtype_and_requires_grad_are_keyword_only():
+    """As in the course: `Tensor(array, device=..., dtype=...)`; a second positional argument is a mistake."""
+    with pytest.raises(TypeError):
+        ndl.Tensor(np.ones(2), ndl.default_device())
+
+
+def test_repr_and_str_show_the_values():
+    t = ndl.Tensor(np.array([1.5, -2.0]))
+    assert repr(t).startswith("needle.Tensor(") and repr(t).endswith(")")
+    assert "1.5" in repr(t) and "-2." in str(t) and not str(t).startswith("needle")
+    pair = ndl.make_tuple(t, ndl.Tensor(np.array([7.0])))
+    assert repr(pair) == str(pair) == "needle.TensorTuple(" + repr(pair[0]) + ", " + repr(pair[1]) + ")"
+
+
+def test_a_failing_op_names_itself_the_input_shapes_and_the_device():
+    a, b = ndl.Tensor(np.ones((2, 3))), ndl.Tensor(np.ones((2, 3)))
+    on = "" if autograd._NUMPY_BACKEND else f" on {a.device}"
+    with pytest.raises(ValueError, match=re.escape(f"MatMul on inputs of shape (2, 3){on}, (2, 3){on}: ")):
+        a @ b
 
 
 def test_float64_is_preserved_and_propagates():
@@ -185,6 +207,27 @@ def test_broadcast_gradient_with_leading_size_one_axes(shape, to):
     np.testing.assert_allclose(x.grad.numpy(), expected)
 
 
+def _sum_to(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """numpy's broadcast undone: `grad` summed over the axes broadcasting added or stretched, to `shape`."""
+    added = grad.ndim - len(shape)
+    stretched = tuple(added + i for i, n in enumerate(shape) if n == 1)
+    return grad.sum(axis=tuple(range(added)) + stretched).reshape(shape)
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [((3,), (2, 3)), ((2, 1), (2, 3)), ((2, 3), (3,)), ((1, 3), (2, 1))])
+def test_binary_ops_broadcast_either_operand_and_sum_its_gradient_back(a_shape, b_shape):
+    """Either operand (the left one too) is broadcast by a node of the graph, so its gradient has its own shape."""
+    an = np.arange(1.0, 1 + np.prod(a_shape)).reshape(a_shape)
+    bn = np.arange(2.0, 2 + np.prod(b_shape)).reshape(b_shape)
+    a, b = ndl.Tensor(an), ndl.Tensor(bn)
+    out = a * b
+    np.testing.assert_allclose(out.numpy(), an * bn)
+    out.sum().backward()
+    full = np.broadcast_shapes(a_shape, b_shape)
+    np.testing.assert_allclose(a.grad.numpy(), _sum_to(np.broadcast_to(bn, full), a_shape))
+    np.testing.assert_allclose(b.grad.numpy(), _sum_to(np.broadcast_to(an, full), b_shape))
+
+
 def test_matmul_gradient_with_a_leading_size_one_batch():
     a = ndl.Tensor(np.arange(6.0).reshape(1, 2, 3))
     b = ndl.Tensor(np.arange(12.0).reshape(3, 4))
@@ -217,6 +260,22 @@ def test_tensor_tuple_ops():
     np.testing.assert_allclose(x.grad.numpy(), [13.0, 15.0])
     direct = ndl.ops.TupleGetItem(1).gradient(ndl.Tensor(np.ones(2)), pair[1])
     assert isinstance(direct, ndl.TensorTuple) and np.all(direct[0].numpy() == 0)
+
+
+@pytest.mark.parametrize("device", OP_DEVICES, ids=str)
+def test_tensor_tuple_device_is_its_items_device(device):
+    assert ndl.make_tuple(ndl.Tensor(np.ones(2), device=device), ndl.Tensor(np.ones(3), device=device)).device == device
+    assert ndl.make_tuple(ndl.Tensor(np.ones(1), device=device)).device == device
+    assert ndl.make_tuple().device == ndl.default_device()  # an empty tuple: the default device
+
+
+def test_tensor_tuple_add_needs_a_tensor_tuple_of_the_same_length():
+    pair = ndl.make_tuple(ndl.Tensor(np.ones(2)), ndl.Tensor(np.ones(3)))
+    triple = ndl.make_tuple(*[ndl.Tensor(np.ones(2))] * 3)
+    with pytest.raises(ValueError, match="same length"):
+        pair + triple
+    with pytest.raises(ValueError, match="must be a TensorTuple"):
+        pair + ndl.Tensor(np.ones(2))
 
 
 def test_long_split_unpacking_is_linear():
