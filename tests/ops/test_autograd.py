@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import needle as ndl
-from needle import autograd
+from needle import autograd, backend_selection
 from ops_cases import OP_DEVICES
 
 
@@ -37,7 +37,7 @@ def test_repr_and_str_show_the_values():
 
 def test_a_failing_op_names_itself_the_input_shapes_and_the_device():
     a, b = ndl.Tensor(np.ones((2, 3))), ndl.Tensor(np.ones((2, 3)))
-    on = "" if autograd._NUMPY_BACKEND else f" on {a.device}"
+    on = "" if backend_selection.NUMPY else f" on {a.device}"
     with pytest.raises(ValueError, match=re.escape(f"MatMul on inputs of shape (2, 3){on}, (2, 3){on}: ")):
         a @ b
 
