@@ -42,9 +42,13 @@ def _mpi():
 def _abort_on_exception(exc_type, exc, tb) -> None:
     """sys.excepthook while distributed: report which rank failed, then end every rank of the job."""
     comm = _State.comm
-    traceback.print_exception(exc_type, exc, tb)
-    print(f"needle.distributed: rank {comm.Get_rank()} of {comm.Get_size()} failed with {exc_type.__name__}: "
-          f"{exc}; aborting all ranks", file=sys.stderr, flush=True)
+    summary = (f"needle.distributed: rank {comm.Get_rank()} of {comm.Get_size()} failed with {exc_type.__name__}: "
+               f"{exc}; aborting all ranks\n")
+    # one write, then a moment for the launcher to forward it: Abort kills the job's processes at once, and
+    # output still on its way through mpirun's stdio proxy was lost (CI saw only the traceback's first line)
+    sys.stderr.write(summary + "".join(traceback.format_exception(exc_type, exc, tb)) + summary)
+    sys.stderr.flush()
+    time.sleep(0.5)
     comm.Abort(1)
 
 
