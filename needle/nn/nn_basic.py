@@ -104,7 +104,7 @@ class Module:
             values[name] = value
         for name, value in values.items():
             tensor = own[name]
-            tensor.data = Tensor(value.astype(tensor.dtype), device=tensor.device, dtype=tensor.dtype, requires_grad=False)
+            tensor.data = Tensor(value.astype(tensor.dtype), device=tensor.device, dtype=tensor.dtype)
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)

@@ -53,6 +53,18 @@ def test_linear_golden_course_values():
     np.testing.assert_allclose(x.grad.numpy()[0, 2, :3], [11.332953, -5.698288, -8.815561], **TOL)
 
 
+def test_linear_on_a_single_vector_and_a_4d_batch():
+    """A 1-D input (in,) gives (out,) and a (2, 3, 4, in) one (2, 3, 4, out), each as numpy's x @ W + b."""
+    np.random.seed(3)
+    f = nn.Linear(6, 4)
+    W, b = f.weight.numpy(), f.bias.numpy().reshape(4)
+    for shape in [(6,), (2, 3, 4, 6)]:
+        x = np.random.randn(*shape).astype(np.float32)
+        y = f(ndl.Tensor(x))
+        assert y.shape == (*shape[:-1], 4)
+        np.testing.assert_allclose(y.numpy(), x @ W + b, rtol=1e-5, atol=1e-5)
+
+
 def test_linear_without_bias_and_bad_input():
     f = nn.Linear(4, 3, bias=False)
     assert f.bias is None and len(f.parameters()) == 1
@@ -67,6 +79,7 @@ def test_relu_flatten_sequential_residual_golden():
     assert y.shape == (2, 24)
     (y**2).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy(), **TOL)
+    assert nn.Flatten()(get_tensor(2, 3, 4)).shape == (2, 12)
     np.random.seed(42)
     f = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 5))
     np.testing.assert_allclose(f(get_tensor(3, 5)).numpy()[0], [3.296263, 0.057031, 2.97568, -4.618432, -0.902491], **TOL)
@@ -106,6 +119,12 @@ def test_batchnorm1d_forward_backward_golden():
     x = get_tensor(5, 4)
     (nn.BatchNorm1d(4)(x) ** 2).sum().backward()
     np.testing.assert_allclose(x.grad.numpy()[0], [2.1338463e-04, 5.2094460e-06, -2.8359889e-05, -4.4368207e-06], **TOL)
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 4), (2, 4, 5)])
+def test_batchnorm_refuses_inputs_without_its_feature_axis(shape):
+    with pytest.raises(ValueError, match=r"BatchNorm1d\(3\): input of shape"):
+        nn.BatchNorm1d(3)(ndl.Tensor(np.ones(shape, dtype=np.float32)))
 
 
 def test_batchnorm1d_running_stats_are_biased_golden():
@@ -191,8 +210,10 @@ def test_dropout_mask_rule_golden():
     d.eval()
     np.testing.assert_allclose(d(x).numpy(), x.numpy())
     assert np.all(nn.Dropout(1.0)(x).numpy() == 0)
-    with pytest.raises(ValueError, match="Dropout"):
-        nn.Dropout(1.5)
+    for p in (1.5, -0.5):
+        with pytest.raises(ValueError, match="Dropout"):
+            nn.Dropout(p)
+    assert nn.Dropout().p == 0.5  # the course's default
 
 
 def test_dropout_zero_still_draws_like_the_course():

@@ -61,7 +61,21 @@ def test_missing_unexpected_and_mismatched_keys_raise_before_changing_anything()
         model.load_state_dict(bad)
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, before[k])
-    model.load_state_dict(state, strict=False)  # non-strict: loads what is there
+
+
+def test_non_strict_load_fills_what_the_state_has_and_keeps_the_rest():
+    """strict=False skips missing keys (the first one included) and ignores unexpected ones; a Tensor value loads
+    like an array, and a mis-shaped value still raises."""
+    model, donor = _model(0), _model(1)
+    before, wanted = model.state_dict(), donor.state_dict()
+    state = {k: ndl.Tensor(v) if k.endswith("bias") else v for k, v in wanted.items() if k != "modules.0.weight"}
+    model.load_state_dict({**state, "extra": np.zeros(1)}, strict=False)
+    after = model.state_dict()
+    np.testing.assert_array_equal(after["modules.0.weight"], before["modules.0.weight"])
+    for k in state:
+        np.testing.assert_array_equal(after[k], wanted[k])
+    with pytest.raises(ValueError, match="modules.1.bias"):
+        model.load_state_dict({"modules.1.bias": np.zeros(4)}, strict=False)
 
 
 def test_save_is_atomic_and_refuses_objects(tmp_path, monkeypatch):
