@@ -338,41 +338,16 @@ def test_on_a_gpu_the_learners_kernels_launch_through_cupy(monkeypatch):
     """cuda()'s launcher with a stand-in for CuPy whose RawModule compiles the cell for the simulator: the cell is
     compiled through CupyExecutor.compile, every launch passes the parameter types a GPU needs, and the checks pass."""
     import sys
-    import types
 
-    from test_cuda_gpu_launcher import EXACT, FakeDeviceArray, fake_cupy
+    from cuda_cases import fake_cupy
 
     from needle.backend_ndarray.cuda_sim_build import compile_kernels
     from needle.backend_ndarray.ndarray_backend_cuda import CudaBackend, CupyExecutor
 
-    cupy, launches = fake_cupy()
-
-    def raw_module(code, options):
-        kernels = compile_kernels(code)
-
-        def get_function(name):
-            def kernel(grid, block, args):
-                converted = []
-                for value, param in zip(args, kernels[name].params):
-                    if param.endswith("*"):
-                        assert isinstance(value, FakeDeviceArray), f"{name}: {param} got {type(value).__name__}"
-                        converted.append(value.buffer)
-                    else:
-                        kind = {"float": "s", "double": "t", "long long": "l", "int": "n"}[param]
-                        assert type(value) is EXACT[kind], f"{name}: {param} parameter got {type(value).__name__}"
-                        converted.append(value.item())
-                launches.append(name)
-                kernels[name](grid, block, converted, checked=True)
-
-            return kernel
-
-        return types.SimpleNamespace(get_function=get_function)
-
+    cupy, launches = fake_cupy(compile_kernels)
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     monkeypatch.setenv("NEEDLE_CUDA_TRIAL", "0")  # the child process would not see the stand-in
     gpu = nd.BackendDevice("cuda", CudaBackend(CupyExecutor(cupy)))
-    cupy.RawModule = raw_module
-    cupy.cuda.compiler = types.SimpleNamespace(CompileException=RuntimeError)
     monkeypatch.setattr(cuda_exercises, "active_device", lambda: gpu)
     monkeypatch.setattr("needle.course.checks.ch06_cuda_backend.active_device", lambda: gpu)
     try:
