@@ -146,6 +146,8 @@ CASES = [
     OpCase("mul_scalar", lambda a: 3 * a, lambda a: 3 * a, [(3, 3)]),
     OpCase("power", lambda a, b: a**b, np.power, [(2, 3), (2, 3)], low=0.5, high=2.0),
     OpCase("power_scalar_int", lambda a: a**3, lambda a: a**3, [(3, 2)]),
+    OpCase("power_scalar_one", lambda a: a**1, lambda a: a, [(3, 2)]),
+    OpCase("power_scalar_zero", lambda a: a**0, np.ones_like, [(3, 2)]),
     OpCase("power_scalar_frac", lambda a: a ** (-1.5), lambda a: a ** (-1.5), [(3, 2)], low=0.5, high=2.0),
     OpCase("divide", lambda a, b: a / b, np.divide, [(3, 4), (3, 4)], away_from_zero=True),
     OpCase("divide_scalar", lambda a: a / 4.0, lambda a: a / 4.0, [(2, 2, 2)]),
@@ -182,5 +184,7 @@ CASES = [
     OpCase("flip", lambda a: ndl.flip(a, (0, 2)), lambda a: np.flip(a, (0, 2)), [(2, 3, 4)]),
     OpCase("dilate", lambda a: ndl.dilate(a, (0, 1), 1), lambda a: _dilate_ref(a, (0, 1), 1), [(2, 3, 2)]),
     OpCase("dilate2", lambda a: ndl.dilate(a, (2,), 2), lambda a: _dilate_ref(a, (2,), 2), [(2, 2, 3)]),
+    OpCase("dilate0", lambda a: ndl.dilate(a, (1,), 0), lambda a: a, [(2, 3)]),
+    OpCase("undilate0", lambda a: ndl.ops.undilate(a, (0, 1), 0), lambda a: a, [(3, 2)]),
     OpCase("undilate", lambda a: ndl.ops.undilate(a, (1,), 1), lambda a: a[:, ::2], [(2, 6, 2)]),
 ]

@@ -134,6 +134,17 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      "shape = node.inputs[ -1].shape"): _ONE_INPUT,
     ("needle/ops/ops_mathematic.py", "return out_grad / node.inputs[0]",
      "return out_grad / node.inputs[ -1]"): _ONE_INPUT,
+    ("needle/ops/ops_mathematic.py",
+     "return out_grad * Tensor.make_const(compat.positive_mask(node.inputs[0].realize_cached_data()))",
+     "return out_grad * Tensor.make_const(compat.positive_mask(node.inputs[ -1].realize_cached_data()))"): _ONE_INPUT,
+    ("needle/ops/ops_mathematic.py",
+     "axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and gshape[i + lead] != 1)",
+     "axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and gshape[i + lead] != 0)"):
+        "an axis of size 1 in both shapes is then summed too: a sum over one element, and the reshape after puts "
+        "the axis back",
+    ("needle/ops/ops_mathematic.py", "if self.axes is None or len(self.axes) == 2:  # a swap is its own inverse",
+     "if self.axes is None or len(self.axes) == 1:  # a swap is its own inverse"):
+        "a pair of axes then takes the permutation branch, whose inverse of a swap is the same swap",
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ -1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ 1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "fan_in, fan_out = in_channels * k * k, out_channels * k * k",

@@ -179,7 +179,7 @@ class Transpose(TensorOp):
             raise ValueError(f"needs at least 2 dimensions to swap the last two, got {ndim}")
         axes = (ndim - 2, ndim - 1) if self.axes is None else tuple(self.axes)
         if len(axes) == 2:
-            i, j = normalize_axes(axes[0], ndim, "Transpose")[0], normalize_axes(axes[1], ndim, "Transpose")[0]
+            (i,), (j,) = normalize_axes(axes[0], ndim, "Transpose"), normalize_axes(axes[1], ndim, "Transpose")
             perm = list(range(ndim))
             perm[i], perm[j] = perm[j], perm[i]
             return tuple(perm)
@@ -348,7 +348,8 @@ class Split(TensorTupleOp):
         self.axis = axis
 
     def compute(self, A):
-        return tuple(compat.split(A, normalize_axes(self.axis, A.ndim, "Split")[0]))
+        (axis,) = normalize_axes(self.axis, A.ndim, "Split")
+        return tuple(compat.split(A, axis))
 
     def gradient(self, out_grad, node):
         return stack(out_grad.tuple(), self.axis)

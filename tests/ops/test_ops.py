@@ -176,6 +176,9 @@ def test_gradient_of_gradient_matches_finite_differences(op, device):
         (lambda a, b: a.sum(axes=2), ["Summation", "axis 2"]),
         (lambda a, b: ndl.logsumexp(a, (5,)), ["LogSumExp", "axis 5"]),
         (lambda a, b: ndl.transpose(a, (0, 3)), ["Transpose", "(2, 3)"]),
+        (lambda a, b: ndl.transpose(a.reshape((6,))), ["Transpose", "(6,)", "2 dimensions"]),
+        (lambda a, b: ndl.dilate(a, (0,), -1), ["Dilate", "(2, 3)", "dilation must be >= 0"]),
+        (lambda a, b: ndl.ops.undilate(a, (1,), -1), ["UnDilate", "(2, 3)", "dilation must be >= 0"]),
         (lambda a, b: ndl.ops.logsoftmax(a.reshape((6,))), ["LogSoftmax", "(6,)"]),
         (lambda a, b: ndl.stack([a, b], 0), ["Stack", "(2, 3)", "(3, 2)"]),
         (lambda a, b: ndl.conv(a.reshape((1, 2, 3, 1)), b.reshape((1, 1, 2, 3))), ["Conv", "channels"]),
@@ -188,6 +191,27 @@ def test_bad_input_names_op_and_shapes(call, words, device):
         call(a, b)
     for word in words:
         assert word in str(info.value), f"{word!r} missing from: {info.value}"
+
+
+@pytest.mark.parametrize("device", OP_DEVICES, ids=str)
+def test_power_zero_has_a_zero_gradient_even_at_zero(device):
+    x = ndl.Tensor(np.array([0.0, -2.0, 3.0], dtype=np.float32), device=device)
+    (x**0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("device", OP_DEVICES, ids=str)
+@pytest.mark.parametrize("scalar", [np.float64(1.5), np.array([1.5]), np.array([[1.5]]), np.int64(2)])
+def test_numpy_scalars_act_as_python_numbers(scalar, device):
+    """hw1 draws scalars with np.random.randn(1): a numpy scalar or a size-1 array is a plain number to the scalar
+    ops, so float32 data stays float32 and keeps its shape."""
+    x = ndl.Tensor(np.array([[1.0, 2.0]], dtype=np.float32), device=device)
+    for op, ref in [(ndl.add_scalar, np.add), (ndl.mul_scalar, np.multiply), (ndl.divide_scalar, np.divide),
+                    (ndl.power_scalar, np.power)]:
+        out = op(x, scalar)
+        assert out.dtype == "float32" and out.shape == (1, 2), (op.__name__, out.dtype, out.shape)
+        np.testing.assert_allclose(out.numpy(), ref(x.numpy(), scalar.item()), rtol=1e-6)
+    assert type(ndl.ops.AddScalar(scalar).scalar) in (int, float)
 
 
 @pytest.mark.skipif(len(OP_DEVICES) < 2, reason="needs two devices (NEEDLE_BACKEND=nd)")
