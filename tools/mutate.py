@@ -145,6 +145,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/ops/ops_mathematic.py", "if self.axes is None or len(self.axes) == 2:  # a swap is its own inverse",
      "if self.axes is None or len(self.axes) == 1:  # a swap is its own inverse"):
         "a pair of axes then takes the permutation branch, whose inverse of a swap is the same swap",
+    ("needle/nn/nn_basic.py",
+     "if len(lead) != 1:  # a 2-D product is faster than a broadcast batched one (and its weight gradient)",
+     "if len(lead) != 2:  # a 2-D product is faster than a broadcast batched one (and its weight gradient)"):
+        "3-D inputs then take the broadcast batched product, which gives the same values (only slower)",
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ -1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ 1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "fan_in, fan_out = in_channels * k * k, out_channels * k * k",

@@ -246,9 +246,6 @@ class Dropout(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
             return x
-        if self.p == 0:  # the mask would be all ones; still draw it, so later random numbers match the course
-            np.random.random_sample(int(np.prod(x.shape)))
-            return x
         mask = init.randb(*x.shape, p=1 - self.p, device=x.device, dtype=x.dtype)
         return x * mask / (1 - self.p) if self.p < 1 else x * mask
 
