@@ -289,9 +289,10 @@ class NDArray:
         return NDArray.make(new_shape, strides, self._device, self._handle, self._offset)
 
     def process_slice(self, sl: slice, dim: int) -> slice:
-        """Normalises a slice against axis `dim` as numpy does (negative starts and steps allowed)."""
-        start, stop, step = sl.indices(self._shape[dim])
-        return slice(start, stop, step)
+        """`sl` on axis `dim` with plain int start, stop and step, as Python's slicing reads it (negative bounds and
+        steps allowed). The course's API and chapter 04's exercise; __getitem__ reads its slices the same way
+        (layout.index_view through layout.slice_bounds)."""
+        return slice(*layout.slice_bounds(sl, self._shape, dim))
 
     def __getitem__(self, idxs) -> "NDArray":
         """A view selected by ints, slices and `...`; course semantics: no axis is dropped."""
