@@ -340,7 +340,7 @@ def test_on_a_gpu_the_learners_kernels_launch_through_cupy(monkeypatch):
     import sys
     import types
 
-    from test_cuda_gpu_launcher import EXACT, FakeDeviceArray, fake_cupy
+    from fake_cupy import EXACT, FakeDeviceArray, fake_cupy
 
     from needle.backend_ndarray.cuda_sim_build import compile_kernels
     from needle.backend_ndarray.ndarray_backend_cuda import CudaBackend, CupyExecutor
