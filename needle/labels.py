@@ -1,4 +1,5 @@
-"""Class labels, checked in one place for every op that takes them (`one_hot` on every device and in `init`)."""
+"""Class labels and ids, checked in one place: `integer_labels` for every `one_hot` (on every device and in `init`),
+`id_error` for the fused kernels of the numpy and CUDA devices (the C++ kernels check the same way)."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,3 +22,18 @@ def integer_labels(labels, n: int, op: str) -> np.ndarray:
     if i.size and (i.min() < 0 or i.max() >= n):
         raise LabelError(f"{op}: labels must lie in [0, {n}), got min {i.min()} max {i.max()}")
     return i
+
+
+def id_error(ids: np.ndarray, num: int, what: str, op: str) -> Exception | None:
+    """The error for the first of `ids` (floats holding whole numbers) that is not a whole number in [0, num), worded
+    as the C++ kernels word it: an IndexError outside the range (NaN included), else a ValueError for a fraction;
+    None when every id is good."""
+    outside = ~((ids >= 0) & (ids < num))
+    fraction = ids != np.floor(ids)
+    bad = outside | fraction
+    if not bad.any():
+        return None
+    i = int(np.argmax(bad))
+    if outside[i]:
+        return IndexError(f"{op}: {what} {float(ids[i]):g} (at {i}) outside [0, {num})")
+    return ValueError(f"{op}: {what} must be whole numbers, got {float(ids[i]):g} (at {i})")

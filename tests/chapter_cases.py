@@ -70,16 +70,20 @@ def assert_workbook_stubs_never_pass(notebook: str, ids: list[str], capsys) -> N
 
 class ChapterContract:
     """The shared tests, for a test class that names `chapter` (the exercise ids' prefix), `textbook` (its
-    notebook's name, e.g. "07_cnn") and `wrong` ({exercise name without the prefix: [planted wrong answers]})."""
+    notebook's name, e.g. "07_cnn") and `wrong` ({exercise name without the prefix: [planted wrong answers]});
+    optionally `messages` ({a planted answer's name: text its failure must hold}, for the mistakes whose message must
+    say what went wrong, not only that the numbers differ). A chapter whose notebook needs more than its setup cell to
+    run its exercise cells overrides the two textbook tests."""
 
     chapter: ClassVar[str]
     textbook: ClassVar[str]
     wrong: ClassVar[dict[str, list[Any]]]
+    messages: ClassVar[dict[str, str]] = {}
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "wrong" in metafunc.fixturenames:
             metafunc.parametrize("exercise_id, wrong", [
-                pytest.param(f"{self.chapter}.{name}", w, id=f"{name}-{w.__name__}")
+                pytest.param(f"{self.chapter}.{name}", w, id=f"{name}-{_name(w)}")
                 for name, wrongs in self.wrong.items() for w in wrongs])
         elif "exercise_id" in metafunc.fixturenames:
             metafunc.parametrize("exercise_id", course.exercises(self.chapter))
@@ -94,19 +98,36 @@ class ChapterContract:
 
     def test_stub_keeps_the_reference_and_is_not_attempted(self, exercise_id, capsys):
         reference = ref(exercise_id)
-        returned = course.exercise(exercise_id)(StubModule if isinstance(reference, type) else stub)
+        returned = course.exercise(exercise_id)(stub_like(reference))
         assert returned is reference and course.installed_ids() == []
-        course.check(exercise_id)
-        assert f"◦ {exercise_id}: not attempted yet" in capsys.readouterr().out
+        assert "still a stub" in capsys.readouterr().out
+        course.check(exercise_id)  # no exception: one "not attempted" line that points at the hints
+        out = capsys.readouterr().out
+        assert out.startswith(f"◦ {exercise_id}: not attempted yet") and "✓" not in out, out
+        assert f'course.hint("{exercise_id}")' in out
 
     def test_a_classic_mistake_fails(self, exercise_id, wrong):
         course.exercise(exercise_id)(wrong)
         with pytest.raises(CheckFailed) as failure:
             course.check(exercise_id)
-        assert exercise_id in str(failure.value)
+        text = str(failure.value)
+        assert text.startswith(exercise_id), text
+        assert self.messages.get(_name(wrong), "") in text, text
 
     def test_textbook_solutions_pass_and_are_installed(self, capsys):
         assert_textbook_solutions_pass(self.textbook, course.exercises(self.chapter), capsys)
 
     def test_workbook_stubs_keep_the_reference_and_never_pass(self, capsys):
         assert_workbook_stubs_never_pass(self.textbook, course.exercises(self.chapter), capsys)
+
+
+def stub_like(reference):
+    """A stub of the reference's kind: a module class, a staticmethod (as a class holds it) or a function."""
+    if isinstance(reference, type):
+        return StubModule
+    return staticmethod(stub) if isinstance(reference, staticmethod) else stub
+
+
+def _name(fn) -> str:
+    """A planted answer's name (a staticmethod's is its function's)."""
+    return getattr(fn, "__name__", None) or fn.__func__.__name__

@@ -41,11 +41,11 @@ def on_default_device(request):
     if device is None:
         yield
         return
-    before, nd.ndarray._DEFAULT = nd.ndarray._DEFAULT, device
+    before, nd.devices._DEFAULT = nd.devices._DEFAULT, device
     try:
         yield
     finally:
-        nd.ndarray._DEFAULT = before
+        nd.devices._DEFAULT = before
 
 
 def pytest_generate_tests(metafunc):

@@ -37,7 +37,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     "needle/ops/ops_logarithmic.py": ("tests/ops/test_ops.py",),
     "needle/ops/ops_tuple.py": ("tests/ops/test_ops.py", "tests/ops/test_autograd.py"),
     "needle/axes.py": ("tests/ops/test_ops.py", "tests/backend/test_layout.py"),
-    "needle/labels.py": ("tests/ops/test_labels.py", "tests/nn/test_init.py"),
+    "needle/labels.py": ("tests/ops/test_labels.py", "tests/ops/test_ops_fused.py", "tests/nn/test_init.py"),
     "needle/ops/array_compat.py": ("tests/ops/test_ops.py", "tests/ops/test_ops_numpy_backend.py"),
     "needle/ops/ops_conv.py": ("tests/ops/test_ops_conv.py",),
     "needle/ops/ops_fused.py": ("tests/ops/test_ops_fused.py",),

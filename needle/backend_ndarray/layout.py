@@ -121,6 +121,17 @@ def broadcast_strides(shape: Shape, strides: Shape, new_shape: Shape) -> Shape:
     return tuple(out)
 
 
+def slice_bounds(sl: slice, shape: Shape, dim: int) -> tuple[int, int, int]:
+    """(start, stop, step) of `sl` on axis `dim` of `shape` as Python's slicing reads it: negative bounds count from
+    the end, bounds past an end are clipped, steps of either sign (NDArray.process_slice, the course's name for it)."""
+    if sl.step == 0:
+        raise ValueError(f"NDArray index: slice step cannot be zero (axis {dim} of shape {shape})")
+    try:
+        return sl.indices(shape[dim])
+    except TypeError:
+        raise IndexError(f"NDArray index: slice {sl} must hold ints (axis {dim})") from None
+
+
 def index_view(shape: Shape, strides: Shape, offset: int, idxs) -> tuple[Shape, Shape, int]:
     """(shape, strides, offset) of the view selected by ints, slices and one Ellipsis.
 
@@ -143,12 +154,7 @@ def index_view(shape: Shape, strides: Shape, offset: int, idxs) -> tuple[Shape, 
         if isinstance(idx, slice):
             if idx.start is None and idx.stop is None and idx.step is None:
                 continue
-            if idx.step == 0:
-                raise ValueError(f"NDArray index: slice step cannot be zero (axis {dim} of shape {shape})")
-            try:
-                start, stop, step = idx.indices(n)
-            except TypeError:
-                raise IndexError(f"NDArray index: slice {idx} must hold ints (axis {dim})") from None
+            start, stop, step = slice_bounds(idx, shape, dim)
             length = len(range(start, stop, step))
             if length:
                 offset += start * stride

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .devices import default_device
+
 __all__ = ["MemoryStats", "memory_stats", "reset_peak_memory_stats", "track"]
 
 _ITEMSIZE = {"float32": 4, "float64": 8, "int32": 4, "int64": 8}
@@ -63,8 +65,6 @@ def track(device_name: str, handle, size: int, dtype: str) -> None:
 
 def _device_name(device, caller: str) -> str:
     if device is None:
-        from .ndarray import default_device
-
         device = default_device()
     name = getattr(device, "name", None)
     if not isinstance(name, str):

@@ -4,38 +4,24 @@ All shape, stride and offset logic lives here in Python (arithmetic in `layout.p
 module only provides flat-buffer kernels (`compact`, `ewise_add`, `reduce_sum`, `matmul`, ...).
 Views (reshape, permute, broadcast_to, slicing) share the buffer; `compact()` copies only when the
 layout is not dense.
+
+This module is the course's `array_api` module: besides NDArray it holds the numpy-style functions the ops call
+(`array`, `full`, `sum`, `stack`, ...) and re-exports the devices (`cpu`, `default_device`, ...) from devices.py.
+Its helpers live beside it: devices.py, dtypes.py, numpy_interop.py and course_fallback.py (the paths for a device
+with only the course's kernels).
 """
 from __future__ import annotations
 
-import ctypes
 import math
-import os
-import operator
 from numbers import Number
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..labels import integer_labels
-from . import layout, memory, ndarray_backend_cuda, ndarray_backend_numpy
-
-# Idle OpenMP threads sleep instead of spinning: between kernels, Python runs on one core, and spinning
-# workers steal it (and every other process's) time; measured 2.6 vs 33 ms per MLP step on 2 busy cores.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-try:  # the compiled CPU backend; without it needle still works on cpu_numpy()
-    if os.environ.get("NEEDLE_CPU_MODULE"):  # another build of it (tools/cpu_build.py: clang, no OpenMP)
-        import importlib.util
-        _spec = importlib.util.spec_from_file_location(__package__ + ".ndarray_backend_cpu", os.environ["NEEDLE_CPU_MODULE"])
-        ndarray_backend_cpu = importlib.util.module_from_spec(_spec)
-        _spec.loader.exec_module(ndarray_backend_cpu)
-    else:
-        from . import ndarray_backend_cpu
-except ImportError as _cpu_import_error:  # pragma: no cover - depends on the build
-    ndarray_backend_cpu = None
-    _CPU_MISSING = f"the C++ CPU backend is not built ({_cpu_import_error}); reinstall with `pip install -e .`"
-else:
-    _CPU_MISSING = ""
+from . import course_fallback, layout, memory, numpy_interop
+from .devices import (BackendDevice, all_devices, check_device, cpu, cpu_numpy, cuda, cuda_sim, default_device,
+                      kernel)
+from .dtypes import CTYPES, default_dtype, dtype_name
 
 __all__ = [  # the course's public names (`from .ndarray import *`), numpy-style functions included
     "BackendDevice", "NDArray", "cpu", "cpu_numpy", "cuda", "cuda_sim", "default_device", "all_devices", "prod",
@@ -43,187 +29,10 @@ __all__ = [  # the course's public names (`from .ndarray import *`), numpy-style
     "flip", "matmul", "transpose", "swapaxes", "stack", "split", "adam_step",
 ]
 
-_FLOAT_DTYPES = ("float32", "float64")
-_CTYPES = {"float32": ctypes.c_float, "float64": ctypes.c_double}
-# dtypes NDArray stores as float32: booleans and integers become 0/1 or integral floats
-_AS_FLOAT32 = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16"}
-
-
-def _dtype_name(dtype) -> str:
-    """Normalises a dtype spec ('float32', np.float64, 'bool', ...) to 'float32' or 'float64'."""
-    if dtype is None:
-        return "float32"
-    if dtype.__class__ is str and dtype in _FLOAT_DTYPES:  # fast path (np.dtype objects compare equal too)
-        return dtype
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        raise TypeError(f"NDArray: unknown dtype {dtype!r} (use 'float32' or 'float64')") from None
-    if name in _FLOAT_DTYPES:
-        return name
-    if name in _AS_FLOAT32:
-        return "float32"
-    raise TypeError(f"NDArray: unsupported dtype {name!r} (use 'float32' or 'float64')")
-
 
 def prod(x: Iterable[int]) -> int:
     """Product of a sequence of ints (1 for an empty one), as the course's helper."""
     return math.prod(x)
-
-
-class BackendDevice:
-    """A device: a name plus the module holding its flat-buffer kernels (attributes forward to it)."""
-
-    def __init__(self, name: str, mod, missing: str = ""):
-        self.name = name
-        self.mod = mod
-        self._missing = missing or f"device {name}() is not available on this machine"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, BackendDevice) and self.name == other.name
-
-    def __hash__(self) -> int:
-        return hash(self.name)
-
-    def __repr__(self) -> str:
-        return self.name + "()"
-
-    def __getattr__(self, name: str):
-        mod = self.__dict__.get("mod")
-        if mod is None:
-            if name.startswith("__"):  # copy/pickle probing optional hooks: not a use of the device
-                raise AttributeError(name)
-            raise RuntimeError(self.__dict__.get("_missing", "device not available"))
-        try:
-            return getattr(mod, name)
-        except AttributeError:
-            raise AttributeError(f"device {self.name}() has no kernel {name!r}") from None
-
-    # a device is a stateless handle on a kernel module: copies are the device itself, pickles name it
-    def __copy__(self) -> "BackendDevice":
-        return self
-
-    def __deepcopy__(self, memo) -> "BackendDevice":
-        return self
-
-    def __reduce__(self):
-        if self.name not in _FACTORIES:
-            raise TypeError(f"device {self} cannot be pickled: only {', '.join(_FACTORIES)} can")
-        return _FACTORIES[self.name], ()
-
-    def enabled(self) -> bool:
-        return self.mod is not None
-
-    def _check(self) -> None:
-        if self.mod is None:
-            raise RuntimeError(self._missing)
-
-    def randn(self, *shape, dtype="float32") -> "NDArray":
-        """Standard normal samples, drawn from numpy's global RNG as the course does."""
-        self._check()
-        return NDArray(np.random.randn(*shape).astype(_dtype_name(dtype)), device=self)
-
-    def rand(self, *shape, dtype="float32") -> "NDArray":
-        """Uniform [0, 1) samples, drawn from numpy's global RNG as the course does."""
-        self._check()
-        return NDArray(np.random.rand(*shape).astype(_dtype_name(dtype)), device=self)
-
-    def one_hot(self, n: int, i, dtype="float32") -> "NDArray":
-        """Rows of the n x n identity selected by the integer labels `i` (the course's np.eye(n)[i])."""
-        self._check()
-        i = integer_labels(i, n, "one_hot")
-        rows = np.zeros(i.shape + (n,), dtype=_dtype_name(dtype))  # never the n x n identity itself
-        np.put_along_axis(rows, i[..., None], 1.0, axis=-1)
-        return NDArray(rows, device=self)
-
-    def empty(self, shape, dtype="float32") -> "NDArray":
-        """An uninitialised compact array."""
-        self._check()
-        return NDArray.make(layout.as_shape(shape, "empty"), device=self, dtype=dtype)
-
-    def full(self, shape, fill_value, dtype="float32") -> "NDArray":
-        """A compact array with every element `fill_value`."""
-        arr = self.empty(shape, dtype)
-        arr.fill(fill_value)
-        return arr
-
-    def zeros(self, *shape, dtype="float32") -> "NDArray":
-        return self.full(_shape_args(shape), 0.0, dtype)
-
-    def ones(self, *shape, dtype="float32") -> "NDArray":
-        return self.full(_shape_args(shape), 1.0, dtype)
-
-
-def _shape_args(shape: tuple) -> tuple:
-    """`f(2, 3)` and `f((2, 3))` both mean shape (2, 3)."""
-    return shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-
-
-_CPU = BackendDevice("cpu", ndarray_backend_cpu, _CPU_MISSING)
-_CPU_NUMPY = BackendDevice("cpu_numpy", ndarray_backend_numpy)
-_CUDA_MOD, _CUDA_MISSING = ndarray_backend_cuda.gpu()
-_CUDA = BackendDevice(
-    "cuda", _CUDA_MOD,
-    f"cuda() is not available: {_CUDA_MISSING}. ndl.cuda_sim() runs the same CUDA kernels on the CPU; or use cpu().",
-)
-_CUDA_SIM = BackendDevice(
-    "cuda_sim", ndarray_backend_cuda.simulator(), "cuda_sim() is not available: the CUDA simulator was not built"
-)
-
-
-def cpu() -> BackendDevice:
-    """The C++ CPU device."""
-    return _CPU
-
-
-def cpu_numpy() -> BackendDevice:
-    """The pure-numpy device (the course's reference backend)."""
-    return _CPU_NUMPY
-
-
-def cuda() -> BackendDevice:
-    """The CUDA device (a GPU through CuPy); `enabled()` is False without one."""
-    return _CUDA
-
-
-def cuda_sim() -> BackendDevice:
-    """The CUDA simulator: cuda()'s kernels compiled for the CPU, every thread a fiber with real barriers."""
-    return _CUDA_SIM
-
-
-def default_device() -> BackendDevice:
-    """Where arrays go when no device is named: cpu() when the C++ backend is built, else cpu_numpy();
-    NEEDLE_DEVICE=cuda_sim (or cpu, cpu_numpy, cuda) chooses another."""
-    return _DEFAULT
-
-
-_FACTORIES = {"cpu": cpu, "cuda": cuda, "cuda_sim": cuda_sim, "cpu_numpy": cpu_numpy}
-
-
-def _default_from_env() -> BackendDevice:
-    name = os.environ.get("NEEDLE_DEVICE", "").strip().removesuffix("()")
-    if not name:
-        return _CPU if _CPU.mod is not None else _CPU_NUMPY
-    if name not in _FACTORIES:
-        raise RuntimeError(f"NEEDLE_DEVICE={name!r} is not a device; use one of {', '.join(_FACTORIES)}")
-    device = _FACTORIES[name]()
-    device._check()
-    return device
-
-
-_DEFAULT = _default_from_env()
-
-
-def all_devices() -> list[BackendDevice]:
-    """Every device the course knows, enabled or not (tests skip the disabled ones)."""
-    return [cpu(), cuda(), cuda_sim(), cpu_numpy()]
-
-
-def _check_device(device, op: str) -> BackendDevice:
-    if not isinstance(device, BackendDevice):
-        raise TypeError(f"{op}: expected a device such as cpu() or cpu_numpy(), got {device!r}")
-    device._check()
-    return device
 
 
 def _is_scalar(x) -> bool:
@@ -243,17 +52,17 @@ class NDArray:
         dtypes raise TypeError.
         """
         if device is not None:
-            _check_device(device, "NDArray")
+            check_device(device, "NDArray")
         if isinstance(other, NDArray):  # always a copy, as the course's `.to(device) + 0.0`
             device = device if device is not None else other.device
             src = other.copy() if device == other.device else other.to(device)
             self._init(src if dtype is None else src.astype(dtype))
             return
         arr = other if isinstance(other, np.ndarray) else np.asarray(other)
-        dtype = _dtype_name(_default_dtype(other, arr) if dtype is None else dtype)
+        dtype = dtype_name(default_dtype(other, arr) if dtype is None else dtype)
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"NDArray: cannot store data of dtype {arr.dtype} (numbers only)")
-        device = _check_device(device if device is not None else default_device(), "NDArray")
+        device = check_device(device if device is not None else default_device(), "NDArray")
         arr = np.asarray(arr, dtype=dtype, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         array = NDArray.make(arr.shape, device=device, dtype=dtype)
         device.from_numpy(arr, array._handle)
@@ -283,7 +92,7 @@ class NDArray:
             mod = device.mod
             if mod is None:
                 device._check()
-            dtype = _dtype_name(dtype)
+            dtype = dtype_name(dtype)
             # a course-style device module's Array(size) knows only float32
             size = math.prod(shape)
             handle = mod.Array(size) if dtype == "float32" else mod.Array(size, dtype)
@@ -369,12 +178,12 @@ class NDArray:
         """This array on `device` (itself when already there, else a copy)."""
         if device == self._device:
             return self
-        _check_device(device, "NDArray.to")
+        check_device(device, "NDArray.to")
         return NDArray(self.numpy(), device=device, dtype=self.dtype)
 
     def astype(self, dtype) -> "NDArray":
         """This array as 'float32' or 'float64' (itself when already of that dtype)."""
-        dtype = _dtype_name(dtype)
+        dtype = dtype_name(dtype)
         if dtype == self.dtype:
             return self
         return NDArray(self.numpy().astype(dtype), device=self._device, dtype=dtype)
@@ -400,14 +209,12 @@ class NDArray:
         if a._device.name == "cuda_sim":  # simulated device memory is host memory (buffer protocol)
             buf = np.asarray(handle)[: handle.size]
         elif buf is None and a._device.name == "cpu":
-            raw = (_CTYPES[a.dtype] * handle.size).from_address(handle.ptr())
+            raw = (CTYPES[a.dtype] * handle.size).from_address(handle.ptr())
             raw.owner = a  # numpy's view references `raw`, and `raw` the NDArray that owns the memory
             buf = np.ctypeslib.as_array(raw)
         return a.numpy() if buf is None else buf.reshape(a._shape)
 
-    # numpy interop: an operator with a numpy operand gives an NDArray (`np.float32(2) * a`,
-    # `x @ a`); numpy functions and other ufuncs (`np.sum(a)`, `np.abs(a)`) work on a copy of the
-    # values and return numpy results, as for any array-like.
+    # numpy interop (numpy_interop.py): numpy operands of operators give NDArrays, numpy functions work on copies
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         if copy is False:
             raise ValueError("NDArray: conversion to numpy always copies (the buffer lives on a device)")
@@ -415,18 +222,10 @@ class NDArray:
         return arr if dtype is None else arr.astype(dtype)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        ops = _OPERATOR_UFUNCS.get(ufunc)
-        if ops is not None and method == "__call__" and not kwargs and len(inputs) == 2:
-            a, b = inputs
-            return ops[0](a, b) if isinstance(a, NDArray) else ops[1](b, a)
-        _refuse_numpy_writes(ufunc.__name__, kwargs.get("out", ()))
-        return getattr(ufunc, method)(*_numpy_values(inputs), **kwargs)
+        return numpy_interop.apply_ufunc(NDArray, ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        out = kwargs.get("out")
-        targets = (out if isinstance(out, tuple) else (out,)) + (args[:1] if func in _NUMPY_WRITERS else ())
-        _refuse_numpy_writes(func.__name__, targets)
-        return func(*_numpy_values(args), **_numpy_values(kwargs))
+        return numpy_interop.apply_function(NDArray, func, args, kwargs)
 
     def is_compact(self) -> bool:
         """Dense row-major over the whole buffer from its start (so flat kernels may read it directly)."""
@@ -490,9 +289,10 @@ class NDArray:
         return NDArray.make(new_shape, strides, self._device, self._handle, self._offset)
 
     def process_slice(self, sl: slice, dim: int) -> slice:
-        """Normalises a slice against axis `dim` as numpy does (negative starts and steps allowed)."""
-        start, stop, step = sl.indices(self._shape[dim])
-        return slice(start, stop, step)
+        """`sl` on axis `dim` with plain int start, stop and step, as Python's slicing reads it (negative bounds and
+        steps allowed). The course's API and chapter 04's exercise; __getitem__ reads its slices the same way
+        (layout.index_view through layout.slice_bounds)."""
+        return slice(*layout.slice_bounds(sl, self._shape, dim))
 
     def __getitem__(self, idxs) -> "NDArray":
         """A view selected by ints, slices and `...`; course semantics: no axis is dropped."""
@@ -533,7 +333,7 @@ class NDArray:
         elif _is_scalar(other):
             a = self.compact()
             out = a._new(a._shape)
-            _kernel(a._device, scalar)(a._handle, float(other), out._handle)
+            kernel(a._device, scalar)(a._handle, float(other), out._handle)
             return out
         else:
             b = _as_ndarray(other, self._device, self.dtype)
@@ -546,13 +346,13 @@ class NDArray:
             a, b = a.astype("float64"), b.astype("float64")
         a, b = a.compact(), b.compact()
         out = a._new(a._shape)
-        _kernel(a._device, ewise)(a._handle, b._handle, out._handle)
+        kernel(a._device, ewise)(a._handle, b._handle, out._handle)
         return out
 
-    def _unary(self, kernel: str) -> "NDArray":
+    def _unary(self, kernel_name: str) -> "NDArray":
         a = self.compact()
         out = a._new(a._shape)
-        _kernel(a._device, kernel)(a._handle, out._handle)
+        kernel(a._device, kernel_name)(a._handle, out._handle)
         return out
 
     def __add__(self, other):
@@ -654,7 +454,7 @@ class NDArray:
         if n == 0:  # an empty inner dimension sums nothing
             return a._device.full(batch + (m, p), 0.0, a.dtype)
         if not hasattr(a._device.mod, "matmul_strided"):
-            return a._matmul_course(b, batch, m, n, p)
+            return course_fallback.matmul_batched(a, b, batch, m, n, p)
         a = a.broadcast_to(batch + (m, n))
         b = b.broadcast_to(batch + (n, p))
         a_strides, b_strides = layout.batch_strides(a._shape, a._strides), layout.batch_strides(b._shape, b._strides)
@@ -671,24 +471,12 @@ class NDArray:
     def __rmatmul__(self, other) -> "NDArray":
         return _as_ndarray(other, self._device, self.dtype) @ self
 
-    def _matmul_course(self, other: "NDArray", batch, m, n, p) -> "NDArray":
-        """The course's path for a device with only `matmul`/`matmul_tiled`: one 2-D product per batch."""
-        if not batch:
-            return _matmul_2d(self.compact(), other.compact())
-        out = self._new(batch + (m, p))
-        a_all = self.broadcast_to(batch + (m, n))
-        b_all = other.broadcast_to(batch + (n, p))
-        for idx in np.ndindex(*batch):
-            a, b = a_all[idx].compact().reshape((m, n)), b_all[idx].compact().reshape((n, p))
-            out[idx] = _matmul_2d(a, b)
-        return out
-
     # ---- reductions ----
-    def _reduce(self, axis, keepdims: bool, kernel: str, op: str) -> "NDArray":
+    def _reduce(self, axis, keepdims: bool, kernel_name: str, op: str) -> "NDArray":
         """Reduces over `axis` (None, int or tuple) with the device's (outer, reduce, inner) kernel."""
         shape = self._shape
         axes = layout.normalize_axes(axis, len(shape), f"NDArray {op}")
-        if kernel == "reduce_max_axis" and any(shape[ax] == 0 for ax in axes):
+        if kernel_name == "reduce_max_axis" and any(shape[ax] == 0 for ax in axes):
             raise ValueError(f"NDArray {op}: zero-size axis in shape {shape} has no maximum")
         if keepdims:
             out_shape = tuple(1 if i in axes else s for i, s in enumerate(shape))
@@ -709,12 +497,10 @@ class NDArray:
             out.fill(0.0)
         elif outer * inner == 0:
             pass
-        elif hasattr(a._device.mod, kernel):
-            _kernel(a._device, kernel)(a._handle, out._handle, outer, reduce, inner)
-        else:  # course device: reduce contiguous blocks of the last axis only
-            if inner != 1:
-                a = a.reshape((outer, reduce, inner)).permute((0, 2, 1)).compact()
-            _kernel(a._device, kernel[: -len("_axis")])(a._handle, out._handle, reduce)
+        elif hasattr(a._device.mod, kernel_name):
+            kernel(a._device, kernel_name)(a._handle, out._handle, outer, reduce, inner)
+        else:
+            course_fallback.reduce_last_axis(a, out, kernel_name, outer, reduce, inner)
         return out
 
     def sum(self, axis=None, keepdims: bool = False) -> "NDArray":
@@ -749,74 +535,7 @@ class NDArray:
         return out
 
 
-# ufunc -> (op(ndarray, other), reflected op(ndarray, other) for `other <op> ndarray`)
-_OPERATOR_UFUNCS = {
-    np.add: (operator.add, NDArray.__radd__),
-    np.subtract: (operator.sub, NDArray.__rsub__),
-    np.multiply: (operator.mul, NDArray.__rmul__),
-    np.true_divide: (operator.truediv, NDArray.__rtruediv__),
-    np.power: (operator.pow, NDArray.__rpow__),
-    np.matmul: (operator.matmul, NDArray.__rmatmul__),
-    np.equal: (operator.eq, operator.eq),
-    np.not_equal: (operator.ne, operator.ne),
-    np.greater: (operator.gt, operator.lt),
-    np.greater_equal: (operator.ge, operator.le),
-    np.less: (operator.lt, operator.gt),
-    np.less_equal: (operator.le, operator.ge),
-}
-
-
-# numpy functions that write into their first argument: on an NDArray they would write into a copy
-_NUMPY_WRITERS = {np.copyto, np.put, np.place, np.putmask, np.fill_diagonal, np.put_along_axis}
-
-
-def _refuse_numpy_writes(name: str, targets) -> None:
-    """numpy works on copies of NDArrays, so a write into one would be lost: refuse it."""
-    if any(isinstance(t, NDArray) for t in targets):
-        raise TypeError(f"numpy {name}: cannot write into an NDArray (use NDArray operations or setitem)")
-
-
-def _numpy_values(x):
-    """`x` with every NDArray (also inside lists, tuples and dicts) replaced by a numpy copy."""
-    if isinstance(x, NDArray):
-        return x.numpy()
-    if isinstance(x, (list, tuple)):
-        return type(x)(_numpy_values(v) for v in x)
-    if isinstance(x, dict):
-        return {k: _numpy_values(v) for k, v in x.items()}
-    return x
-
-
-def _kernel(device: BackendDevice, name: str):
-    """The device's kernel `name`, or a clear error when a (learner's) device module lacks it."""
-    kernel = getattr(device.mod, name, None)
-    if kernel is None:
-        getattr(device, name)  # raises the device's own message
-    return kernel
-
-
-def _matmul_2d(a: NDArray, b: NDArray) -> NDArray:
-    """The course's 2-D matmul on compact operands: tiled when all sizes are multiples of the tile."""
-    m, n, p = a._shape[0], a._shape[1], b._shape[1]
-    dev = a._device
-    t = getattr(dev.mod, "__tile_size__", 0)
-    if hasattr(dev.mod, "matmul_tiled") and t and m % t == 0 and n % t == 0 and p % t == 0:
-
-        def tile(x: NDArray) -> NDArray:
-            rows, cols = x._shape
-            return x.as_strided((rows // t, cols // t, t, t), (cols * t, t, cols, 1)).compact()
-
-        out = a._new((m // t, p // t, t, t))
-        dev.matmul_tiled(tile(a)._handle, tile(b)._handle, out._handle, m, n, p)
-        return out.permute((0, 2, 1, 3)).compact().reshape((m, p))
-    out = a._new((m, p))
-    dev.matmul(a._handle, b._handle, out._handle, m, n, p)
-    return out
-
-
-def _default_dtype(x, arr: np.ndarray, fallback: str = "float32") -> str:
-    """float64 for numpy float64 data (kept at full precision), else `fallback`."""
-    return "float64" if isinstance(x, (np.ndarray, np.generic)) and arr.dtype == np.float64 else fallback
+BackendDevice.array_type = NDArray  # the arrays a device makes (devices.py knows no NDArray)
 
 
 def _as_ndarray(x, device: BackendDevice, dtype: str) -> NDArray:
@@ -824,7 +543,7 @@ def _as_ndarray(x, device: BackendDevice, dtype: str) -> NDArray:
     if isinstance(x, NDArray):
         return x
     arr = np.asarray(x)
-    return NDArray(arr, device=device, dtype=_default_dtype(x, arr, dtype))
+    return NDArray(arr, device=device, dtype=default_dtype(x, arr, dtype))
 
 
 # ---- module-level functions (numpy-style names, used as `array_api.<fn>` by the ops) ----

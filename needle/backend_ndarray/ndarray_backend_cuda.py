@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..labels import id_error
 from . import cuda_launch as geo
 from . import cuda_sources, layout
 
@@ -553,12 +554,8 @@ def _sized(op: str, *buffers: tuple[str, Any, int]) -> None:
 
 def _id_error(op: str, what: str, ids: np.ndarray, num: int) -> Exception:
     """The error for the first id (or label) that is not a whole number in [0, num), as cpu() words it."""
-    for i, v in enumerate(ids):
-        if not (0 <= v < num):
-            return IndexError(f"{op}: {what} {v:g} (at {i}) outside [0, {num})")
-        if v != np.floor(v):
-            return ValueError(f"{op}: {what} must be whole numbers, got {v:g} (at {i})")
-    return RuntimeError(f"{op}: a kernel reported a bad {what} that the host cannot find")
+    error = id_error(ids, num, what, op)
+    return error if error is not None else RuntimeError(f"{op}: a kernel reported a bad {what} that the host cannot find")
 
 
 def _view_args(op: str, shape, strides) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..labels import id_error
+
 __device_name__ = "numpy"
 __tile_size__ = 8
 
@@ -214,14 +216,9 @@ def _fused_args(op: str, *arrays: Array) -> None:
 def _ids(a: Array, n: int, num: int, what: str, op: str) -> np.ndarray:
     """n whole-number ids in [0, num) from a float buffer, as int64: IndexError / ValueError otherwise."""
     v = _flat(a, n, what + "s", op)
-    bad = ~((v >= 0) & (v < num))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise IndexError(f"{op}: {what} {float(v[i]):g} (at {i}) outside [0, {num})")
-    frac = v != np.floor(v)
-    if frac.any():
-        i = int(np.argmax(frac))
-        raise ValueError(f"{op}: {what} must be whole numbers, got {float(v[i]):g} (at {i})")
+    error = id_error(v, num, what, op)
+    if error is not None:
+        raise error
     return v.astype(np.int64)
 
 

@@ -68,7 +68,7 @@ class CheckpointOp(TensorOp):
         grads = tuple(x.grad.detach() if x.requires_grad and x.grad is not None else None for x in wrt)
         for p, g in zip(params, grads_before):  # the outer backward sets each parameter's total gradient
             p.grad = g
-        return grads
+        return grads[0] if len(grads) == 1 else grads  # a tensor for one input, as every op
 
 
 def checkpoint(fn: Callable[..., Tensor], *inputs: Tensor) -> Tensor:

@@ -50,12 +50,15 @@ def _check_conv_args(x_shape, w_shape, stride: int, padding: int) -> None:
 
 
 class Conv(TensorOp):
-    """Convolution of NHWC `A` with `B` of shape (K, K, C_in, C_out), zero `padding` on H and W, `stride`."""
+    """Convolution of NHWC `A` with `B` of shape (K, K, C_in, C_out), zero `padding` on H and W, `stride`.
+
+    saved_im2col: (A, its im2col matrix), set by compute; the weight gradient reuses the matrix instead of building it
+    again (only for that very A: a node whose input was replaced builds its own)."""
 
     def __init__(self, stride: Optional[int] = 1, padding: Optional[int] = 0):
         self.stride = stride
         self.padding = padding
-        self.saved_im2col = None  # (input array, its im2col matrix): reused by the weight gradient
+        self.saved_im2col = None
 
     def compute(self, A, B):
         _check_conv_args(A.shape, B.shape, self.stride, self.padding)
@@ -71,10 +74,9 @@ class Conv(TensorOp):
         if A.requires_grad:
             grad_a = ConvBackwardInput(self.stride, self.padding, A.shape[1:3])(out_grad, B)
         if B.requires_grad:
-            op = ConvBackwardWeight(self.stride, self.padding, B.shape[:2])
-            if self.saved_im2col is not None and self.saved_im2col[0] is A.realize_cached_data():
-                op.cached_im2col = self.saved_im2col
-            grad_b = op(A, out_grad)
+            saved = self.saved_im2col
+            im2col = saved if saved is not None and saved[0] is A.realize_cached_data() else None
+            grad_b = ConvBackwardWeight(self.stride, self.padding, B.shape[:2], im2col)(A, out_grad)
         return grad_a, grad_b
 
 
@@ -154,19 +156,21 @@ def _placement(offset: int, count: int, length: int):
 
 
 class ConvBackwardWeight(TensorOp):
-    """dT/dw: im2col(x)^T @ g, the weight gradient of conv(x, w) for output gradient g."""
+    """dT/dw: im2col(x)^T @ g, the weight gradient of conv(x, w) for output gradient g.
 
-    def __init__(self, stride: int, padding: int, kernel_hw: tuple):
+    im2col: (x, im2col(x)) from the forward Conv (its saved_im2col), used when compute sees that very x."""
+
+    def __init__(self, stride: int, padding: int, kernel_hw: tuple, im2col: tuple | None = None):
         self.stride = stride
         self.padding = padding
         self.kernel_hw = tuple(kernel_hw)
-        self.cached_im2col = None  # (x, im2col(x)) from the forward Conv, when it saw this very x
+        self.im2col = im2col
 
     def compute(self, x, g):
         kh, kw = self.kernel_hw
         n, out_h, out_w, c_out = g.shape
-        if self.cached_im2col is not None and self.cached_im2col[0] is x:
-            col = self.cached_im2col[1]
+        if self.im2col is not None and self.im2col[0] is x:
+            col = self.im2col[1]
         else:
             col, shape = _padded_im2col(x, kh, kw, self.stride, self.padding)
             if shape != (n, out_h, out_w):

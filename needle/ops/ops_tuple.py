@@ -14,7 +14,8 @@ class MakeTensorTuple(TensorTupleOp):
     def gradient(self, out_grad, node):
         if not isinstance(out_grad, TensorTuple):
             raise TypeError(f"MakeTensorTuple: the adjoint must be a TensorTuple, got {type(out_grad).__name__}")
-        return tuple(out_grad[i] for i in range(len(out_grad)))
+        grads = tuple(out_grad[i] for i in range(len(out_grad)))
+        return grads[0] if len(grads) == 1 else grads  # a tensor for one input, as every op
 
 
 def make_tuple(*args):

@@ -8,6 +8,7 @@ import pytest
 
 import needle.backend_ndarray as nd
 from needle.backend_ndarray.ndarray_backend_cuda import CudaBackend, CupyExecutor
+
 from cuda_cases import fake_cupy
 
 pytestmark = pytest.mark.skipif(not nd.cuda_sim().enabled(), reason="the CUDA simulator is not built")

@@ -26,6 +26,37 @@ def test_devices_course_contract():
     assert needle.array_api is nd and needle.default_device() == nd.cpu()
 
 
+# The names the course's code and notebooks 05/06 reach on the ndarray module (`nd.array`, `nd.empty`, ...), and
+# through `needle.backend_ndarray`, which re-exports it (needle_course_api.md §3.2-3.3).
+COURSE_MODULE_NAMES = ["array", "empty", "full", "broadcast_to", "reshape", "maximum", "log", "exp", "tanh", "sum",
+                       "max", "flip", "matmul", "stack", "split", "cpu", "cuda", "cpu_numpy", "default_device",
+                       "all_devices", "NDArray", "BackendDevice", "prod"]
+
+
+@pytest.mark.parametrize("name", COURSE_MODULE_NAMES)
+def test_the_course_names_stay_on_the_ndarray_module(name):
+    import needle.backend_ndarray.ndarray as ndarray_module
+
+    on_module = getattr(ndarray_module, name)
+    assert name in ndarray_module.__all__ and getattr(nd, name) is on_module
+
+
+def test_the_ndarray_module_functions_run():
+    import needle.backend_ndarray.ndarray as m
+
+    a = m.array(np.arange(6.0).reshape(2, 3), device=m.default_device())
+    assert m.prod((2, 3)) == 6 and m.empty((2, 3)).shape == (2, 3) and float(m.full((1,), 2.5).numpy()[0]) == 2.5
+    np.testing.assert_allclose(m.sum(m.exp(m.log(m.maximum(a, 1.0))), axis=1).numpy(),
+                               np.maximum(np.arange(6.0).reshape(2, 3), 1).sum(axis=1))
+    parts = m.split(m.stack([a, a], axis=0), axis=0)
+    assert len(parts) == 2 and parts[0].shape == (2, 3)
+    np.testing.assert_allclose(m.matmul(m.reshape(a, (3, 2)), m.broadcast_to(m.array([[1.0], [1.0]]), (2, 1))).numpy(),
+                               np.arange(6.0).reshape(3, 2).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(m.flip(m.tanh(a), (1,)).numpy(), np.tanh(np.arange(6.0).reshape(2, 3))[:, ::-1],
+                               rtol=1e-6)
+    assert m.max(a).numpy() == 5.0
+
+
 def test_devices_survive_copy_and_pickle():
     import copy
     import pickle

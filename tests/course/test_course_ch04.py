@@ -17,7 +17,7 @@ from needle.course.checks.ch04_ndarray import METHODS, mirror, random_view
 from needle.course.errors import CheckFailed
 from needle.viz import StrideWalk, side_by_side, stride_walk, strided_layout, strided_view
 
-from chapter_cases import ref
+from chapter_cases import ChapterContract, ref, stub_like
 
 IDS = course.exercises("ndarray")
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04_ndarray.ipynb"
@@ -189,44 +189,64 @@ WRONG = {
     "__getitem__": [getitem_forgetting_the_step, getitem_offset_without_stride, getitem_length_ignoring_step,
                     getitem_from_offset_zero, getitem_floor_length],
 }
-MISTAKES = [(f"ndarray.{name}", fn) for name, fns in WRONG.items() for fn in fns]
 
 
 def test_every_python_method_of_hw3_part1_is_an_exercise():
     assert sorted(IDS) == sorted(f"ndarray.{m}" for m in METHODS) == sorted(f"ndarray.{m}" for m in WRONG)
 
 
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_reference_passes(exercise_id, capsys):
-    course.exercise(exercise_id)(ref(exercise_id))
-    course.check(exercise_id)
-    assert capsys.readouterr().out.startswith(f"✓ {exercise_id}:")
+class TestNdarrayChapter(ChapterContract):
+    """The shared chapter tests; the textbook's exercise cells need the notebook's given helper (`as_slices`) and its
+    example array, so the two textbook tests are this chapter's own."""
 
+    chapter, textbook, wrong = "ndarray", "04_ndarray", WRONG
 
-def stub(*args, **kwargs):
-    raise NotImplementedError("not implemented yet")
+    def test_a_stub_leaves_needles_method_on_ndarray(self, exercise_id):
+        reference = ref(exercise_id)  # compact_strides: the staticmethod object itself, as NDArray holds it
+        course.exercise(exercise_id)(stub_like(reference))
+        assert vars(NDArray)[exercise_id.split(".", 1)[1]] is reference
 
+    def test_textbook_solutions_pass_and_are_installed(self, capsys):
+        """The textbook's solutions pass, and every NDArray view and Tensor op then runs through them."""
+        given, cells = _exercise_cells()
+        ns = _namespace()
+        exec(given[0], ns)
+        for source in cells:
+            exec(source, ns)
+        assert sorted(install.installed_ids()) == sorted(IDS)
+        for exercise_id in IDS:
+            course.check(exercise_id)
+        assert capsys.readouterr().out.count("✓ ndarray.") == len(IDS)
+        rng = np.random.default_rng(0)
+        x_np = rng.standard_normal((2, 3, 4))
+        x = ndl.Tensor(x_np, device=ndl.cpu(), dtype="float64")
+        y = ndl.summation(ndl.transpose(x, (0, 2)).reshape((4, 6)) @ ndl.Tensor(np.ones((6, 1)), dtype="float64"))
+        assert np.isclose(y.numpy(), x_np.sum())
+        a = NDArray(np.arange(24.0).reshape(2, 3, 4))
+        np.testing.assert_array_equal(a[1, ::-2, 1:].numpy(), np.arange(24.0).reshape(2, 3, 4)[1:2, ::-2, 1:])
 
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_stub_keeps_the_reference_and_is_not_attempted(exercise_id, capsys):
-    reference = ref(exercise_id)  # compact_strides: the staticmethod object itself, as NDArray holds it
-    returned = course.exercise(exercise_id)(staticmethod(stub) if exercise_id.endswith("compact_strides") else stub)
-    assert returned is reference and course.installed_ids() == []
-    assert vars(NDArray)[exercise_id.split(".", 1)[1]] is reference
-    assert "still a stub" in capsys.readouterr().out
-    course.check(exercise_id)  # no exception: one "not attempted" line
-    out = capsys.readouterr().out
-    assert out.startswith(f"◦ {exercise_id}: not attempted yet") and "✓" not in out, out
-    assert f'course.hint("{exercise_id}")' in out
-
-
-@pytest.mark.parametrize("exercise_id, wrong", MISTAKES, ids=[fn.__name__ if hasattr(fn, "__name__") else
-                                                               fn.__func__.__name__ for _, fn in MISTAKES])
-def test_a_plausible_mistake_fails(exercise_id, wrong):
-    course.exercise(exercise_id)(wrong)
-    with pytest.raises(CheckFailed) as failure:
-        course.check(exercise_id)
-    assert exercise_id in str(failure.value)
+    def test_workbook_stubs_keep_the_reference_and_never_pass(self, capsys):
+        """The workbook's stubs never pass and leave needle's references in place for the notebook's later cells."""
+        given, cells = _exercise_cells()
+        ns = _namespace()
+        exec(given[0], ns)
+        for source in cells:
+            stubbed = workbook.stub_source(source)
+            assert "### BEGIN SOLUTION" not in stubbed
+            exec(stubbed, ns)
+        assert course.installed_ids() == []
+        assert all(install.is_stub(exercise_id) for exercise_id in IDS)
+        capsys.readouterr()
+        for exercise_id in IDS:
+            course.check(exercise_id)  # never raises, never passes
+            out = capsys.readouterr().out
+            assert out.startswith(f"◦ {exercise_id}: not attempted yet (its cell still holds the stub"), out
+        # the stubs' names are needle's references, so the notebook's later cells run on them
+        assert ns["compact_strides"] is vars(NDArray)["compact_strides"] and ns["getitem"] is NDArray.__getitem__
+        a = ns["a"]
+        assert NDArray.compact_strides((2, 3, 4)) == (12, 4, 1) and a.reshape((2, 6)).strides == (6, 1)
+        np.testing.assert_array_equal(a.permute((1, 0))[::-1, 1:].numpy(), np.arange(12.0).reshape(3, 4).T[::-1, 1:])
+        assert ns["as_slices"](a, (1, slice(None, None, -2))) == (slice(1, 2, 1), slice(3, -1, -2))
 
 
 def test_a_method_written_inside_a_class_is_installed_and_checked(capsys):
@@ -311,49 +331,6 @@ def _namespace():
 def test_the_notebook_has_one_exercise_cell_per_exercise():
     _, cells = _exercise_cells()
     assert sorted(i for c in cells for i in workbook.exercise_ids(c)) == sorted(IDS)
-
-
-def test_the_textbook_solutions_pass_and_needle_runs_on_them(capsys):
-    given, cells = _exercise_cells()
-    ns = _namespace()
-    exec(given[0], ns)
-    for source in cells:
-        exec(source, ns)
-    assert sorted(install.installed_ids()) == sorted(IDS)
-    for exercise_id in IDS:
-        course.check(exercise_id)
-    assert capsys.readouterr().out.count("✓ ndarray.") == len(IDS)
-    # every NDArray view and Tensor op now goes through the learner's methods
-    rng = np.random.default_rng(0)
-    x_np = rng.standard_normal((2, 3, 4))
-    x = ndl.Tensor(x_np, device=ndl.cpu(), dtype="float64")
-    y = ndl.summation(ndl.transpose(x, (0, 2)).reshape((4, 6)) @ ndl.Tensor(np.ones((6, 1)), dtype="float64"))
-    assert np.isclose(y.numpy(), x_np.sum())
-    a = NDArray(np.arange(24.0).reshape(2, 3, 4))
-    np.testing.assert_array_equal(a[1, ::-2, 1:].numpy(), np.arange(24.0).reshape(2, 3, 4)[1:2, ::-2, 1:])
-
-
-def test_the_workbook_stubs_never_pass_and_leave_needles_reference_in_place(capsys):
-    given, cells = _exercise_cells()
-    ns = _namespace()
-    exec(given[0], ns)
-    for source in cells:
-        stubbed = workbook.stub_source(source)
-        assert "### BEGIN SOLUTION" not in stubbed
-        exec(stubbed, ns)
-    assert course.installed_ids() == []
-    assert all(install.is_stub(exercise_id) for exercise_id in IDS)
-    capsys.readouterr()
-    for exercise_id in IDS:
-        course.check(exercise_id)  # never raises, never passes
-        out = capsys.readouterr().out
-        assert out.startswith(f"◦ {exercise_id}: not attempted yet (its cell still holds the stub"), out
-    # the stubs' names are needle's references, so the notebook's later cells run on them
-    assert ns["compact_strides"] is vars(NDArray)["compact_strides"] and ns["getitem"] is NDArray.__getitem__
-    a = ns["a"]
-    assert NDArray.compact_strides((2, 3, 4)) == (12, 4, 1) and a.reshape((2, 6)).strides == (6, 1)
-    np.testing.assert_array_equal(a.permute((1, 0))[::-1, 1:].numpy(), np.arange(12.0).reshape(3, 4).T[::-1, 1:])
-    assert ns["as_slices"](a, (1, slice(None, None, -2))) == (slice(1, 2, 1), slice(3, -1, -2))
 
 
 def test_one_exercise_solved_in_a_workbook_of_stubs_is_checked_alone(capsys):

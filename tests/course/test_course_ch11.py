@@ -9,7 +9,7 @@ from needle import course, ops
 from needle.apps import generative as gen
 from needle.course.errors import CheckFailed
 
-from chapter_cases import assert_textbook_solutions_pass, assert_workbook_stubs_never_pass, ref
+from chapter_cases import ChapterContract, ref
 
 IDS = course.exercises("generative")
 
@@ -231,8 +231,6 @@ for _name, _fns in WRONG.items():
     for _fn in _fns:  # the closures' names say which mistake they plant
         if _fn.__name__ in ("diffusion_loss", "p_sample_step"):
             _fn.__name__ = next(k for k, v in globals().items() if v is _fn)
-MISTAKES = [pytest.param(f"generative.{name}", wrong, id=f"{name}-{wrong.__name__}")
-            for name, wrongs in WRONG.items() for wrong in wrongs]
 MESSAGES = {  # the mistakes whose message must say what went wrong, not only that the numbers differ
     "d_loss_through_sigmoid": "overflow", "g_loss_through_sigmoid": "overflow", "d_loss_in_numpy": "no gradient",
     "step_generator_first": "order", "step_moves_g_with_the_discriminators_loss": "order",
@@ -242,38 +240,11 @@ MESSAGES = {  # the mistakes whose message must say what went wrong, not only th
 }
 
 
-def test_every_exercise_has_planted_mistakes():
-    assert sorted(f"generative.{name}" for name in WRONG) == sorted(IDS)
-    assert len(IDS) == 6
+class TestGenerativeChapter(ChapterContract):
+    chapter, textbook, wrong, messages = "generative", "11_generative", WRONG, MESSAGES
 
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_reference_passes(exercise_id, capsys):
-    course.exercise(exercise_id)(ref(exercise_id))
-    course.check(exercise_id)
-    assert capsys.readouterr().out.startswith(f"✓ {exercise_id}:")
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("not implemented yet: the goal")
-
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_stub_keeps_the_reference_and_is_not_attempted(exercise_id, capsys):
-    returned = course.exercise(exercise_id)(stub)
-    assert returned is ref(exercise_id) and course.installed_ids() == []
-    course.check(exercise_id)
-    assert f"◦ {exercise_id}: not attempted yet" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("exercise_id, wrong", MISTAKES)
-def test_a_classic_mistake_fails(exercise_id, wrong):
-    course.exercise(exercise_id)(wrong)
-    with pytest.raises(CheckFailed) as failure:
-        course.check(exercise_id)
-    text = str(failure.value)
-    assert text.startswith(exercise_id), text
-    assert MESSAGES.get(wrong.__name__, "") in text, text
+    def test_the_chapter_has_its_six_exercises(self):
+        assert len(IDS) == 6
 
 
 def test_a_wrong_loss_fails_only_its_own_check(capsys):
@@ -292,13 +263,3 @@ def test_an_installed_loss_is_what_the_library_trains_with():
     assert np.isclose(float(gen.generator_loss(fake).numpy()), np.logaddexp(0, 2.0))
     course.reset()
     assert np.isclose(float(gen.generator_loss(fake).numpy()), np.logaddexp(0, -2.0))
-
-
-# --- the textbook's own solutions ---------------------------------------------------------------------------------
-
-def test_textbook_solutions_pass_and_are_installed(capsys):
-    assert_textbook_solutions_pass("11_generative", IDS, capsys)
-
-
-def test_workbook_stubs_keep_the_reference_and_never_pass(capsys):
-    assert_workbook_stubs_never_pass("11_generative", IDS, capsys)

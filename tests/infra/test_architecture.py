@@ -89,6 +89,28 @@ def test_root_package_is_imported_only_where_allowed():
     assert not low, low
 
 
+# NDArray's helpers sit under ndarray.py inside floor 1: ndarray.py imports them, and they reach NDArray only at call
+# time (an argument, `BackendDevice.array_type`), so there is no import cycle; `if TYPE_CHECKING:` imports are
+# annotations only.
+NDARRAY_HELPERS = ["devices", "dtypes", "numpy_interop", "course_fallback", "layout", "memory"]
+
+
+def runtime_imports(path: Path) -> list[tuple[int, str]]:
+    """needle_imports(path) without those under `if TYPE_CHECKING:`."""
+    typing_only = {node.lineno for block in ast.walk(ast.parse(path.read_text(), str(path)))
+                   if isinstance(block, ast.If) and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                   for stmt in block.body for node in ast.walk(stmt) if isinstance(node, (ast.Import, ast.ImportFrom))}
+    return [(line, target) for line, target in needle_imports(path) if line not in typing_only]
+
+
+@pytest.mark.parametrize("helper", NDARRAY_HELPERS)
+def test_ndarrays_helpers_never_import_it(helper):
+    path = PACKAGE / "backend_ndarray" / f"{helper}.py"
+    assert path.exists(), path
+    back = [(line, target) for line, target in runtime_imports(path) if target == "needle.backend_ndarray.ndarray"]
+    assert not back, f"{path.name} imports ndarray.py, which imports it: {back}"
+
+
 def test_the_backend_is_decided_in_one_module():
     offenders = [f"{p.relative_to(PACKAGE.parent)}:{i}" for p in SOURCES if p.name != "backend_selection.py"
                  for i, line in enumerate(p.read_text().splitlines(), 1)
@@ -104,3 +126,13 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
     assert needle_imports(fake) == [(1, "needle.nn"), (2, "needle.course")]
     with pytest.raises(AssertionError, match="needle.nn"):
         test_imports_never_go_up_a_floor(fake)
+
+
+def test_the_helper_check_sees_an_import_of_ndarray_and_skips_annotations(monkeypatch):
+    """The cycle rule can fail: a run-time import of ndarray.py from a helper is reported, a TYPE_CHECKING one not."""
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .ndarray import NDArray\n"
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: source)
+    test_ndarrays_helpers_never_import_it("devices")
+    source += "from . import ndarray\n"
+    with pytest.raises(AssertionError, match="imports ndarray.py"):
+        test_ndarrays_helpers_never_import_it("devices")

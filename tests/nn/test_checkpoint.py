@@ -54,6 +54,17 @@ def test_gradients_match_finite_differences_in_float64():
     np.testing.assert_allclose(X.grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
 
 
+
+def test_the_segments_gradient_is_a_tensor_for_one_input_and_a_tuple_for_several():
+    """gradient's one convention: a checkpoint of one input without parameters has one input, so one Tensor back."""
+    x, y = ndl.Tensor(np.ones((2, 3)), dtype="float64"), ndl.Tensor(np.ones((2, 3)), dtype="float64")
+    one, two = nn.checkpoint(ndl.ops.tanh, x), nn.checkpoint(lambda a, b: a * b, x, y)
+    assert isinstance(one.op.gradient(ndl.ones_like(one), one), ndl.Tensor)
+    grads = two.op.gradient(ndl.ones_like(two), two)
+    assert isinstance(grads, tuple) and len(grads) == 2
+    (one.sum() + two.sum()).backward()
+    np.testing.assert_allclose(x.grad.numpy(), 1 - np.tanh(1.0) ** 2 + 1.0)
+
 def test_a_parameter_used_inside_and_outside_gets_both_contributions():
     np.random.seed(2)
     w = ndl.Tensor(np.random.randn(3, 3))

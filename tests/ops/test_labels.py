@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import needle as ndl
-from needle.labels import LabelError, integer_labels
+from needle.labels import LabelError, id_error, integer_labels
 
 
 @pytest.mark.parametrize("labels", [[0, 2, 1], np.array([0.0, 2.0, 1.0]), np.array([0, 2, 1], dtype=np.uint8),
@@ -39,3 +39,19 @@ def test_the_last_class_booleans_and_empty_labels_are_valid():
 def test_labels_of_other_kinds_raise_a_type_error(labels):
     with pytest.raises(TypeError, match=f"op: labels must be integers, got dtype {labels.dtype}"):
         integer_labels(labels, 3, "op")
+
+
+def test_id_error_reports_the_first_bad_id_as_the_kernels_do():
+    """The fused kernels' id check (embedding rows, cross-entropy labels) on devices without C++: the first bad id
+    decides, an IndexError outside [0, num) (NaN included), a ValueError for a fraction, None when all are good."""
+    assert id_error(np.array([0.0, 1.0, 2.0]), 3, "label", "op") is None
+    assert id_error(np.array([], dtype=np.float32), 0, "label", "op") is None
+    for ids, kind, words in [
+        ([0.0, 3.0, 0.5], IndexError, "op: label 3 (at 1) outside [0, 3)"),
+        ([0.0, -1.0], IndexError, "op: label -1 (at 1) outside [0, 3)"),
+        ([np.nan], IndexError, "op: label nan (at 0) outside [0, 3)"),
+        ([1.0, 0.5, 7.0], ValueError, "op: label must be whole numbers, got 0.5 (at 1)"),
+        ([2.5], ValueError, "op: label must be whole numbers, got 2.5 (at 0)"),
+    ]:
+        err = id_error(np.array(ids), 3, "label", "op")
+        assert type(err) is kind and str(err) == words, (ids, err)

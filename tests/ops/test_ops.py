@@ -223,3 +223,52 @@ def test_mixed_devices_raise_clear_error():
             call()
         message = str(info.value)
         assert name in message and str(OP_DEVICES[0]) in message and str(OP_DEVICES[1]) in message
+
+
+# ---- one return convention for `gradient`: a Tensor for an op of one input, a tuple (one entry each) for several ----
+
+def _fused_and_conv_graphs():
+    """Outputs of the ops that tests/ops_cases.py does not hold (the fused ones and conv), on float64 inputs."""
+    rng = np.random.default_rng(0)
+
+    def t(*shape):
+        return ndl.Tensor(rng.standard_normal(shape), dtype="float64")
+
+    lstm_h, lstm_c = ndl.ops.lstm_step(t(2, 8), t(2, 2))
+    return {
+        "sigmoid": ndl.ops.sigmoid(t(3)),
+        "embedding": ndl.ops.embedding(t(4, 2), np.array([0, 3])),
+        "softmax_cross_entropy": ndl.ops.softmax_cross_entropy(t(2, 3), np.array([0, 2])),
+        "batch_norm": ndl.ops.batch_norm(t(4, 2), t(2), t(2), 1e-5)[0],
+        "batch_norm_eval": ndl.ops.batch_norm_eval(t(4, 2), t(2), t(2), np.zeros(2), np.ones(2), 1e-5),
+        "layer_norm": ndl.ops.layer_norm(t(2, 3), t(3), t(3), 1e-5),
+        "lstm_step": lstm_h + lstm_c,
+        "conv": ndl.conv(ndl.Tensor(rng.standard_normal((1, 4, 4, 2)), dtype="float64"), t(3, 3, 2, 1)),
+    }
+
+
+def _ones_like(node):
+    if isinstance(node, ndl.TensorTuple):
+        return ndl.make_tuple(*[ndl.Tensor(np.ones(x.shape), dtype="float64") for x in node])
+    return ndl.Tensor(np.ones(node.shape), dtype="float64", requires_grad=False)
+
+
+GRAPHS = [pytest.param(c.fn, c.arrays(0), id=c.name) for c in CASES] + [
+    pytest.param(lambda name=name: _fused_and_conv_graphs()[name], [], id=name)
+    for name in ("sigmoid", "embedding", "softmax_cross_entropy", "batch_norm", "batch_norm_eval", "layer_norm",
+                 "lstm_step", "conv")] + [
+    pytest.param(lambda a: ndl.make_tuple(a), [np.ones(2)], id="make_tuple_of_one"),
+    pytest.param(lambda a, b: ndl.make_tuple(a, b), [np.ones(2), np.ones(3)], id="make_tuple_of_two")]
+
+
+@pytest.mark.parametrize("fn, arrays", GRAPHS)
+def test_gradient_returns_a_tensor_for_one_input_and_a_tuple_for_several(fn, arrays):
+    out = fn(*[ndl.Tensor(a, dtype="float64") for a in arrays])
+    for node in ndl.autograd.find_topo_sort([out]):
+        if node.op is None:
+            continue
+        grad, name, n = node.op.gradient(_ones_like(node), node), type(node.op).__name__, len(node.inputs)
+        if n == 1:
+            assert isinstance(grad, ndl.autograd.Value), f"{name}: one input, but gradient returned {grad!r}"
+        else:
+            assert isinstance(grad, tuple) and len(grad) == n, f"{name}: {n} inputs, but gradient returned {grad!r}"

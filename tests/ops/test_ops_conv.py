@@ -132,3 +132,23 @@ def test_conv_random_geometry(h, w, k, s, p, c_in, c_out):
         np.testing.assert_allclose(fn(make_input(x, device), make_input(wt, device)).numpy(), conv_loops(x, wt, s, p),
                                    rtol=1e-10, atol=1e-10)
         check_backward(fn, [x, wt], device, "compact")
+
+
+def test_the_weight_gradient_reuses_the_forwards_im2col_of_that_input_only(monkeypatch):
+    """Conv.saved_im2col: one im2col for forward and weight gradient; a node whose input was replaced builds its own."""
+    from needle.ops import ops_conv
+
+    built = []
+    im2col = ops_conv._padded_im2col
+    monkeypatch.setattr(ops_conv, "_padded_im2col", lambda x, *a: built.append(x) or im2col(x, *a))
+    rng = np.random.default_rng(0)
+    x = ndl.Tensor(rng.standard_normal((1, 5, 5, 2)), dtype="float64", requires_grad=False)
+    w = ndl.Tensor(rng.standard_normal((3, 3, 2, 2)), dtype="float64")
+    out = ndl.conv(x, w, stride=1, padding=1)
+    ndl.summation(out).backward()
+    assert len(built) == 1
+    want = w.grad.numpy()
+    x.cached_data = ndl.Tensor(x.numpy(), dtype="float64").realize_cached_data()  # same values, another array
+    again = out.op.gradient(ndl.Tensor(np.ones(out.shape), dtype="float64"), out)[1]
+    assert len(built) == 2
+    np.testing.assert_allclose(again.numpy(), want)

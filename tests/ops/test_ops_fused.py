@@ -273,6 +273,11 @@ def test_bad_ids_and_labels_raise(kind):
         fused.softmax_xent(put(np.ones((2, 3)), kind, "float32"), put([0, 3], kind, "float32"))
     with pytest.raises(IndexError, match="outside"):
         fused.softmax_xent(put(np.ones((1, 3)), kind, "float32"), put([np.nan], kind, "float32"))
+    # every device reports the first bad id, whichever its fault (labels.id_error words it as the C++ kernels do)
+    with pytest.raises(ValueError, match=r"embedding_gather: id must be whole numbers, got 0.5 \(at 0\)"):
+        fused.embedding_gather(W, put([0.5, 9], kind, "float32"))
+    with pytest.raises(IndexError, match=r"embedding_gather: id 9 \(at 0\) outside \[0, 4\)"):
+        fused.embedding_gather(W, put([9, 0.5], kind, "float32"))
 
 
 def test_bad_shapes_raise_value_errors(kind):
