@@ -15,10 +15,10 @@ from .compare import expect, expect_close
 def raw_array(x: np.ndarray, dtype: str, strided: bool = False) -> Any:
     """x as the backend's raw array (NDArray by default); optionally a non-contiguous view with the same values."""
     if not strided or x.ndim == 0:
-        return ndl.Tensor(x, dtype=dtype, requires_grad=False).realize_cached_data()
+        return ndl.Tensor(x, dtype=dtype).realize_cached_data()
     wide = np.zeros(x.shape[:-1] + (2 * x.shape[-1],))
     wide[..., ::2] = x
-    raw = ndl.Tensor(wide, dtype=dtype, requires_grad=False).realize_cached_data()
+    raw = ndl.Tensor(wide, dtype=dtype).realize_cached_data()
     return raw[tuple([slice(None)] * (x.ndim - 1) + [slice(None, None, 2)])]
 
 

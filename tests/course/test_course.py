@@ -236,3 +236,18 @@ def test_every_registered_exercise_has_a_resolvable_target_and_a_hint():
     for ex in registry.all_exercises():
         owner, attr = install.resolve(ex.target)
         assert attr and ex.hint and callable(ex.check), ex.id
+
+
+def test_exercises_lists_every_id_or_one_chapters():
+    every, autodiff = course.exercises(), course.exercises("autodiff")
+    assert autodiff and all(e.startswith("autodiff.") for e in autodiff)
+    assert set(autodiff) < set(every) and len(set(every)) == len(every)
+    assert {e.split(".")[0] for e in every} >= {"welcome", "autodiff", "nn_library", "ndarray", "cnn"}
+    assert course.exercises("no_such_chapter") == []
+
+
+def test_importing_the_course_without_ipython_registers_nothing(monkeypatch):
+    from needle.course import _register_in_running_ipython
+
+    monkeypatch.setitem(sys.modules, "IPython", None)  # `from IPython import ...` now raises ImportError
+    _register_in_running_ipython()
