@@ -14,7 +14,7 @@ def integer_labels(labels, n: int, op: str) -> np.ndarray:
     i = np.asarray(labels.numpy() if hasattr(labels, "numpy") else labels)
     if i.dtype.kind not in "iubf":
         raise TypeError(f"{op}: labels must be integers, got dtype {i.dtype}")
-    if i.dtype.kind == "f" and i.size:
+    if i.dtype.kind == "f":
         whole = np.isfinite(i) & (i == np.round(i))
         if not whole.all():
             raise LabelError(f"{op}: labels must be integers, got {i[~whole][:3]}")

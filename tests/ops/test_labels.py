@@ -20,6 +20,7 @@ def test_whole_numbers_in_range_come_back_as_int64(labels):
     ([0.5, 1.0], "must be integers, got [0.5]"),
     ([np.nan, 1.0], "must be integers, got [nan]"),
     ([np.inf], "must be integers, got [inf]"),
+    ([0.5, 1.0, 1.5, 2.5, 0.25], "must be integers, got [0.5 1.5 2.5]"),  # the first three
 ])
 def test_out_of_range_or_fractional_labels_raise_a_label_error_naming_the_op(labels, words):
     with pytest.raises(LabelError) as info:
