@@ -101,6 +101,7 @@ _ONE_INPUT = "inputs[-1] for inputs[0]: the op (PowerScalar, Reshape, BroadcastT
 _EQUAL_PAIR = "the two items of the pair were just checked to be equal"
 _FAN_OUT = "kaiming_uniform's bound depends on fan_in only; with `shape` given, fan_out is not used at all"
 _ZIP = "zip stops at the shorter of the two, which still has the batch axes only"
+_WIDER_BUFFER = "rows or columns added at the end of the full correlation's buffer: no output window reaches them"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/autograd.py", "TENSOR_COUNTER = 0", "TENSOR_COUNTER = -1"): _COUNTER,
     ("needle/autograd.py", "TENSOR_COUNTER = 0", "TENSOR_COUNTER = 1"): _COUNTER,
@@ -151,6 +152,18 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      "if len(lead) != 1:  # a 2-D product is faster than a broadcast batched one (and its weight gradient)",
      "if len(lead) != 2:  # a 2-D product is faster than a broadcast batched one (and its weight gradient)"):
         "3-D inputs then take the broadcast batched product, which gives the same values (only slower)",
+    ("needle/ops/ops_conv.py", "if count <= 0:", "if count <= -1:"):
+        "a phase with no rows then goes on with zero rows: zero-size pieces, nothing written",
+    ("needle/ops/ops_conv.py", "if last <= first:", "if last < first:"):
+        "an empty placement then becomes empty slices, and assigning zero elements writes nothing",
+    ("needle/ops/ops_conv.py", "buf_h, buf_w = count_h + kh - 1, count_w + kw - 1",
+     "buf_h, buf_w = count_h + kh - 0, count_w + kw - 1"): _WIDER_BUFFER,
+    ("needle/ops/ops_conv.py", "buf_h, buf_w = count_h + kh - 1, count_w + kw - 1",
+     "buf_h, buf_w = count_h + kh - 1, count_w + kw - 0"): _WIDER_BUFFER,
+    ("needle/ops/ops_conv.py", "buf_h, buf_w = count_h + kh - 1, count_w + kw - 1",
+     "buf_h, buf_w = count_h + kh + 1, count_w + kw - 1"): _WIDER_BUFFER,
+    ("needle/ops/ops_conv.py", "buf_h, buf_w = count_h + kh - 1, count_w + kw - 1",
+     "buf_h, buf_w = count_h + kh - 1, count_w + kw + 1"): _WIDER_BUFFER,
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ -1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ 1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "fan_in, fan_out = in_channels * k * k, out_channels * k * k",

@@ -41,6 +41,7 @@ SHAPES = [
     (1, 8, 8, 3, 2, 7, 4, 3),  # ResNet9's first layer, scaled down
     (1, 7, 5, 2, 2, 2, 3, 1),  # kernel smaller than the stride: some input phases get no taps
     (1, 9, 6, 1, 2, 5, 2, 2),
+    (1, 3, 4, 2, 2, 3, 3, 1),  # a phase whose output rows all fall in the padding, while its columns do not
 ]
 IDS = ["x".join(map(str, s)) for s in SHAPES]
 
@@ -152,3 +153,18 @@ def test_the_weight_gradient_reuses_the_forwards_im2col_of_that_input_only(monke
     again = out.op.gradient(ndl.Tensor(np.ones(out.shape), dtype="float64"), out)[1]
     assert len(built) == 2
     np.testing.assert_allclose(again.numpy(), want)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, message", [
+    ((1, 5, 5, 2), (3, 3, 3, 1), 1, 0, "input channels 2 (shape (1, 5, 5, 2)) != weight C_in 3 ((3, 3, 3, 1))"),
+    ((1, 5, 5, 2), (3, 3, 2, 1), 0, 0, "stride must be >= 1 and padding >= 0, got stride=0, padding=0"),
+    ((1, 5, 5, 2), (3, 3, 2, 1), 1, -1, "stride must be >= 1 and padding >= 0, got stride=1, padding=-1"),
+    ((1, 2, 6, 2), (4, 4, 2, 1), 1, 0, "kernel (4, 4) is larger than the padded input (2, 6) (padding 0)"),
+    ((1, 6, 1, 2), (4, 4, 2, 1), 1, 1, "kernel (4, 4) is larger than the padded input (6, 1) (padding 1)"),
+    ((1, 5, 5), (3, 3, 2, 1), 1, 0, "expects NHWC input and (K, K, C_in, C_out) weight, got (1, 5, 5) and (3, 3, 2, 1)"),
+])
+def test_bad_conv_arguments_are_named(x_shape, w_shape, stride, padding, message):
+    x, w = ndl.Tensor(np.ones(x_shape)), ndl.Tensor(np.ones(w_shape))
+    with pytest.raises(ValueError) as info:
+        ndl.conv(x, w, stride=stride, padding=padding)
+    assert message in str(info.value) and "Conv" in str(info.value)
