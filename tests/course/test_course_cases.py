@@ -5,7 +5,8 @@ import pytest
 import needle as ndl
 from needle import nn
 from needle.course.cases import numerical_gradients, random_shape, rng_for, softmax_loss64, strided
-from needle.course.tensors import graph_size, raw_array
+from needle.course.errors import CheckFailed
+from needle.course.tensors import graph_size, input_gradient_check, raw_array
 
 
 def test_rng_for_is_seeded_by_the_name():
@@ -69,3 +70,24 @@ def test_graph_size_counts_the_tensors_reachable_from_objects_dicts_lists_and_gr
     model = nn.Linear(2, 3)
     assert graph_size(model) == 2 and graph_size(nn.Linear) == 0  # a class is not searched
     assert graph_size() == 0
+
+
+class _Scaled(nn.Module):
+    """x * scale: with scale 1 + 1e-3 its gradient is off by 0.1% from the identity's."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def test_input_gradient_check_passes_the_right_gradient_and_names_a_wrong_one():
+    x = rng_for("igc").standard_normal((3, 4))
+    input_gradient_check(_Scaled(1.0), x, lambda a: a, "identity")
+    with pytest.raises(CheckFailed, match=r"^scaled: gradient w.r.t. the input \(float64, vs central differences\): "
+                                          r"max error"):
+        input_gradient_check(_Scaled(1.0 + 1e-3), x, lambda a: a, "scaled")
+    with pytest.raises(CheckFailed, match="the input got no gradient"):
+        input_gradient_check(lambda t: ndl.Tensor(t.numpy(), dtype="float64"), x, lambda a: a, "detached")
