@@ -154,6 +154,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      "if len(lead) != 1:  # a 2-D product is faster than a broadcast batched one (and its weight gradient)",
      "if len(lead) != 2:  # a 2-D product is faster than a broadcast batched one (and its weight gradient)"):
         "3-D inputs then take the broadcast batched product, which gives the same values (only slower)",
+    ("needle/ops/ops_conv.py", "if s == 1:", "if s == 0:"):
+        "stride 1 then takes the phase path, whose one phase is the same full correlation",
     ("needle/ops/ops_conv.py", "if count <= 0:", "if count <= -1:"):
         "a phase with no rows then goes on with zero rows: zero-size pieces, nothing written",
     ("needle/ops/ops_conv.py", "if last <= first:", "if last < first:"):

@@ -128,7 +128,7 @@ def _phase(r: int, stride: int, padding: int, size: int):
     if count <= 0:
         return None
     start = stride * first + r - padding
-    return (first, count), slice(start, start + stride * (count - 1) + 1, stride)
+    return (first, count), slice(start, None, stride)  # count rows: the phase's last row is the axis's last of it
 
 
 def _full_correlation(g: NDArray, w: NDArray, rows: tuple, cols: tuple) -> NDArray:

@@ -29,9 +29,9 @@ fused = compat.fused
 
 def _constant(values, like: Tensor) -> Tensor:
     """`values` (a Tensor, or anything numpy reads) as a constant Tensor on like's device and dtype."""
-    if isinstance(values, Tensor):
-        return values.detach() if values.requires_grad else values
-    return Tensor(numpy.asarray(values), device=like.device, dtype=like.dtype, requires_grad=False)
+    if not isinstance(values, Tensor):
+        values = Tensor(numpy.asarray(values), device=like.device, dtype=like.dtype)
+    return values.detach()
 
 
 def _no_second_derivative(name: str):
@@ -113,10 +113,7 @@ class SoftmaxCrossEntropy(TensorOp):
         self.saved_lse = None
 
     def compute(self, logits, labels):
-        try:
-            loss, self.saved_lse = fused.softmax_xent(logits, labels)
-        except IndexError as err:
-            raise IndexError(f"softmax_cross_entropy: {err}") from None
+        loss, self.saved_lse = fused.softmax_xent(logits, labels)  # a bad label's error gets the op's name on its way up
         return compat.reshape(loss.sum(axis=0, keepdims=True) / logits.shape[0], ())
 
     def gradient(self, out_grad: Tensor, node: Tensor):
@@ -146,9 +143,7 @@ def softmax_cross_entropy(logits: Tensor, labels) -> Tensor:
     count = int(numpy.prod(labels.shape))
     if count != n:
         raise ValueError(f"softmax_cross_entropy: {count} labels for {n} rows of logits")
-    if labels.shape != (n,):
-        labels = labels.reshape((n,))
-    return SoftmaxCrossEntropy()(logits, labels)
+    return SoftmaxCrossEntropy()(logits, labels.reshape((n,)))
 
 
 # ---- batch and layer normalization ----
@@ -271,5 +266,5 @@ class LSTMStep(TensorTupleOp):
 
 def lstm_step(z: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """(h', c') of one LSTM step (see LSTMStep)."""
-    out = LSTMStep()(z, c)
-    return out[0], out[1]
+    h, c = LSTMStep()(z, c)
+    return h, c

@@ -238,6 +238,38 @@ def test_sigmoid_and_embedding_have_second_derivatives(op_device):
     np.testing.assert_allclose(w.grad.numpy(), [[0, 0], [0, 0], [2, 2]])
 
 
+def test_lstm_step_gives_h_then_c_in_pytorchs_gate_order(op_device):
+    rng = np.random.default_rng(4)
+    z, c = rng.standard_normal((2, 12)), rng.standard_normal((2, 3))
+    h_new, c_new = ops.lstm_step(ndl.Tensor(z, device=op_device, dtype="float64"),
+                                 ndl.Tensor(c, device=op_device, dtype="float64"))
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    i, f, g, o = sig(z[:, :3]), sig(z[:, 3:6]), np.tanh(z[:, 6:9]), sig(z[:, 9:])
+    np.testing.assert_allclose(c_new.numpy(), f * c + i * g, rtol=1e-12)
+    np.testing.assert_allclose(h_new.numpy(), o * np.tanh(f * c + i * g), rtol=1e-12)
+
+
+def test_sigmoid_grad_is_differentiable_in_both_inputs(op_device):
+    """SigmoidGrad(y, dy) = dy y (1 - y): d/dy = dy (1 - 2y), d/ddy = y (1 - y), by central differences."""
+    rng = np.random.default_rng(5)
+    _check_op_gradients(op_device, lambda y, dy: ops.SigmoidGrad()(y, dy),
+                        [rng.uniform(0.1, 0.9, (2, 3)), rng.standard_normal((2, 3)) * 2])
+
+
+def test_softmax_cross_entropy_takes_labels_of_any_shape_holding_one_per_row(op_device):
+    rng = np.random.default_rng(6)
+    logits = rng.standard_normal((3, 4))
+    want = np.mean(np.log(np.exp(logits).sum(1)) - logits[np.arange(3), [1, 3, 0]])
+    for labels in ([1, 3, 0], np.array([[1.0], [3.0], [0.0]]), ndl.Tensor(np.array([[1.0, 3.0, 0.0]]), device=op_device)):
+        loss = ops.softmax_cross_entropy(ndl.Tensor(logits, device=op_device, dtype="float64"), labels)
+        assert loss.shape == () and abs(float(loss.numpy()) - want) < 1e-12
+    with pytest.raises(IndexError, match=r"^SoftmaxCrossEntropy on inputs of shape \(3, 4\).*: softmax_xent: label 4 "
+                                         r"\(at 1\) outside \[0, 4\)"):
+        ops.softmax_cross_entropy(ndl.Tensor(logits, device=op_device), [1, 4, 0])
+    with pytest.raises(ValueError, match="softmax_cross_entropy: 2 labels for 3 rows of logits"):
+        ops.softmax_cross_entropy(ndl.Tensor(logits, device=op_device), [1, 2])
+
+
 @pytest.mark.skipif(NUMPY_BACKEND, reason="NDArray devices")
 def test_ops_keep_activations_on_the_device(device, monkeypatch):
     """No op of a training step reads its arrays back to the host (numpy_view / numpy are never called)."""
