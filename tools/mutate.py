@@ -62,7 +62,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     "needle/course/install.py": ("tests/course/test_course.py", "tests/course/test_course_checks.py"),
     "needle/course/registry.py": ("tests/course/test_course_registry.py", "tests/course/test_course.py",
                                   "tests/course/test_course_hints.py"),
-    "needle/course/runner.py": ("tests/course/test_course.py",),
+    "needle/course/runner.py": ("tests/course/test_course_runner.py", "tests/course/test_course.py"),
     "needle/course/warmup.py": ("tests/course/test_course.py",),
     "needle/course/workbook.py": ("tests/course/test_workbook.py",),
     "needle/course/cli.py": ("tests/course/test_workbook.py", "tests/course/test_course_flow.py"),

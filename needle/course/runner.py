@@ -38,7 +38,14 @@ def _stub_elsewhere(exc: BaseException, own_code: set) -> str:
 
 OUTCOME_KEY = "needle_check"  # metadata key of the display a check leaves in its cell: what `needle-course check` reads
 
-_hints_shown: dict[str, int] = {}
+class HintsShown(dict):
+    """exercise id -> the highest hint tier shown so far (0 before the first)."""
+
+    def __missing__(self, exercise_id: str) -> int:
+        return 0
+
+
+_hints_shown = HintsShown()
 _last_status: dict[str, str] = {}  # exercise id -> "passed" / "failed" / "not attempted", from this kernel's checks
 
 
@@ -130,10 +137,9 @@ def hint(exercise_id: str, tier: int | None = None) -> None:
     ex = registry.get(exercise_id)
     tiers = list(ex.hints) or [ex.hint]
     if tier is None:
-        shown = _hints_shown.get(exercise_id, 0)
-        tier = min(shown + 1, len(tiers))
+        tier = _hints_shown[exercise_id] + 1
     tier = max(1, min(int(tier), len(tiers)))
-    _hints_shown[exercise_id] = max(_hints_shown.get(exercise_id, 0), tier)
+    _hints_shown[exercise_id] = max(_hints_shown[exercise_id], tier)
     more = (f"  (run course.hint(\"{exercise_id}\") again for hint {tier + 1})" if tier < len(tiers)
             else "  (that was the last hint)")
     print(f"hint {tier}/{len(tiers)} for {exercise_id}: {tiers[tier - 1]}\n{more}")

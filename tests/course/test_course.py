@@ -104,7 +104,7 @@ def test_hints_are_revealed_one_tier_per_call(capsys, monkeypatch):
     ex = registry.get("welcome.sigmoid")
     monkeypatch.setitem(registry._EXERCISES, ex.id, registry.Exercise(ex.id, ex.target, "goal", ex.check,
                                                                      hints=("idea", "formula", "code")))
-    monkeypatch.setattr(course.runner, "_hints_shown", {})
+    monkeypatch.setattr(course.runner, "_hints_shown", course.runner.HintsShown())
     for tier in ("idea", "formula", "code", "code"):
         course.hint("welcome.sigmoid")
         assert tier in capsys.readouterr().out
