@@ -85,8 +85,14 @@ def _for_class(value: Any, cls: type) -> Any:
     return type(value)(copy) if fn is not value else copy
 
 
+def _own(owner: Any, attr: str) -> Any:
+    """owner's own binding of `attr` (_MISSING if none): a class's __dict__ entry (never an inherited one, and a
+    staticmethod as the staticmethod), or a module's attribute."""
+    return owner.__dict__.get(attr, _MISSING) if inspect.isclass(owner) else getattr(owner, attr, _MISSING)
+
+
 def _set(owner: Any, attr: str, value: Any) -> None:
-    _saved.setdefault((owner, attr), owner.__dict__.get(attr, _MISSING) if inspect.isclass(owner) else getattr(owner, attr, _MISSING))
+    _saved.setdefault((owner, attr), _own(owner, attr))
     setattr(owner, attr, value)
 
 
@@ -108,7 +114,7 @@ def install(exercise: Exercise, obj: Any) -> None:
         _installed[exercise.id] = obj
         return
     owner, attr = resolve(exercise.target)
-    reference = owner.__dict__.get(attr, _MISSING) if inspect.isclass(owner) else getattr(owner, attr, _MISSING)
+    reference = _own(owner, attr)
     if inspect.isclass(reference) and inspect.isclass(obj):
         for name, value in vars(obj).items():
             if name not in _SKIP_CLASS_ATTRS:
@@ -191,7 +197,9 @@ def installed_ids() -> list[str]:
 def reference(target: str) -> Any:
     """needle's own object at `target`, even while a learner's version is installed there (the checks' oracle)."""
     owner, attr = resolve(target)
-    saved = _saved.get((owner, attr), _MISSING)
-    if saved is not _MISSING:
-        return saved
-    return owner.__dict__[attr] if inspect.isclass(owner) else getattr(owner, attr)
+    found = _saved.get((owner, attr), _MISSING)
+    if found is _MISSING:
+        found = _own(owner, attr)
+    if found is _MISSING:
+        raise AttributeError(f"{target}: no such attribute in needle")
+    return found
