@@ -214,3 +214,12 @@ def test_layers_step_with_a_subclassed_cells_own_forward():
         c = c * 0.5
     np.testing.assert_allclose(c_n.numpy()[0], c, **TOL)
     np.testing.assert_allclose(h_n.numpy()[0], h, **TOL)
+
+
+def test_one_layer_by_default_and_inputs_must_be_rows_of_input_size():
+    np.random.seed(0)
+    assert nn.RNN(3, 4).num_layers == 1 and len(nn.RNN(3, 4).rnn_cells) == 1
+    assert nn.LSTM(3, 4).num_layers == 1 and len(nn.LSTM(3, 4).lstm_cells) == 1
+    for cell in (nn.RNNCell(3, 4), nn.LSTMCell(3, 4)):
+        with pytest.raises(ValueError):
+            cell(ndl.Tensor(np.ones(3, dtype=np.float32)))  # one row without its batch axis

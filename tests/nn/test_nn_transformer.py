@@ -114,3 +114,39 @@ def test_attention_values_may_be_wider_than_keys_and_misfits_are_named():
     np.testing.assert_allclose(out.numpy(), eout, rtol=1e-10)
     with pytest.raises(ValueError, match=r"MultiHeadAttention: shapes q \(1, 2, 3, 4\), k \(1, 2, 5, 3\)"):
         nn.MultiHeadAttention()(ndl.Tensor(q), ndl.Tensor(k[..., :3]), ndl.Tensor(v))
+
+
+def test_defaults_are_the_courses():
+    """TransformerLayer and Transformer: no dropout, causal attention, 2048 positions, (T, B, D) inputs."""
+    np.random.seed(0)
+    layer = nn.TransformerLayer(8, 2, 4, 16)
+    assert layer.dropout.p == 0.0 and layer.attention.attn.causal is True
+    model = nn.Transformer(8, 16, 1, num_head=2, dim_head=4)
+    assert model.sequence_len == 2048 and model.positional_embedding.num_embeddings == 2048
+    assert model.batch_first is False and model.layers[0].attention.attn.causal is True
+    assert model.layers[0].dropout.p == 0.0
+
+
+def test_a_sequence_of_exactly_sequence_len_fits_and_a_longer_one_is_refused():
+    np.random.seed(0)
+    model = nn.Transformer(8, 16, 1, num_head=2, dim_head=4, sequence_len=5, batch_first=True)
+    out, _ = model(ndl.Tensor(np.random.randn(2, 5, 8).astype(np.float32)))
+    assert out.shape == (2, 5, 8)
+    with pytest.raises(ValueError, match="Transformer: sequence of length 6 exceeds sequence_len=5"):
+        model(ndl.Tensor(np.random.randn(2, 6, 8).astype(np.float32)))
+
+
+def test_attention_softmax_stays_finite_for_huge_scores():
+    """Scores of ±500 in float32: exp would overflow without the max subtracted first."""
+    q = np.zeros((1, 1, 2, 4), dtype=np.float32)
+    q[..., 0] = [500.0, -500.0]
+    k = np.zeros((1, 1, 3, 4), dtype=np.float32)
+    k[..., 0] = [2.0, 1.0, 0.0]
+    v = np.arange(12, dtype=np.float32).reshape(1, 1, 3, 4)
+    result, probs = nn.MultiHeadAttention(causal=False)(ndl.Tensor(q), ndl.Tensor(k), ndl.Tensor(v))
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(4)
+    want = np.exp(scores - scores.max(-1, keepdims=True))
+    want /= want.sum(-1, keepdims=True)
+    assert np.isfinite(probs.numpy()).all()
+    np.testing.assert_allclose(probs.numpy(), want, atol=1e-6)
+    np.testing.assert_allclose(result.numpy(), want @ v, rtol=1e-5, atol=1e-5)
