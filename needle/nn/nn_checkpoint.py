@@ -62,12 +62,9 @@ class CheckpointOp(TensorOp):
         finally:
             np.random.set_state(state)
         wrt = leaves + list(params)
-        grads_before = [p.grad for p in params]
-        compute_gradient_of_variables(output, out_grad)
+        compute_gradient_of_variables(output, out_grad)  # sets .grad on params too; the outer backward then overwrites it
         # detached: a gradient built from the recomputed graph would otherwise keep its activations alive
         grads = tuple(x.grad.detach() if x.requires_grad and x.grad is not None else None for x in wrt)
-        for p, g in zip(params, grads_before):  # the outer backward sets each parameter's total gradient
-            p.grad = g
         return grads[0] if len(grads) == 1 else grads  # a tensor for one input, as every op
 
 

@@ -14,12 +14,16 @@ from .nn_basic import Module
 __all__ = ["SinusoidalEmbedding", "sinusoidal_embedding"]
 
 
+def _check_dim(dim: int) -> None:
+    if dim < 2 or dim % 2:
+        raise ValueError(f"sinusoidal_embedding: dim must be an even number >= 2, got {dim}")
+
+
 def sinusoidal_embedding(t: Any, dim: int, max_period: float = 10000.0) -> np.ndarray:
     """(len(t), dim) float64: [sin(t f_0), ..., sin(t f_{h-1}), cos(t f_0), ..., cos(t f_{h-1})] with h = dim // 2
     and frequencies f_k = max_period^(-k / h), from 1 down to nearly 1 / max_period (the Transformer's positional
     encoding, as DDPM uses it for time)."""
-    if dim < 2 or dim % 2:
-        raise ValueError(f"sinusoidal_embedding: dim must be an even number >= 2, got {dim}")
+    _check_dim(dim)
     steps = np.asarray(t.numpy() if isinstance(t, Tensor) else t, dtype=np.float64)
     if steps.ndim != 1:
         raise ValueError(f"sinusoidal_embedding: t must be one step per sample, shape (N,), got shape {steps.shape}")
@@ -34,7 +38,7 @@ class SinusoidalEmbedding(Module):
 
     def __init__(self, dim: int, max_period: float = 10000.0, device=None, dtype: str = "float32"):
         super().__init__()
-        sinusoidal_embedding(np.zeros(1), dim, max_period)  # validates dim
+        _check_dim(dim)
         self.dim, self.max_period = dim, max_period
         self.device, self.dtype = device, dtype
 

@@ -1,4 +1,4 @@
-"""needle.apps.generative and the modules it brings (nn.Tanh, nn.SinusoidalEmbedding): values against float64 numpy,
+"""needle.apps.generative and the module it brings (nn.Tanh; nn.SinusoidalEmbedding is in tests/nn): values against float64 numpy,
 gradients against central differences, the sampler's arithmetic, and short training runs that must learn."""
 import numpy as np
 import pytest
@@ -6,7 +6,6 @@ import pytest
 import needle as ndl
 from needle import nn
 from needle.apps import generative as gen
-from needle.nn.nn_time import sinusoidal_embedding
 from needle.course.cases import numerical_gradients
 
 
@@ -22,27 +21,6 @@ def test_tanh_module_matches_numpy_and_its_gradient():
     out.sum().backward()
     np.testing.assert_allclose(t.grad.numpy(), 1 - np.tanh(x) ** 2, rtol=1e-10)
     assert nn.Tanh().parameters() == []
-
-
-def test_sinusoidal_embedding_values_and_shape():
-    t = np.array([0, 1, 7, 99])
-    got = nn.SinusoidalEmbedding(6, max_period=100.0)(t)
-    freqs = 100.0 ** (-np.arange(3) / 3)
-    want = np.concatenate([np.sin(t[:, None] * freqs), np.cos(t[:, None] * freqs)], axis=1)
-    assert got.shape == (4, 6) and not got.requires_grad
-    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(sinusoidal_embedding(np.array([0]), 4), [[0, 0, 1, 1]])
-
-
-@pytest.mark.parametrize("bad", [0, 3, 1])
-def test_sinusoidal_embedding_rejects_odd_or_tiny_dims(bad):
-    with pytest.raises(ValueError, match="even"):
-        nn.SinusoidalEmbedding(bad)
-
-
-def test_sinusoidal_embedding_rejects_a_grid_of_steps():
-    with pytest.raises(ValueError, match=r"shape \(N,\)"):
-        sinusoidal_embedding(np.zeros((2, 2)), 4)
 
 
 def test_softplus_is_stable_and_exact():

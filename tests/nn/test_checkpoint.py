@@ -116,3 +116,13 @@ def test_checkpoint_module_is_plain_in_eval_mode_and_checks_its_arguments():
         nn.checkpoint(lambda t: (t, t), x)
     with pytest.raises(ValueError, match="segment must be >= 0 modules, got -1"):
         nn.checkpoint_sequential([block], -1, x)
+
+
+def test_an_input_the_segment_ignores_gets_no_gradient_and_a_constant_none():
+    a = ndl.Tensor(np.arange(3.0), dtype="float64")
+    unused = ndl.Tensor(np.ones(3), dtype="float64")
+    const = ndl.Tensor(np.ones(3), dtype="float64", requires_grad=False)
+    out = nn.checkpoint(lambda x, y, z: x * x * z, a, unused, const)
+    out.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), 2 * np.arange(3.0))
+    assert unused.grad is None and const.grad is None

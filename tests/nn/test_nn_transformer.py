@@ -150,3 +150,19 @@ def test_attention_softmax_stays_finite_for_huge_scores():
     assert np.isfinite(probs.numpy()).all()
     np.testing.assert_allclose(probs.numpy(), want, atol=1e-6)
     np.testing.assert_allclose(result.numpy(), want @ v, rtol=1e-5, atol=1e-5)
+
+
+def test_options_are_keyword_only_and_attention_is_causal_with_eight_heads_by_default():
+    with pytest.raises(TypeError):
+        nn.MultiHeadAttention(0.1)
+    with pytest.raises(TypeError):
+        nn.Transformer(8, 16, 1, 2)
+    np.random.seed(0)
+    assert nn.AttentionLayer(8, 2, 4).attn.causal is True and nn.MultiHeadAttention().causal is False
+    assert nn.Transformer(8, 16, 1).layers[0].attention.num_head == 8
+
+
+def test_attention_refuses_queries_with_other_batch_or_heads_than_the_keys():
+    q, k = ndl.Tensor(np.ones((1, 2, 3, 4))), ndl.Tensor(np.ones((1, 1, 3, 4)))
+    with pytest.raises(ValueError, match=r"MultiHeadAttention: shapes q \(1, 2, 3, 4\), k \(1, 1, 3, 4\)"):
+        nn.MultiHeadAttention()(q, k, k)
