@@ -174,6 +174,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/nn/nn_transformer.py", "requires_grad=False,", "requires_grad=True,"): _CONST_LEAF,
     ("needle/nn/nn_transformer.py", "dtype=logits.dtype, requires_grad=False)", "dtype=logits.dtype, requires_grad=True)"):
         _CONST_LEAF,
+    ("needle/nn/nn_time.py", "half = dim // 2", "half = dim / 2"):
+        "dim is even (checked just before): dim / 2 is the same whole number, as a float, and arange takes it alike",
     ("needle/nn/nn_time.py", "if dim < 2 or dim % 2:", "if dim < 1 or dim % 2:"):
         "dim 1, the one value between, is odd: the other half of the test refuses it",
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ -1]"): _EQUAL_PAIR,
