@@ -5,13 +5,17 @@ in Python outside kernel calls.
 Sizes: the LSTM and Transformer language models at embedding = hidden in {32, 100, 200, 400} with 1 and 2
 layers (batch 16, seq 20, vocabulary 10,000), ResNet9 and MLP-ResNet at batch 16 and 128. Target: every
 ratio <= 1.5. `python -m benchmarks sweep`; `python -m benchmarks.bench_sweep lstm` runs the rows whose
-name contains a word given."""
+name contains a word given; `--one-thread` times process CPU time with both frameworks on one thread,
+which load from other processes on a shared machine changes little (wall-clock ratios there swing 2x)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 
 from . import bench_training as models
+from .bench_single_thread import ONE_THREAD
 from .common import interleaved_best, print_table, torch_or_none
 from .profile import profile_step
 
@@ -38,9 +42,20 @@ def sweep() -> list[tuple[str, object, object]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    words = argv or []
+    words = list(argv or [])
+    one_thread = "--one-thread" in words
+    if one_thread:
+        words.remove("--one-thread")
+        if any(os.environ.get(k) != v for k, v in ONE_THREAD.items()):  # OpenMP reads it at start-up
+            subprocess.run([sys.executable, "-m", "benchmarks.bench_sweep", "--one-thread", *words],
+                           env={**os.environ, **ONE_THREAD}, check=True)
+            return
     torch = torch_or_none()
+    if torch is not None and one_thread:
+        torch.set_num_threads(1)
+    clock = time.process_time if one_thread else time.perf_counter
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    unit = "CPU ms on one thread" if one_thread else "ms"
     print(f"load average: {load} (2 cores shared: compare the ratios, measured side by side, not the times)")
     rows, profiles = [], []
     for name, ours, theirs in sweep():
@@ -48,11 +63,11 @@ def main(argv: list[str] | None = None) -> None:
             continue
         step = ours()
         steps = [step] + ([theirs(torch)] if torch is not None else [])
-        times = interleaved_best(steps, rounds=5, min_time=0.15) + [float("nan")]
+        times = interleaved_best(steps, rounds=5, min_time=0.15, clock=clock) + [float("nan")]
         rows.append((name, times[0] * 1e3, times[1] * 1e3, times[0] / times[1]))
         profiles.append((name, profile_step(step)))
         print(f"  {name}: needle {times[0] * 1e3:.1f} ms, torch {times[1] * 1e3:.1f} ms", file=sys.stderr, flush=True)
-    print_table("training step over sizes (ms; ratio = needle cpu() / PyTorch CPU, target <= 1.5)",
+    print_table(f"training step over sizes ({unit}; ratio = needle cpu() / PyTorch CPU, target <= 1.5)",
                 ["model", "needle", "torch", "ratio"], rows)
     print("\nprofile per step: top kernels (ms), kernel calls, share of the step outside kernels (Python)")
     for name, line in profiles:

@@ -31,17 +31,19 @@ def best_time(fn: Callable[[], Any], repeat: int = 5, min_time: float = 0.05, wa
     return best
 
 
-def interleaved_best(fns, rounds: int = 20, min_time: float = 0.02) -> list[float]:
+def interleaved_best(fns, rounds: int = 20, min_time: float = 0.02,
+                     clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """Best seconds per call of each fn, timed in alternating short rounds (needle, numpy, torch, needle, ...),
-    so that load from other processes on the shared machine hits every contender alike."""
+    so that load from other processes on the shared machine hits every contender alike. `clock` may be
+    time.process_time for CPU time (on one thread: what a kernel costs, whatever else runs)."""
     calls = [max(1, int(min_time / best_time(fn, repeat=1, min_time=0.0))) for fn in fns]
     best = [float("inf")] * len(fns)
     for _ in range(rounds):
         for i, fn in enumerate(fns):
-            start = time.perf_counter()
+            start = clock()
             for _ in range(calls[i]):
                 fn()
-            best[i] = min(best[i], (time.perf_counter() - start) / calls[i])
+            best[i] = min(best[i], (clock() - start) / calls[i])
     return best
 
 

@@ -16,8 +16,53 @@ constexpr size_t REDUCE_BLOCK = 2048;  // sums of this many elements are then ad
 
 /// op-reduction of x[0..n), n >= 1, with REDUCE_LANES interleaved partial results (as vectors where
 /// VECTOR_LOOPS: see elementwise.h; the order of operations, so the result, is the same either way).
+/// Max of x[0..n), n >= 2 * REDUCE_LANES, in one max instruction per vector: lanes keep the larger without
+/// testing for NaN, while `probe` adds up x * 0, which turns NaN exactly when an inf or a NaN went by.
+/// Returns false in that (rare) case, for the caller to redo the block with the NaN-propagating Max.
+template <typename T>
+NEEDLE_CLONES bool max_block_finite(const T* x, size_t n, T* result) {
+  T lanes[REDUCE_LANES], probe[REDUCE_LANES] = {};
+  size_t i = REDUCE_LANES;
+  if constexpr (VECTOR_LOOPS) {
+    typedef T V __attribute__((vector_size(VBYTES)));
+    constexpr size_t L = VBYTES / sizeof(T), NV = REDUCE_LANES / L;
+    V acc[NV], pr[NV] = {};
+    for (size_t v = 0; v < NV; ++v) acc[v] = vload<V>(x + v * L);
+    for (; i + REDUCE_LANES <= n; i += REDUCE_LANES)
+      for (size_t v = 0; v < NV; ++v) {
+        const V xv = vload<V>(x + i + v * L);
+        acc[v] = select(xv > acc[v], xv, acc[v]);
+        pr[v] += xv * T(0);
+      }
+    std::memcpy(lanes, acc, sizeof lanes);
+    std::memcpy(probe, pr, sizeof probe);
+  } else {
+    for (size_t j = 0; j < REDUCE_LANES; ++j) lanes[j] = x[j];
+    for (; i + REDUCE_LANES <= n; i += REDUCE_LANES)
+      for (size_t j = 0; j < REDUCE_LANES; ++j) {
+        lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
+        probe[j] += x[i + j] * T(0);
+      }
+  }
+  T acc = lanes[0], bad = probe[0] + lanes[0] * T(0);
+  for (size_t j = 1; j < REDUCE_LANES; ++j) {
+    acc = std::max(acc, lanes[j]);
+    bad += probe[j] + lanes[j] * T(0);
+  }
+  for (; i < n; ++i) {
+    acc = std::max(acc, x[i]);
+    bad += x[i] * T(0);
+  }
+  *result = acc;
+  return bad == bad;
+}
+
 template <typename T, typename Op>
 NEEDLE_CLONES T reduce_block(const T* x, size_t n, Op op) {
+  if constexpr (std::is_same<Op, Max>::value) {
+    T result;
+    if (n >= 2 * REDUCE_LANES && max_block_finite(x, n, &result)) return result;
+  }
   if (n < 2 * REDUCE_LANES) {
     T acc = x[0];
     for (size_t i = 1; i < n; ++i) acc = op(acc, x[i]);

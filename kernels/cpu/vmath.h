@@ -1,9 +1,10 @@
-// Vectorised float32 exp, log and tanh (Cephes polynomials, within a few ulp), written with GCC vector
+// Vectorised float32 exp, log and tanh (minimax polynomials, within a few ulp), written with GCC vector
 // extensions so each multi-versioned loop runs 16 lanes at a time in whatever ISA it was compiled for.
 // Special values follow C99/numpy: exp(-inf) = 0, exp(inf) = inf, log(0) = -inf, log(x < 0) = nan,
 // tanh(+-inf) = +-1, nan stays nan, denormal inputs and results are handled.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -41,46 +42,71 @@ NEEDLE_INLINE vf v_exp(vf x) {
   return select(x != x, x, (y * s1) * s2);
 }
 
-NEEDLE_INLINE vf v_log(vf x) {
-  const vi tiny = x < 1.17549435e-38f;  // denormals (and 0, negatives): scale up by 2^23 first
-  const vf xs = select(tiny, x * 8388608.0f, x);
-  const vi bits = (vi)xs;
-  vf e = __builtin_convertvector(((bits >> 23) & 0xff) - 126, vf) - select(tiny, vf{} + 23.0f, vf{});
-  vf m = (vf)((bits & (int32_t)0x807fffff) | 0x3f000000);  // mantissa in [0.5, 1)
-  const vi lowm = m < 0.707106781186547524f;
-  e = select(lowm, e - 1.0f, e);
-  m = select(lowm, m + m - 1.0f, m - 1.0f);
-  const vf z = m * m;
-  vf y = 7.0376836292e-2f * m - 1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m - 1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m - 1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m - 2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
-  y = y * m * z;
-  y = y + e * -2.12194440e-4f;
-  y = y - 0.5f * z;
-  vf res = m + y + e * 0.693359375f;
-  const vf inf = vf{} + __builtin_inff();
-  res = select(x == inf, inf, res);
-  res = select(x == 0.0f, -inf, res);
-  res = select(x < 0.0f, vf{} + __builtin_nanf(""), res);
-  return select(x != x, x, res);
+/// Whether any lane of a comparison mask is set (a few scalar ORs: the rare special-value path's test).
+NEEDLE_INLINE bool any(vi mask) {
+  uint64_t w[LANES / 2];
+  std::memcpy(w, &mask, sizeof w);
+  uint64_t r = 0;
+  for (size_t i = 0; i < LANES / 2; ++i) r |= w[i];
+  return r != 0;
 }
 
+/// Lanes of `v` where `mask` is set recomputed by the scalar f (the C library: exact special values).
+template <typename F>
+NEEDLE_INLINE vf fix_lanes(vi mask, vf x, vf v, F f) {
+  float xs[LANES], vs[LANES];
+  int32_t ms[LANES];
+  std::memcpy(xs, &x, sizeof xs);
+  std::memcpy(vs, &v, sizeof vs);
+  std::memcpy(ms, &mask, sizeof ms);
+  for (size_t i = 0; i < LANES; ++i)
+    if (ms[i]) vs[i] = f(xs[i]);
+  std::memcpy(&v, vs, sizeof v);
+  return v;
+}
+
+/// log x = n ln2 + log1p(r) with x = 2^n (1 + r), 1 + r in [2/3, 4/3) (the mantissa split at 2/3 keeps r
+/// small on both sides of 1), log1p(r) = r + r^2 P(r) with P a degree-7 minimax fit (error < 0.6 ulp).
+/// Zero, negatives, denormals, inf and nan (one test: x - FLT_MIN as unsigned bits beyond the finite
+/// normals) are rare: their lanes go to the C library.
+NEEDLE_INLINE vf v_log(vf x) {
+  typedef uint32_t vu __attribute__((vector_size(64)));
+  const vu bits = (vu)x;
+  const vi special = (bits - 0x00800000u) >= (0x7f800000u - 0x00800000u);
+  const vu u = bits - 0x3f2aaaabu;  // bits of 2/3: n counts the binades above 2/3
+  const vf n = __builtin_convertvector((vi)u >> 23, vf);
+  const vf r = (vf)((u & 0x007fffffu) + 0x3f2aaaabu) - 1.0f;
+  vf p = 0x1.1f427cp-3f * r - 0x1.3b2848p-3f;
+  p = p * r + 0x1.1ea258p-3f;
+  p = p * r - 0x1.5032e8p-3f;
+  p = p * r + 0x1.99d428p-3f;
+  p = p * r - 0x1.00148p-2f;
+  p = p * r + 0x1.5554fap-2f;
+  p = p * r - 0x1.ffffd6p-2f;
+  const vf y = p * (r * r) + (n * 0x1.62e43p-1f + r);
+  return any(special) ? fix_lanes(special, x, y, [](float v) { return std::log(v); }) : y;
+}
+
+/// tanh x = q / (q + 2) with q = expm1(2x): exact near 0 (q ~ 2x) and saturating to +-1. expm1(t) =
+/// 2^k (f + f^2 P(f)) + 2^k - 1 with t = k ln2 + f, |f| <= ln2/2, P a degree-4 minimax fit. |x| is first
+/// clamped to 10, where tanh is 1 in float32 (and where 2^k stays normal); nan passes through the
+/// arithmetic.
 NEEDLE_INLINE vf v_tanh(vf x) {
-  const vi sign = (vi)x & (int32_t)0x80000000;
-  const vf ax = (vf)((vi)x & 0x7fffffff);
-  const vf z = x * x;
-  vf p = -5.70498872745e-3f * z + 2.06390887954e-2f;  // odd polynomial for |x| < 0.625
-  p = p * z - 5.37397155531e-2f;
-  p = p * z + 1.33314422036e-1f;
-  p = p * z - 3.33332819422e-1f;
-  const vf small = p * z * x + x;
-  const vf big = 1.0f - 2.0f / (v_exp(ax + ax) + 1.0f);  // saturates to 1 for large |x| and inf
-  return select(ax < 0.625f, small, (vf)((vi)big | sign));
+  const vf xc = select(x > 10.0f, vf{} + 10.0f, select(x < -10.0f, vf{} - 10.0f, x));
+  const vf t = xc + xc;
+  const vf magic = vf{} + 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const vf kr = t * 1.44269504088896341f + magic;
+  const vf k = kr - magic;
+  const vf f = (t - k * 0x1.62e4p-1f) - k * 0x1.7f7d1cp-20f;  // ln2 in two parts: f exact
+  vf p = 0x1.6bec04p-10f * f + 0x1.122768p-7f;
+  p = p * f + 0x1.555674p-5f;
+  p = p * f + 0x1.5554b0p-3f;
+  p = p * f + 0x1.fffffep-2f;
+  p = p * (f * f) + f;
+  const vf s = (vf)(((vi)kr - (vi)magic) * (1 << 23) + 0x3f800000);  // 2^k
+  const vf q = p * s + (s - 1.0f);
+  const vf y = q / (q + 2.0f);
+  return (vf)((vi)y | ((vi)x & (int32_t)0x80000000));  // tanh(-0) = -0 (q is +0 there)
 }
 
 /// z[i] = F::apply(x[i]) sixteen lanes at a time; the tail goes through a padded block.

@@ -219,6 +219,48 @@ def test_exp_log_tanh_are_accurate_on_awkward_inputs(fn, dtype):
         np.testing.assert_array_equal(got[np.abs(x) > 20], np.sign(x[np.abs(x) > 20]))
 
 
+def float32_ulps(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """|got - want| in units in the last place of the float32 nearest to `want` (a float64 reference)."""
+    spacing = np.spacing(np.abs(want).astype("float32")).astype("float64")
+    return np.abs(got.astype("float64") - want) / spacing
+
+
+def every_float32(step: int) -> np.ndarray:
+    """Every `step`-th float32 bit pattern, positive and negative: all binades, denormals, inf and nan."""
+    return np.arange(0, 2**32, step, dtype=np.uint64).astype(np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("fn,bound", [("exp", 2), ("log", 2), ("tanh", 3)])
+def test_float32_exp_log_tanh_are_within_a_few_ulp_over_all_binades(fn, bound):
+    x = every_float32(509)  # ~8.4 M inputs, a prime stride so every mantissa region is visited
+    out = mod.Array(x.size, "float32")
+    getattr(mod, f"ewise_{fn}")(buffer(x), out)
+    got = read(out)
+    with np.errstate(all="ignore"):
+        want = getattr(np, fn)(x.astype("float64"))
+        finite = np.isfinite(want) & (np.abs(want) <= np.finfo("float32").max)
+        assert float32_ulps(got[finite], want[finite]).max() <= bound
+        np.testing.assert_array_equal(got[~finite], want[~finite].astype("float32"))
+
+
+def test_float32_log_and_tanh_special_values_follow_numpy():
+    info = np.finfo("float32")
+    denormals = np.array([info.smallest_subnormal, info.smallest_subnormal * 3, info.tiny / 2, info.tiny * 0.999], "float32")
+    x = np.concatenate([denormals, -denormals, np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -20.0, info.max], "float32")])
+    out = mod.Array(x.size, "float32")
+    with np.errstate(all="ignore"):
+        mod.ewise_log(buffer(x), out)
+        np.testing.assert_allclose(read(out), np.log(x.astype("float64")), rtol=2e-7)
+        mod.ewise_tanh(buffer(x), out)
+        np.testing.assert_array_equal(read(out), np.tanh(x))  # tanh(denormal) = denormal exactly
+    tiny = np.geomspace(1e-30, 2**-13, 2001).astype("float32")
+    mod.ewise_tanh(buffer(np.concatenate([tiny, -tiny])), out := mod.Array(2 * tiny.size, "float32"))
+    assert float32_ulps(read(out), np.tanh(np.concatenate([tiny, -tiny]).astype("float64"))).max() <= 2
+    big = np.concatenate([np.linspace(9.02, 100, 1001), [1e30, info.max]]).astype("float32")
+    mod.ewise_tanh(buffer(np.concatenate([big, -big])), out := mod.Array(2 * big.size, "float32"))
+    np.testing.assert_array_equal(read(out), np.concatenate([np.ones_like(big), -np.ones_like(big)]))
+
+
 # ---- reductions -----------------------------------------------------------------------------------
 
 
@@ -247,6 +289,12 @@ def test_course_block_reductions_and_max_propagates_nan():
     np.testing.assert_array_equal(read(out), x.reshape(3, 4).max(axis=1))
     y = np.random.default_rng(5).standard_normal((3, 100_000)).astype("float32")
     y[1, 77_777] = np.nan
+    mod.reduce_max(buffer(y), out, 100_000)
+    np.testing.assert_array_equal(read(out), y.max(axis=1))
+    y[1, 77_777] = 0.0
+    y[0, 5] = np.inf  # an inf sends the block down the NaN-checking path: the result must not change
+    y[2, :] = -np.inf
+    y[2, 99_999] = -3.0
     mod.reduce_max(buffer(y), out, 100_000)
     np.testing.assert_array_equal(read(out), y.max(axis=1))
 
