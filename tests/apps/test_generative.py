@@ -171,11 +171,14 @@ def test_gan_learns_the_ring():
     history = gen.train_gan(G, D, lambda n: gen.ring_of_gaussians(n, rng), steps=600, batch_size=128,
                             latent_dim=2, rng=rng)
     assert len(history) == 600 and set(history[0]) == {"step", "d_loss", "g_loss"}
-    covered, share = gen.modes_covered(gen.generate(G, z))
+    samples = gen.generate(G, z)
+    covered, share = gen.modes_covered(samples)
+    on_ring = float(np.mean(np.abs(np.linalg.norm(samples, axis=1) - 2.0) < 0.3))
     assert before[0] <= 1 and before[1] < 0.1, before  # an untrained generator: a blob near the centre
-    # after 600 steps: several modes (all 8 take longer). How many is chaotic: the last digits of the float32
-    # kernels decide it (this seed found 6 modes before the vectorised log/tanh changed rounding, 3 after).
-    assert covered >= 3 and share > 0.15, (covered, share)
+    # after 600 steps: half the samples on the ring, spread over more than one mode (all 8 take longer). How many
+    # modes is chaotic: the last digits of the float32 kernels decide it (this seed found 6 modes before the
+    # vectorised log/tanh changed rounding, 3 after), so the test asks for the ring itself and no collapse.
+    assert on_ring > 0.4 and covered >= 2 and share > 0.15, (on_ring, covered, share)
 
 
 def test_diffusion_learns_two_moons():
