@@ -106,6 +106,7 @@ _FAN_OUT = "kaiming_uniform's bound depends on fan_in only; with `shape` given, 
 _ZIP = "zip stops at the shorter of the two, which still has the batch axes only"
 _CONST_LEAF = ("a constant built from raw data (the row max, the causal mask) made to require a gradient: a leaf with no "
                "inputs, whose gradient is computed and never read")
+_RESHAPE_NEG = "numpy's reshape reads any negative length as 'the rest', -2 as -1"
 _WIDER_BUFFER = "rows or columns added at the end of the full correlation's buffer: no output window reaches them"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/autograd.py", "TENSOR_COUNTER = 0", "TENSOR_COUNTER = -1"): _COUNTER,
@@ -178,6 +179,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "dim is even (checked just before): dim / 2 is the same whole number, as a float, and arange takes it alike",
     ("needle/nn/nn_time.py", "if dim < 2 or dim % 2:", "if dim < 1 or dim % 2:"):
         "dim 1, the one value between, is odd: the other half of the test refuses it",
+    ("needle/course/compare.py", "window = arr.reshape(-1)[start:start + limit]",
+     "window = arr.reshape(- 2)[start:start + limit]"): _RESHAPE_NEG,
+    ("needle/course/compare.py", "flat = np.array2string(arr.reshape(-1)[:limit], precision=4, separator=\", \")",
+     "flat = np.array2string(arr.reshape(- 2)[:limit], precision=4, separator=\", \")"): _RESHAPE_NEG,
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ -1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ 1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "fan_in, fan_out = in_channels * k * k, out_channels * k * k",

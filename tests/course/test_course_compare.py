@@ -16,6 +16,7 @@ A20 = np.arange(20.0)
     (np.arange(6.0)[::2], "array shape (3,) float64, strided view: [0., 2., 4.]"),
     (np.arange(6.0), "array shape (6,) float64: [0., 1., 2., 3., 4., 5.]"),
     (np.arange(7.0), "array shape (7,) float64: [0., 1., 2., 3., 4., 5.] ..."),
+    (np.array([1 / 3, 2 / 3]), "array shape (2,) float64: [0.3333, 0.6667]"),
 ])
 def test_show_describes_values_briefly(value, text):
     assert _show(value) == text
@@ -27,11 +28,22 @@ def test_show_describes_values_briefly(value, text):
     (A20, (19,), "array shape (20,) float64: ... 14, 15, 16, 17, 18, [19] (flat elements 14..19, [ ] marks index (19,))"),
     (np.arange(20).reshape(4, 5), (2, 3),
      "array shape (4, 5) int64: ... 10, 11, 12, [13], 14, 15 ... (flat elements 10..15, [ ] marks index (2, 3))"),
+    (A20 / 3, (4,), "array shape (20,) float64: ... 0.3333, 0.6667, 1, [1.3333], 1.6667, 2 ... "
+                    "(flat elements 1..6, [ ] marks index (4,))"),
     (A20, (1, 2), "array shape (20,) float64: [0., 1., 2., 3., 4., 5.] ..."),  # an index of another shape
     (np.arange(6.0), (2,), "array shape (6,) float64: [0., 1., 2., 3., 4., 5.]"),  # all of it fits anyway
 ])
 def test_show_around_an_index_gives_the_values_next_to_it(value, around, text):
     assert _show(value, around=around) == text
+
+
+class _Unreadable:
+    def __array__(self, *args, **kwargs):
+        raise RuntimeError("no numpy view")
+
+
+def test_show_names_the_type_of_what_numpy_cannot_read():
+    assert _show(_Unreadable()) == "_Unreadable"
 
 
 def _failure(*args, **kwargs) -> str:
@@ -69,6 +81,7 @@ def test_nan_is_the_worst_error_and_shape_and_dtype_are_checked_first():
     assert _failure(np.ones(3), np.ones((3, 1)), what="f").startswith("f: shape (3,), expected shape (3, 1)")
     assert _failure(np.ones(3, np.float32), np.ones(3), what="f", check_dtype=True).startswith(
         "f: dtype float32, expected dtype float64")
+    assert _failure(np.array([np.nan]), np.array([np.nan]), what="f").startswith("f: max error inf at index (0,)")
     expect_close(np.ones(3, np.float32), np.ones(3), what="f")  # dtype only when asked
     expect_close(np.zeros((0, 2)), np.zeros((0, 2)), what="empty")
 
