@@ -183,6 +183,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      "window = arr.reshape(- 2)[start:start + limit]"): _RESHAPE_NEG,
     ("needle/course/compare.py", "flat = np.array2string(arr.reshape(-1)[:limit], precision=4, separator=\", \")",
      "flat = np.array2string(arr.reshape(- 2)[:limit], precision=4, separator=\", \")"): _RESHAPE_NEG,
+    ("needle/course/runner.py", "return 0", "return -1"):
+        "the first hint's tier is then 0, which the clamp to [1, tiers] raises to 1; shown = max(-1, 1) = 1 alike",
+    ("needle/course/warmup.py", "return np.where(x >= 0, 1 / (1 + z), z / (1 + z))",
+     "return np.where(x > 0, 1 / (1 + z), z / (1 + z))"):
+        "at x = 0, z = 1 and both branches give 1 / 2",
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ -1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "value = value[0]", "value = value[ 1]"): _EQUAL_PAIR,
     ("needle/nn/nn_conv.py", "fan_in, fan_out = in_channels * k * k, out_channels * k * k",

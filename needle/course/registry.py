@@ -23,7 +23,7 @@ class Exercise:
 
     @property
     def chapter(self) -> str:
-        return self.id.split(".", 1)[0]
+        return self.id.partition(".")[0]
 
 
 _EXERCISES: dict[str, Exercise] = {}
@@ -85,7 +85,7 @@ def get(exercise_id: str) -> Exercise:
     try:
         return _EXERCISES[exercise_id]
     except KeyError:
-        chapter = exercise_id.split(".", 1)[0]
+        chapter = exercise_id.partition(".")[0]
         near = sorted(e for e in _EXERCISES if e.startswith(chapter + "."))
         raise KeyError(f"no exercise {exercise_id!r}; exercises of {chapter!r}: {', '.join(near) or 'none'}") from None
 

@@ -106,7 +106,7 @@ def run(exercise_id: str) -> int:
     except CheckFailed as failure:
         raise CheckFailed(f"{exercise_id}: {failure}{_failing_dependencies(ex)}") from None
     except NotImplementedError as exc:
-        elsewhere = _stub_elsewhere(exc, _learner_code(impl, ex.target.rsplit(".", 1)[-1].rsplit(":", 1)[-1]))
+        elsewhere = _stub_elsewhere(exc, _learner_code(impl, install.resolve(ex.target)[1]))
         if elsewhere:
             raise LearnerError(f"{exercise_id}: it uses {elsewhere}, which still raises NotImplementedError (a stub): "
                                f"write that first{_failing_dependencies(ex)}") from None

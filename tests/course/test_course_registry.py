@@ -82,3 +82,20 @@ def test_a_compile_error_is_printed_and_raised_again_naming_the_exercises(capsys
     with errors.compiler_errors_shown(["x"], _CompileError):
         pass
     assert capsys.readouterr().err == ""
+
+
+def test_exercise_check_takes_its_options_by_keyword_only():
+    with pytest.raises(TypeError):
+        registry.exercise_check("testing.x", "m:x", "goal")
+
+
+def test_the_chapters_checks_are_imported_once(monkeypatch):
+    import pkgutil
+
+    listed = []
+    iter_modules = pkgutil.iter_modules
+    monkeypatch.setattr(pkgutil, "iter_modules", lambda path: listed.append(path) or iter_modules(path))
+    monkeypatch.setattr(registry, "_loaded", False)
+    first = registry.all_exercises()
+    assert registry.all_exercises() == first and len(listed) == 1
+    assert {e.chapter for e in first} >= {"welcome", "autodiff", "nn_library", "cnn", "generative"}
