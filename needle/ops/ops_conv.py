@@ -74,9 +74,8 @@ class Conv(TensorOp):
         if A.requires_grad:
             grad_a = ConvBackwardInput(self.stride, self.padding, A.shape[1:3])(out_grad, B)
         if B.requires_grad:
-            saved = self.saved_im2col
-            im2col = saved if saved is not None and saved[0] is A.realize_cached_data() else None
-            grad_b = ConvBackwardWeight(self.stride, self.padding, B.shape[:2], im2col)(A, out_grad)
+            # the forward's im2col, which ConvBackwardWeight uses only if A still holds the array it was built from
+            grad_b = ConvBackwardWeight(self.stride, self.padding, B.shape[:2], self.saved_im2col)(A, out_grad)
         return grad_a, grad_b
 
 

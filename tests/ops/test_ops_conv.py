@@ -156,10 +156,12 @@ def test_the_weight_gradient_reuses_the_forwards_im2col_of_that_input_only(monke
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, message", [
-    ((1, 5, 5, 2), (3, 3, 3, 1), 1, 0, "input channels 2 (shape (1, 5, 5, 2)) != weight C_in 3 ((3, 3, 3, 1))"),
+    ((1, 5, 5, 2), (3, 3, 4, 1), 1, 0, "input channels 2 (shape (1, 5, 5, 2)) != weight C_in 4 ((3, 3, 4, 1))"),
     ((1, 5, 5, 2), (3, 3, 2, 1), 0, 0, "stride must be >= 1 and padding >= 0, got stride=0, padding=0"),
     ((1, 5, 5, 2), (3, 3, 2, 1), 1, -1, "stride must be >= 1 and padding >= 0, got stride=1, padding=-1"),
-    ((1, 2, 6, 2), (4, 4, 2, 1), 1, 0, "kernel (4, 4) is larger than the padded input (2, 6) (padding 0)"),
+    ((1, 2, 6, 2), (4, 2, 2, 1), 1, 0, "kernel (4, 2) is larger than the padded input (2, 6) (padding 0)"),
+    ((1, 6, 3, 2), (2, 4, 2, 1), 1, 0, "kernel (2, 4) is larger than the padded input (6, 3) (padding 0)"),
+    ((1, 2, 6, 2), (5, 1, 2, 1), 1, 1, "kernel (5, 1) is larger than the padded input (2, 6) (padding 1)"),
     ((1, 6, 1, 2), (4, 4, 2, 1), 1, 1, "kernel (4, 4) is larger than the padded input (6, 1) (padding 1)"),
     ((1, 5, 5), (3, 3, 2, 1), 1, 0, "expects NHWC input and (K, K, C_in, C_out) weight, got (1, 5, 5) and (3, 3, 2, 1)"),
 ])
