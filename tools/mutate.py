@@ -108,6 +108,7 @@ _CONST_LEAF = ("a constant built from raw data (the row max, the causal mask) ma
                "inputs, whose gradient is computed and never read")
 _RESHAPE_NEG = "numpy's reshape reads any negative length as 'the rest', -2 as -1"
 _ONE_D_LOSS = "the per-row loss is 1-D: axis -1 is axis 0, and the reshape to () takes shape (1,) and () alike"
+_ONE_ITEM = "a one-item tuple's first item is its last"
 _WIDER_BUFFER = "rows or columns added at the end of the full correlation's buffer: no output window reaches them"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/autograd.py", "TENSOR_COUNTER = 0", "TENSOR_COUNTER = -1"): _COUNTER,
@@ -162,8 +163,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("needle/ops/ops_conv.py", "if s == 1:", "if s == 0:"):
         "stride 1 then takes the phase path, whose one phase is the same full correlation",
     ("needle/ops/ops_tuple.py", "return grads[0] if len(grads) == 1 else grads  # a tensor for one input, as every op",
-     "return grads[ -1] if len(grads) == 1 else grads  # a tensor for one input, as every op"):
-        "a one-item tuple's first item is its last",
+     "return grads[ -1] if len(grads) == 1 else grads  # a tensor for one input, as every op"): _ONE_ITEM,
+    ("needle/nn/nn_checkpoint.py", "return grads[0] if len(grads) == 1 else grads  # a tensor for one input, as every op",
+     "return grads[ -1] if len(grads) == 1 else grads  # a tensor for one input, as every op"): _ONE_ITEM,
     ("needle/ops/ops_fused.py", "return compat.reshape(loss.sum(axis=0, keepdims=True) / logits.shape[0], ())",
      "return compat.reshape(loss.sum(axis= -1, keepdims=True) / logits.shape[0], ())"): _ONE_D_LOSS,
     ("needle/ops/ops_fused.py", "return compat.reshape(loss.sum(axis=0, keepdims=True) / logits.shape[0], ())",

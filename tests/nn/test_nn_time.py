@@ -34,3 +34,8 @@ def test_the_default_longest_period_is_the_transformers_10000():
     want = np.concatenate([np.sin(t[:, None] * freqs), np.cos(t[:, None] * freqs)], axis=1)
     np.testing.assert_allclose(sinusoidal_embedding(t, 8), want, rtol=1e-13)
     np.testing.assert_allclose(nn.SinusoidalEmbedding(8, dtype="float64")(ndl.Tensor(t)).numpy(), want, rtol=1e-13)
+
+
+def test_two_is_the_smallest_dim_one_sine_and_one_cosine():
+    np.testing.assert_allclose(sinusoidal_embedding(np.array([0.0, 1.0]), 2), [[0, 1], [np.sin(1), np.cos(1)]])
+    assert nn.SinusoidalEmbedding(2)(np.array([3])).shape == (1, 2)

@@ -157,9 +157,12 @@ def test_options_are_keyword_only_and_attention_is_causal_with_eight_heads_by_de
         nn.MultiHeadAttention(0.1)
     with pytest.raises(TypeError):
         nn.Transformer(8, 16, 1, 2)
+    with pytest.raises(TypeError):
+        nn.TransformerLayer(8, 2, 4, 16, 0.1)
     np.random.seed(0)
     assert nn.AttentionLayer(8, 2, 4).attn.causal is True and nn.MultiHeadAttention().causal is False
-    assert nn.Transformer(8, 16, 1).layers[0].attention.num_head == 8
+    attention = nn.Transformer(8, 16, 1).layers[0].attention
+    assert attention.num_head == 8 and attention.dim_head == 32
 
 
 def test_attention_refuses_queries_with_other_batch_or_heads_than_the_keys():
