@@ -99,3 +99,12 @@ def test_the_chapters_checks_are_imported_once(monkeypatch):
     first = registry.all_exercises()
     assert registry.all_exercises() == first and len(listed) == 1
     assert {e.chapter for e in first} >= {"welcome", "autodiff", "nn_library", "cnn", "generative"}
+
+
+def test_a_fresh_interpreter_loads_every_chapters_checks_on_first_use():
+    import subprocess
+    import sys
+
+    code = "from needle.course import registry; print(len({e.chapter for e in registry.all_exercises()}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and int(out.stdout) >= 12, out.stderr[-2000:]
