@@ -117,6 +117,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "an operand without a shape is no Tensor: the op fails either way (numpy's TypeError or the graph's)",
     ("needle/autograd.py", "if sa == sb or sa is None or sb is None:", "if sa == sb and sa is None or sb is None:"):
         "equal shapes then go on to numpy.broadcast_shapes, which gives that shape: both operands stay as they are",
+    ("needle/autograd.py", "break", "continue"):
+        "stopping at the first input that requires a gradient only saves time: the flag is True either way",
     ("needle/autograd.py", "*,", "/,"):
         "Value._init's keyword-only marker made positional-only: every caller passes those arguments by keyword",
     ("needle/autograd.py", "@staticmethod", ""):
