@@ -73,7 +73,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     "needle/course/sandbox.py": ("tests/course/test_course_ch05.py",),
     "needle/course/child_trial.py": ("tests/course/test_course_ch05.py", "tests/course/test_course_ch06.py"),
     "needle/course/kernel_checks.py": ("tests/course/test_course_ch05.py", "tests/course/test_course_ch06.py"),
-    "needle/course/cuda_magic.py": ("tests/course/test_course_ch06.py",),
+    "needle/course/cuda_magic.py": ("tests/course/test_course_cuda_magic.py", "tests/course/test_course_ch06.py"),
     "needle/course/cuda_exercises.py": ("tests/course/test_course_ch06.py",),
     "needle/course/cuda_trial.py": ("tests/course/test_course_ch06.py",),
     "needle/course/speed.py": ("tests/course/test_course_ch05.py",),
