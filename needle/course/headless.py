@@ -6,6 +6,7 @@ LearnerError with a message that starts with the exercise id; text a cell prints
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def execute(path: Path, timeout: int = 600) -> nbformat.NotebookNode:
     run = {"timed_out": [], "dead": None, "timeout": timeout}
     client = NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent.resolve())}})
-    with client.setup_kernel():
+    with client.setup_kernel(stderr=subprocess.DEVNULL):  # the kernel's own logs (an interrupt's queue.Empty) are noise here
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
