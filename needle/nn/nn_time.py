@@ -15,6 +15,7 @@ __all__ = ["SinusoidalEmbedding", "sinusoidal_embedding"]
 
 
 def _check_dim(dim: int) -> None:
+    """Half the embedding is sines, half cosines: dim must be even and at least 2."""
     if dim < 2 or dim % 2:
         raise ValueError(f"sinusoidal_embedding: dim must be an even number >= 2, got {dim}")
 

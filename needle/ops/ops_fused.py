@@ -266,5 +266,5 @@ class LSTMStep(TensorTupleOp):
 
 def lstm_step(z: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """(h', c') of one LSTM step (see LSTMStep)."""
-    h, c = LSTMStep()(z, c)
-    return h, c
+    h_new, c_new = LSTMStep()(z, c)
+    return h_new, c_new
