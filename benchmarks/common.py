@@ -5,6 +5,10 @@ import os
 import time
 from typing import Any, Callable, Sequence
 
+# Pause before each contender's round: longer than any library's idle worker threads spin (libgomp about
+# 10 ms at its default, OpenBLAS ~1.5 ms as set in __init__), so none takes a core from the next contender.
+SETTLE = 0.02
+
 
 def best_time(fn: Callable[[], Any], repeat: int = 5, min_time: float = 0.05, warmup: int = 1) -> float:
     """Best (smallest) seconds per call of `fn` over `repeat` rounds.
@@ -34,12 +38,14 @@ def best_time(fn: Callable[[], Any], repeat: int = 5, min_time: float = 0.05, wa
 def interleaved_best(fns, rounds: int = 20, min_time: float = 0.02,
                      clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """Best seconds per call of each fn, timed in alternating short rounds (needle, numpy, torch, needle, ...),
-    so that load from other processes on the shared machine hits every contender alike. `clock` may be
-    time.process_time for CPU time (on one thread: what a kernel costs, whatever else runs)."""
+    so that load from other processes on the shared machine hits every contender alike; each round starts
+    after a pause of SETTLE. `clock` may be time.process_time for CPU time (on one thread: what a kernel
+    costs, whatever else runs)."""
     calls = [max(1, int(min_time / best_time(fn, repeat=1, min_time=0.0))) for fn in fns]
     best = [float("inf")] * len(fns)
     for _ in range(rounds):
         for i, fn in enumerate(fns):
+            time.sleep(SETTLE)
             start = clock()
             for _ in range(calls[i]):
                 fn()

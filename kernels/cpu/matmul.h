@@ -5,8 +5,8 @@
 // out for the micro-kernel, padded with zeros at the edges so every shape runs the same full-speed code.
 // The micro-kernel keeps an MR x NR tile of C in vector registers: per step of k it loads NR values of B
 // and broadcasts MR values of A. Blocking: a KC x MR sliver of A stays in L1, a KC x NB block of B in
-// L2, the packed A panel in L3. Threads split the B blocks (wide C) or the A slivers (narrow C), or take
-// whole matrices of a batch when there are enough of them.
+// L2, the packed A panel in L3. Threads take whole matrices of a batch when there are enough of them, else
+// panels of C, each packing its own operands (no barrier inside a product).
 #pragma once
 
 #include <cstring>
@@ -185,7 +185,7 @@ std::vector<Scratch<T>>& scratch_pool(size_t n) {
 inline size_t round_up(size_t x, size_t r) { return (x + r - 1) / r * r; }
 inline size_t ceil_div(size_t x, size_t r) { return (x + r - 1) / r; }
 
-/// One product C = A @ B with M x K x N sizes and ldc = N, for the kernel set K.
+/// One product C = A @ B with M x K x N sizes, C's rows ldc apart, computed by one thread.
 template <typename T, typename Kn>
 struct Gemm {
   static constexpr size_t KC = 1536 / sizeof(T);                                   // A sliver KC x MR in L1
@@ -195,55 +195,41 @@ struct Gemm {
 
   View<T> a, b;
   T* c;
-  size_t M, K, N;
+  size_t M, K, N, ldc;
 
   size_t a_buffer() const { return round_up(std::min(M, MP), Kn::MR) * KC; }
   size_t b_buffer() const { return round_up(std::min(N, NP), Kn::NR) * KC; }
 
-  /// Runs the product on a team of nth threads (all of them call it), or alone (nth = 1). pa and pb are
-  /// shared packing buffers of a_buffer() and b_buffer() elements.
-  void run(int nth, T* pa, T* pb) const {
-    // body(i) for i < count: shared out dynamically across the team, with a barrier at the end
-    auto each = [nth](size_t count, auto body) {
-      if (nth > 1) {
-#pragma omp for schedule(dynamic, 1)
-        for (size_t i = 0; i < count; ++i) body(i);
-      } else {
-        for (size_t i = 0; i < count; ++i) body(i);
-      }
-    };
+  /// The columns [j0, j0 + n) of C, or its rows [i0, i0 + m): a product of their own.
+  Gemm columns(size_t j0, size_t n) const {
+    return {a, {b.ptr + static_cast<int64_t>(j0) * b.cs, b.rs, b.cs}, c + j0, M, K, n, ldc};
+  }
+  Gemm rows(size_t i0, size_t m) const {
+    return {{a.ptr + static_cast<int64_t>(i0) * a.rs, a.rs, a.cs}, b, c + i0 * ldc, m, K, N, ldc};
+  }
+  /// The depth [k0, k0 + k) of the product, written to c (ldc = N).
+  Gemm depth(size_t k0, size_t k, T* out) const {
+    return {{a.ptr + static_cast<int64_t>(k0) * a.cs, a.rs, a.cs}, {b.ptr + static_cast<int64_t>(k0) * b.rs, b.rs, b.cs},
+            out, M, k, N, N};
+  }
+
+  /// Runs the product with packing buffers pa and pb of a_buffer() and b_buffer() elements.
+  void run(T* pa, T* pb) const {
     for (size_t j0 = 0; j0 < N; j0 += NP) {
       const size_t nc = std::min(NP, N - j0);
-      const size_t bslivers = ceil_div(nc, Kn::NR);
       for (size_t i0 = 0; i0 < M; i0 += MP) {
         const size_t mc = std::min(MP, M - i0);
-        const size_t aslivers = ceil_div(mc, Kn::MR);
-        // work items: column blocks of C (each a B block in one thread's L2) when C is wide enough,
-        // else groups of A slivers; a few per thread, so a late thread's share is taken by the others
-        size_t nsplit = std::min(ceil_div(nc, NB), bslivers), msplit = 1;
-        if (nsplit < static_cast<size_t>(2 * nth)) msplit = std::min<size_t>(aslivers, 4 * nth / nsplit + 1);
         for (size_t k0 = 0; k0 < K; k0 += KC) {
           const size_t kc = std::min(KC, K - k0);
-          each(aslivers + bslivers, [&](size_t s) {
-            if (s < aslivers) {
-              Kn::pack_a(a, i0 + s * Kn::MR, std::min<size_t>(Kn::MR, mc - s * Kn::MR), k0, kc, pa + s * kc * Kn::MR);
-            } else {
-              s -= aslivers;
-              Kn::pack_b(b, k0, kc, j0 + s * Kn::NR, std::min<size_t>(Kn::NR, nc - s * Kn::NR), pb + s * kc * Kn::NR);
-            }
-          });
-          each(nsplit * msplit, [&](size_t w) {
-            const size_t bs0 = bslivers * (w % nsplit) / nsplit, bs1 = bslivers * (w % nsplit + 1) / nsplit;
-            const size_t as0 = aslivers * (w / nsplit) / msplit, as1 = aslivers * (w / nsplit + 1) / msplit;
-            for (size_t as = as0; as < as1; ++as) {
-              const size_t row = as * Kn::MR, mr = std::min<size_t>(Kn::MR, mc - row);
-              for (size_t bs = bs0; bs < bs1; ++bs) {
-                const size_t col = bs * Kn::NR, nr = std::min<size_t>(Kn::NR, nc - col);
-                Kn::micro(kc, pa + as * kc * Kn::MR, pb + bs * kc * Kn::NR, c + (i0 + row) * N + j0 + col, N,
-                          k0 > 0, mr, nr);
-              }
-            }
-          });
+          for (size_t row = 0; row < mc; row += Kn::MR)
+            Kn::pack_a(a, i0 + row, std::min<size_t>(Kn::MR, mc - row), k0, kc, pa + row * kc);
+          for (size_t col = 0; col < nc; col += Kn::NR)
+            Kn::pack_b(b, k0, kc, j0 + col, std::min<size_t>(Kn::NR, nc - col), pb + col * kc);
+          for (size_t block = 0; block < nc; block += NB)  // one B block in L2, against every A sliver
+            for (size_t row = 0; row < mc; row += Kn::MR)
+              for (size_t col = block; col < std::min(nc, block + NB); col += Kn::NR)
+                Kn::micro(kc, pa + row * kc, pb + col * kc, c + (i0 + row) * ldc + j0 + col, ldc, k0 > 0,
+                          std::min<size_t>(Kn::MR, mc - row), std::min<size_t>(Kn::NR, nc - col));
         }
       }
     }
@@ -251,50 +237,46 @@ struct Gemm {
 };
 
 /// out[q] = A[q] @ B[q] for q < batch; A[q] starts at a + q * a_bs, B[q] at b + q * b_bs.
+///
+/// Threads never share a product's packing buffers (a team that did met at two barriers per KC-deep step,
+/// and ran at 60% of one core's speed per thread on 512^3): each takes whole pieces of work, a product of
+/// the batch or a block of one product's C (its column panels, or row panels when C is narrow), and packs
+/// its own operands. Packing an operand twice costs far less than the product it feeds.
 template <typename T, typename Kn>
 void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t batch, size_t M, size_t K, size_t N) {
   auto product = [&](size_t q) {
     return Gemm<T, Kn>{{a.ptr + static_cast<int64_t>(q) * a_bs, a.rs, a.cs},
                        {b.ptr + static_cast<int64_t>(q) * b_bs, b.rs, b.cs},
-                       out + q * M * N, M, K, N};
+                       out + q * M * N, M, K, N, N};
   };
   const double flops = 2.0 * M * K * N;
-  int nth = flops * batch < 4e6 ? 1 : threads_for(PARALLEL_MIN);  // 4 MFLOP: ~40 us on one core
-  const bool whole = batch >= static_cast<size_t>(nth) && (batch % nth == 0 || flops < 5e7);
-  // a team sharing one product meets at two barriers per KC-deep step: only worth it when each step holds
-  // ~8 MFLOP, far more than waking a sleeping thread costs (16 x 1600 x 400 has 4 per step, and ran 10x
-  // slower on two threads than on one when other processes kept the second core busy). A deep product with
-  // a small C (a weight gradient X^T dY, 147 x 8192 x 16) is cut along k instead: each thread multiplies
-  // its slice of the depth alone, and the partial products are added once at the end.
-  constexpr size_t KC = Gemm<T, Kn>::KC;
-  const size_t ksteps = ceil_div(K, KC);
-  const bool few_steps = flops / ksteps < 8e6;
-  const bool split_k = !whole && few_steps && batch == 1 && nth > 1 && ksteps >= 2 * size_t(nth) && flops >= 1.6e7;
-  if (!whole && few_steps && !split_k) nth = 1;
-  // every product has the same sizes: allocate all buffers up front (an exception must not escape
-  // from inside an OpenMP region)
-  const auto g0 = product(0);
+  const int nth = flops * batch < 4e6 ? 1 : threads_for(PARALLEL_MIN);  // 4 MFLOP: ~40 us on one core
   auto& pool = scratch_pool<T>(nth);
+  const auto g0 = product(0);
+  // every piece is at most a whole product: buffers for one fit them all (allocated before any parallel
+  // region, which an exception must not escape)
   for (int t = 0; t < nth; ++t) {
     pool[2 * t].get(g0.a_buffer());
     pool[2 * t + 1].get(g0.b_buffer());
   }
-  auto run_alone = [&](size_t q, int tid) {
-    product(q).run(1, pool[2 * tid].get(g0.a_buffer()), pool[2 * tid + 1].get(g0.b_buffer()));
+  auto run_alone = [&](const Gemm<T, Kn>& g) {
+    const int t = thread_id();
+    g.run(pool[2 * t].get(g0.a_buffer()), pool[2 * t + 1].get(g0.b_buffer()));
   };
   if (nth == 1) {
-    for (size_t q = 0; q < batch; ++q) run_alone(q, 0);
+    for (size_t q = 0; q < batch; ++q) run_alone(product(q));
     return;
   }
-  if (split_k) {
-    std::vector<T> partial((nth - 1) * M * N);  // slice s > 0 writes C_s here; slice 0 writes out
+  constexpr size_t KC = Gemm<T, Kn>::KC;
+  const size_t ksteps = ceil_div(K, KC), col_slivers = ceil_div(N, Kn::NR), row_slivers = ceil_div(M, Kn::MR);
+  if (batch == 1 && std::max(col_slivers, row_slivers) < size_t(nth) && ksteps >= 2 * size_t(nth)) {
+    // a deep product with a C too small to share out (8 x 60000 x 20: one sliver each way) is cut along k:
+    // each thread multiplies its slice of the depth, and the partial products are added once at the end
+    std::vector<T> partial((nth - 1) * M * N);  // slice s > 0 writes here; slice 0 writes out
 #pragma omp parallel for num_threads(nth) schedule(static, 1)
     for (int s = 0; s < nth; ++s) {
       const size_t k0 = ksteps * s / nth * KC, k1 = std::min(K, ksteps * (s + 1) / nth * KC);
-      const Gemm<T, Kn> slice{{a.ptr + static_cast<int64_t>(k0) * a.cs, a.rs, a.cs},
-                              {b.ptr + static_cast<int64_t>(k0) * b.rs, b.rs, b.cs},
-                              s == 0 ? out : partial.data() + (s - 1) * M * N, M, k1 - k0, N};
-      slice.run(1, pool[2 * s].get(g0.a_buffer()), pool[2 * s + 1].get(g0.b_buffer()));
+      run_alone(g0.depth(k0, k1 - k0, s == 0 ? out : partial.data() + (s - 1) * M * N));
     }
     for (int s = 1; s < nth; ++s) {
       const T* c = partial.data() + (s - 1) * M * N;
@@ -302,16 +284,19 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
     }
     return;
   }
-  if (whole) {
-    // enough independent products: each thread runs whole ones with its own buffers
-#pragma omp parallel for num_threads(nth) schedule(dynamic)
-    for (size_t q = 0; q < batch; ++q) run_alone(q, thread_id());
-    return;
+  // pieces per product: one when the batch shares out evenly, else one per thread (so 3 products on 2
+  // threads make 6 even pieces), cut across the longer side of C, so that the operand each piece packs
+  // again is the smaller one (A for column panels)
+  const bool by_cols = col_slivers >= size_t(nth) && (N >= M || row_slivers < size_t(nth));
+  const size_t slivers = by_cols ? col_slivers : row_slivers, step = by_cols ? Kn::NR : Kn::MR;
+  const size_t pieces = batch % nth == 0 ? 1 : std::min(size_t(nth), slivers);
+#pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
+  for (size_t w = 0; w < batch * pieces; ++w) {
+    const auto g = product(w / pieces);
+    const size_t p = w % pieces, s0 = slivers * p / pieces, s1 = slivers * (p + 1) / pieces;
+    const size_t from = s0 * step, size = std::min(s1 * step, by_cols ? N : M) - from;
+    run_alone(by_cols ? g.columns(from, size) : g.rows(from, size));
   }
-  T* pa = pool[0].get(g0.a_buffer());
-  T* pb = pool[1].get(g0.b_buffer());
-#pragma omp parallel num_threads(nth)
-  for (size_t q = 0; q < batch; ++q) product(q).run(nth, pa, pb);
 }
 
 enum class Isa { generic, avx2, avx512 };

@@ -366,11 +366,12 @@ def test_matmul_large_shapes_cross_every_block_boundary(m, n, p, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,p", [(16, 1600, 400), (16, 400, 1600), (320, 1000, 100), (5, 700, 37), (64, 8200, 16)])
+@pytest.mark.parametrize("m,n,p", [(16, 1600, 400), (16, 400, 1600), (320, 1000, 100), (5, 700, 37), (64, 8200, 16),
+                                   (8, 60000, 20)])
 def test_matmul_of_a_language_models_shapes_with_transposed_operands(m, n, p, dtype):
     """An LSTM's backward products: x @ W.T (B packed from its columns) and x.T @ y, with 16-row products
-    (the narrow kernel's tile), deep ones that one thread runs alone, and a deep one with a small result
-    (x @ W.T at 64 x 8200 x 16) that the threads split along its depth."""
+    (the narrow kernel's tile), threads taking row panels (64 x 8200 x 16) or column panels (16 x 400 x 1600)
+    of C, and a deep one with a C of one tile (8 x 60000 x 20) that the threads split along its depth."""
     rng = np.random.default_rng(10)
     x, w = rng.standard_normal((m, n)).astype(dtype), rng.standard_normal((p, n)).astype(dtype)
     a, b = nd.array(x, device=cpu, dtype=dtype), nd.array(w, device=cpu, dtype=dtype)
