@@ -7,7 +7,8 @@ separates kernel time from framework overhead.
 Models: MLP-ResNet (MNIST shapes, batch 100), ResNet9 (batch 128, 3x32x32), the LSTM language model
 (batch 16, seq 20, vocab 10,000, embedding/hidden 200, 2 layers) and the Transformer language model
 (batch 16, seq 20, vocab 10,000, embedding 128, hidden 256, 2 layers, 8 heads of 32). The builders take
-their sizes as arguments: bench_sweep.py runs them over a grid of sizes."""
+their sizes as arguments: bench_sweep.py runs them over a grid of sizes. Inputs and labels do not require
+gradients, in either framework (as the DataLoader makes them), so both do the same work."""
 from __future__ import annotations
 
 import sys
@@ -45,24 +46,24 @@ def needle_mlp(batch: int):
     course), so it runs on the default device."""
     rng = np.random.default_rng(0)
     mlp = MLPResNet(784, 100)
-    X = ndl.Tensor(rng.random((batch, 784), dtype=np.float32))
-    y = ndl.Tensor(rng.integers(0, 10, batch).astype(np.float32))
+    X = ndl.Tensor(rng.random((batch, 784), dtype=np.float32), requires_grad=False)
+    y = ndl.Tensor(rng.integers(0, 10, batch).astype(np.float32), requires_grad=False)
     return _needle_step(mlp, ndl.optim.Adam(mlp.parameters(), lr=1e-3), X, y)
 
 
 def needle_resnet9(batch: int, dev=None):
     rng = np.random.default_rng(0)
     r9 = ResNet9(device=dev)
-    X = ndl.Tensor(rng.random((batch, 3, 32, 32), dtype=np.float32), device=dev)
-    y = ndl.Tensor(rng.integers(0, 10, batch).astype(np.float32), device=dev)
+    X = ndl.Tensor(rng.random((batch, 3, 32, 32), dtype=np.float32), device=dev, requires_grad=False)
+    y = ndl.Tensor(rng.integers(0, 10, batch).astype(np.float32), device=dev, requires_grad=False)
     return _needle_step(r9, ndl.optim.Adam(r9.parameters(), lr=1e-3), X, y)
 
 
 def needle_lm(kind: str, embedding: int, hidden: int, layers: int, dev=None):
     """LanguageModel ('lstm' with SGD, as the course trains it, or 'transformer' with Adam)."""
     rng = np.random.default_rng(0)
-    ids = ndl.Tensor(rng.integers(0, VOCAB, (SEQ, BS)).astype(np.float32), device=dev)
-    target = ndl.Tensor(rng.integers(0, VOCAB, SEQ * BS).astype(np.float32), device=dev)
+    ids = ndl.Tensor(rng.integers(0, VOCAB, (SEQ, BS)).astype(np.float32), device=dev, requires_grad=False)
+    target = ndl.Tensor(rng.integers(0, VOCAB, SEQ * BS).astype(np.float32), device=dev, requires_grad=False)
     lm = LanguageModel(embedding, VOCAB, hidden, layers, seq_model=kind, seq_len=SEQ, device=dev)
     opt = ndl.optim.SGD(lm.parameters(), lr=4.0) if kind == "lstm" else ndl.optim.Adam(lm.parameters(), lr=1e-3)
     return _needle_step(lm, opt, ids, target, lambda x: lm(x)[0])

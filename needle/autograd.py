@@ -7,9 +7,10 @@ require gradients.
 """
 from __future__ import annotations
 
+import weakref
 from functools import reduce
 from operator import add
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy
 
@@ -22,6 +23,12 @@ LAZY_MODE = False
 TENSOR_COUNTER = 0
 
 _WRAPPED_ERRORS = (ValueError, TypeError, IndexError)
+
+# leaf -> the intermediate nodes that the latest backward pass reaching it gave a .grad. An adjoint is built
+# from ops on its own node (ReLU's mask, the loss's softmax), so node.grad -> adjoint -> node is a reference
+# cycle, freed only by Python's cycle collector, often many steps later: meanwhile its arrays stay allocated
+# and new ones fault in fresh memory. release_gradients breaks those cycles when the gradients are dropped.
+_BACKWARD_NODES: "weakref.WeakKeyDictionary[Value, List[Value]]" = weakref.WeakKeyDictionary()
 
 
 class Op:
@@ -342,13 +349,17 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value) -> None
     per-item adjoints of its TupleGetItem users, so unpacking n items costs O(n), not O(n^2).
     """
     node_to_output_grads_list: Dict[Value, List[Value]] = {output_tensor: [out_grad]}
+    inner: List[Value] = []  # the intermediate nodes given a .grad (see release_gradients)
+    leaves: List[Value] = []
     for node in reversed(find_topo_sort([output_tensor])):
         grads = node_to_output_grads_list.pop(node, None)
         if grads is None:  # nothing flows here (only reaches constants)
             continue
         node.grad = _sum_adjoints(node, grads)
         if node.op is None:
+            leaves.append(node)
             continue
+        inner.append(node)
         item_of = getattr(node.op, "tuple_item_index", None)  # (a learner's own Op may not derive from Op)
         if item_of is not None:  # TupleGetItem: pass (index, adjoint) on, build the tuple later
             source = node.inputs[0]
@@ -358,6 +369,20 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value) -> None
         for inp, grad in zip(node.inputs, node.op.gradient_as_tuple(node.grad, node)):
             if grad is not None and inp.requires_grad:
                 node_to_output_grads_list.setdefault(inp, []).append(grad)
+    for leaf in leaves:
+        _BACKWARD_NODES[leaf] = inner
+
+
+def release_gradients(leaves: Iterable[Value]) -> None:
+    """Drops the .grad of the intermediate nodes of the latest backward pass that reached each of `leaves`
+    (Optimizer.reset_grad calls it), so that graph is freed at once rather than by the cycle collector."""
+    released: set = set()
+    for leaf in leaves:
+        nodes = _BACKWARD_NODES.pop(leaf, None)
+        if nodes is not None and id(nodes) not in released:
+            released.add(id(nodes))
+            for node in nodes:
+                node.grad = None
 
 
 def _sum_adjoints(node: Value, grads: list) -> Value:

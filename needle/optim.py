@@ -9,6 +9,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from needle import autograd
 from needle.autograd import Tensor
 from needle.backend_selection import array_api
 
@@ -23,7 +24,9 @@ class Optimizer:
         raise NotImplementedError
 
     def reset_grad(self) -> None:
-        """Drops every parameter's gradient (p.grad = None)."""
+        """Drops every parameter's gradient (p.grad = None), and the .grad of the intermediate nodes of the
+        backward pass that computed them (autograd.release_gradients): the graph is freed now."""
+        autograd.release_gradients(self.params)
         for p in self.params:
             p.grad = None
 

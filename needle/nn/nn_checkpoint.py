@@ -14,7 +14,7 @@ from typing import Callable, List, Sequence
 
 import numpy as np
 
-from ..autograd import Tensor, TensorOp, Value, compute_gradient_of_variables
+from ..autograd import Tensor, TensorOp, Value, compute_gradient_of_variables, release_gradients
 from .nn_basic import Module
 
 __all__ = ["checkpoint", "checkpoint_sequential", "Checkpoint"]
@@ -65,6 +65,7 @@ class CheckpointOp(TensorOp):
         compute_gradient_of_variables(output, out_grad)  # sets .grad on params too; the outer backward then overwrites it
         # detached: a gradient built from the recomputed graph would otherwise keep its activations alive
         grads = tuple(x.grad.detach() if x.requires_grad and x.grad is not None else None for x in wrt)
+        release_gradients(wrt)  # and the recomputed graph is freed now, not by the cycle collector
         return grads[0] if len(grads) == 1 else grads  # a tensor for one input, as every op
 
 

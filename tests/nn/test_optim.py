@@ -1,4 +1,7 @@
 """Optimizers: hand-computed updates, the course's golden losses, no in-place gradient changes."""
+import gc
+import weakref
+
 import numpy as np
 import pytest
 
@@ -51,6 +54,40 @@ def test_parameters_without_grad_are_skipped_and_reset_grad():
     assert b.numpy()[0] == 2.0 and a.numpy()[0] != 1.0
     opt.reset_grad()
     assert a.grad is None and b.grad is None
+
+
+def _relu_net_step():
+    """A step of a two-layer ReLU net: (optimizer, its weights, an intermediate node, a weak reference to it)."""
+    np.random.seed(3)
+    w1, w2 = _param(np.random.randn(4, 5)), _param(np.random.randn(5, 2))
+    x = ndl.Tensor(np.random.randn(3, 4).astype(np.float32), requires_grad=False)
+    hidden = ndl.ops.relu(x @ w1)  # its adjoint is built from its own input: node.grad -> adjoint -> node
+    (hidden @ w2).sum().backward()
+    return ndl.optim.SGD([w1, w2], lr=0.1), (w1, w2), hidden, weakref.ref(hidden)
+
+
+def test_reset_grad_frees_the_last_backward_graph_without_the_cycle_collector():
+    gc.disable()
+    try:
+        opt, (w1, w2), hidden, ref = _relu_net_step()
+        assert hidden.grad is not None and w1.grad is not None
+        del hidden
+        assert ref() is not None  # held by the cycle through its .grad, and by w1.grad's graph
+        opt.reset_grad()
+        assert w1.grad is None and w2.grad is None
+        assert ref() is None  # freed by reference counting alone
+    finally:
+        gc.enable()
+
+
+def test_every_node_keeps_its_grad_until_reset_grad():
+    """As the course's backward leaves them; a reset releases only the graph that reached its own weights."""
+    _, (_, w2), hidden, _ = _relu_net_step()
+    np.testing.assert_allclose(hidden.grad.numpy(), np.ones((3, 2)) @ w2.numpy().T, rtol=1e-6)
+    other, _, hidden_b, _ = _relu_net_step()
+    other.reset_grad()
+    assert hidden_b.grad is None
+    assert hidden.grad is not None
 
 
 @pytest.mark.parametrize("make", [lambda ps: ndl.optim.SGD(ps, lr=0.1), lambda ps: ndl.optim.Adam(ps, lr=0.1)])
