@@ -269,9 +269,10 @@ void batched(View<T> a, int64_t a_bs, View<T> b, int64_t b_bs, T* out, size_t ba
   }
   constexpr size_t KC = Gemm<T, Kn>::KC;
   const size_t ksteps = ceil_div(K, KC), col_slivers = ceil_div(N, Kn::NR), row_slivers = ceil_div(M, Kn::MR);
-  if (batch == 1 && std::max(col_slivers, row_slivers) < size_t(nth) && ksteps >= 2 * size_t(nth)) {
-    // a deep product with a C too small to share out (8 x 60000 x 20: one sliver each way) is cut along k:
-    // each thread multiplies its slice of the depth, and the partial products are added once at the end
+  if (batch == 1 && ksteps >= 2 * size_t(nth) && (M * N <= 16384 || std::max(col_slivers, row_slivers) < size_t(nth))) {
+    // a deep product with a small C (a conv's weight gradient im2col^T @ dY, 147 x 8192 x 16) is cut along
+    // k: each thread multiplies its slice of the depth, reading only its part of the operands (panels of C
+    // would each read all of A's strided columns), and the partial products are added once at the end
     std::vector<T> partial((nth - 1) * M * N);  // slice s > 0 writes here; slice 0 writes out
 #pragma omp parallel for num_threads(nth) schedule(static, 1)
     for (int s = 0; s < nth; ++s) {
