@@ -724,6 +724,50 @@ inline void LstmCellGrad(const AlignedArray& z, const AlignedArray& c, const Ali
   });
 }
 
+// ---------------------------------------------------------------------------------------------------
+// col2im, the adjoint of im2col (a convolution's input gradient): out (n, h, w, c) gathers, for each of its
+// pixels, the taps of the windows of col (n, out_h, out_w, kh, kw, c) that cover it. A gather, not a
+// scatter: each thread owns rows of out, and every pixel sums its taps in one fixed order.
+
+inline void Col2im(const AlignedArray& col, AlignedArray* out, size_t n, size_t h, size_t w, size_t c, size_t kh,
+                   size_t kw, size_t stride, size_t pad_h, size_t pad_w, size_t out_h, size_t out_w) {
+  const char* op = "col2im";
+  same_dtypes(op, {&col, out});
+  require(stride >= 1, "col2im: stride must be >= 1");
+  const size_t win = checked_mul(op, checked_mul(op, kh, kw), c);  // elements of one window
+  size_at_least(op, "col", col, checked_mul(op, checked_mul(op, checked_mul(op, n, out_h), out_w), win));
+  size_at_least(op, "out", *out, checked_mul(op, checked_mul(op, checked_mul(op, n, h), w), c));
+  distinct(op, out, {&col});
+  dispatch(col.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* src = col.data<T>();
+    T* dst = out->data<T>();
+    const size_t taps = std::max<size_t>(1, kh * kw / (stride * stride));  // per pixel, on average
+    parallel_for(n * h, w * c * taps, [&](size_t r0, size_t r1) {
+      for (size_t r = r0; r < r1; ++r) {
+        const size_t b = r / h, y = r % h;
+        T* row = dst + r * w * c;
+        std::fill(row, row + w * c, T(0));
+        // the taps i that reach row y: y + pad_h - i a multiple of stride, window row oy in [0, out_h)
+        for (size_t i = (y + pad_h) % stride; i < kh && i <= y + pad_h; i += stride) {
+          const size_t oy = (y + pad_h - i) / stride;
+          if (oy >= out_h) continue;
+          const T* windows = src + (b * out_h + oy) * out_w * win + i * kw * c;
+          for (size_t x = 0; x < w; ++x) {
+            T* o = row + x * c;
+            for (size_t j = (x + pad_w) % stride; j < kw && j <= x + pad_w; j += stride) {
+              const size_t ox = (x + pad_w - j) / stride;
+              if (ox >= out_w) continue;
+              const T* tap = windows + ox * win + j * c;
+              for (size_t k = 0; k < c; ++k) o[k] += tap[k];
+            }
+          }
+        }
+      }
+    });
+  });
+}
+
 }  // namespace fused
 }  // namespace cpu
 }  // namespace needle

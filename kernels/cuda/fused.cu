@@ -237,3 +237,22 @@ extern "C" __global__ void KERNEL(lstm_cell_grad)(const scalar_t* z, const scala
     dc[e] = d * f;
   }
 }
+
+// ---- col2im (a convolution's input gradient): a thread per element of out, gathering the taps that cover it ----
+extern "C" __global__ void KERNEL(col2im)(const scalar_t* col, scalar_t* out, idx_t n, idx_t h, idx_t w, idx_t c,
+                                          idx_t kh, idx_t kw, idx_t stride, idx_t pad_h, idx_t pad_w, idx_t out_h,
+                                          idx_t out_w) {
+  FOR_EACH_INDEX(e, n * h * w * c) {
+    const idx_t k = e % c, x = e / c % w, y = e / (c * w) % h, b = e / (c * w * h);
+    scalar_t acc = 0;
+    for (idx_t i = (y + pad_h) % stride; i < kh && i <= y + pad_h; i += stride) {
+      const idx_t oy = (y + pad_h - i) / stride;
+      if (oy >= out_h) continue;
+      for (idx_t j = (x + pad_w) % stride; j < kw && j <= x + pad_w; j += stride) {
+        const idx_t ox = (x + pad_w - j) / stride;
+        if (ox < out_w) acc += col[((((b * out_h + oy) * out_w + ox) * kh + i) * kw + j) * c + k];
+      }
+    }
+    out[e] = acc;
+  }
+}

@@ -40,6 +40,10 @@ element counts; buffers are dense row-major; outputs are fully overwritten and n
         (i, f, o = sigmoid of their block, g = tanh)
     lstm_cell_grad(z, c, dh, dc_new, dz, dc, bs, h)
         dz (bs, 4h), dc (bs, h) from the adjoints dh of h' and dc_new of c' (gates recomputed from z)
+    col2im(col, out, n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w)
+        the adjoint of im2col (a convolution's input gradient): out (n, h, w, c) = 0, then each window
+        (b, oy, ox) of col (n, out_h, out_w, kh, kw, c) adds its tap (i, j) at out[b, oy * stride + i - pad_h,
+        ox * stride + j - pad_w] where that lies inside out (stride >= 1, pads >= 0)
 
 The reference implementations are the numpy ones in ndarray_backend_numpy.py; the C++ ones live in
 kernels/cpu/fused.h. A device module that lacks one of these kernels (a learner's own device, a backend
@@ -56,7 +60,7 @@ from .ndarray import NDArray
 
 __all__ = ["embedding_gather", "embedding_scatter_add", "softmax_xent", "softmax_xent_grad", "sigmoid",
            "sigmoid_grad", "batchnorm_stats", "batchnorm_forward", "batchnorm_backward", "layernorm_forward",
-           "layernorm_backward", "lstm_cell", "lstm_cell_grad"]
+           "layernorm_backward", "lstm_cell", "lstm_cell_grad", "col2im"]
 
 
 class _Call:
@@ -313,3 +317,18 @@ def lstm_cell_grad(z, c, dh, dc_new):
     call(call.dense(z, "z"), call.dense(c, "c"), call.dense(dh, "dh"), call.dense(dc_new, "dc_new"), dz, dc, bs, h)
     return dz, dc
 
+
+
+# ---- convolution ----
+
+
+def col2im(col, hw: tuple, stride: int, padding: tuple):
+    """The (n, h, w, c) image whose im2col is adjoint to `col` (n, out_h, out_w, kh, kw, c): every window's
+    taps added at their places (stride and padding (pad_h, pad_w) as in the forward convolution)."""
+    call = _Call("col2im", col)
+    _shape_is(call.op, "col", col, ndim=6)
+    n, out_h, out_w, kh, kw, c = col.shape
+    (h, w), (pad_h, pad_w) = hw, padding
+    out = call.empty((n, h, w, c))
+    call(call.dense(col, "col"), out, n, h, w, c, kh, kw, int(stride), int(pad_h), int(pad_w), out_h, out_w)
+    return out

@@ -509,6 +509,17 @@ class CudaBackend:
             self._launch("lstm_cell_grad", z.dtype, geo.elementwise(bs * h, self.x.max_blocks), z, c, dh, dc_new, dz,
                          dc, bs, h)
 
+    def col2im(self, col, out, n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w) -> None:
+        dims = _dims("col2im", n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w)
+        n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w = dims
+        if stride < 1:
+            raise ValueError("col2im: stride must be >= 1")
+        _sized("col2im", ("col", col, n * out_h * out_w * kh * kw * c), ("out", out, n * h * w * c))
+        if col is out:
+            raise ValueError("col2im: an output buffer is also an input")
+        if n * h * w * c:
+            self._launch("col2im", col.dtype, geo.elementwise(n * h * w * c, self.x.max_blocks), col, out, *dims)
+
     def __repr__(self) -> str:
         return f"<needle CUDA device module on {self.x.name}>"
 

@@ -393,3 +393,20 @@ def lstm_cell_grad(z: Array, c: Array, dh: Array, dc_new: Array, dz: Array, dc: 
     gz = np.concatenate([d * g * i * (1 - i), d * cs * f * (1 - f), d * i * (1 - g * g), gh * t * o * (1 - o)], axis=1)
     gzo[:] = gz.reshape(-1)
     gco[:] = (d * f).reshape(-1)
+
+
+def col2im(col: Array, out: Array, n: int, h: int, w: int, c: int, kh: int, kw: int, stride: int, pad_h: int,
+           pad_w: int, out_h: int, out_w: int) -> None:
+    op = "col2im"
+    _fused_args(op, col, out)
+    if stride < 1 or pad_h < 0 or pad_w < 0:
+        raise ValueError(f"{op}: stride must be >= 1 and padding >= 0, got stride {stride}, padding {pad_h}, {pad_w}")
+    cols = _flat(col, n * out_h * out_w * kh * kw * c, "col", op).reshape(n, out_h, out_w, kh, kw, c)
+    o = _flat(out, n * h * w * c, "out", op).reshape(n, h, w, c)
+    # every tap (i, j) adds its (out_h, out_w) grid of windows to a zero-padded image at stride steps
+    padded = np.zeros((n, max(pad_h + h, (out_h - 1) * stride + kh), max(pad_w + w, (out_w - 1) * stride + kw), c),
+                      dtype=o.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            padded[:, i : i + stride * out_h : stride, j : j + stride * out_w : stride, :] += cols[:, :, :, i, j, :]
+    o[...] = padded[:, pad_h : pad_h + h, pad_w : pad_w + w, :]

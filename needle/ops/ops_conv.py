@@ -13,6 +13,8 @@ from ..autograd import NDArray, TensorOp
 from ..backend_selection import array_api
 from . import array_compat as compat
 
+fused = compat.fused
+
 
 def _pad_hw(a: NDArray, p: int) -> NDArray:
     """Zero padding of `p` on both sides of H and W of an NHWC array."""
@@ -86,10 +88,9 @@ def conv(a, b, stride=1, padding=1):
 class ConvBackwardInput(TensorOp):
     """dT/dx: the adjoint of conv(., w) applied to the output gradient g (a transposed convolution).
 
-    Stride 1 is one full correlation of g with the flipped, channel-swapped weight. A stride s > 1 is
-    split into s*s phases: the input rows (and columns) congruent to r mod s only meet the taps
-    r, r+s, r+2s, ..., so each phase is a stride-1 full correlation with that sub-kernel, and no
-    multiply ever touches the zeros a dilated g would hold.
+    The adjoint of im2col-then-matmul, in reverse: g @ W^T gives each output window's gradient (the im2col
+    matrix's), and col2im adds every window's taps back at their places in the input, one device kernel
+    for any stride and padding (taps that fell on the padding are dropped).
     """
 
     def __init__(self, stride: int, padding: int, input_hw: tuple):
@@ -98,19 +99,12 @@ class ConvBackwardInput(TensorOp):
         self.input_hw = tuple(input_hw)
 
     def compute(self, g, w):
-        kh, kw, c_in, _ = w.shape
-        (h, wd), s, p = self.input_hw, self.stride, self.padding
-        if s == 1:
-            return _full_correlation(g, w, (p, h), (p, wd))
-        dx = compat.zeros((g.shape[0], h, wd, c_in), g)
-        for rh in range(min(s, kh)):
-            rows = _phase(rh, s, p, h)
-            for rw in range(min(s, kw)):
-                cols = _phase(rw, s, p, wd)
-                if rows is not None and cols is not None:
-                    part = _full_correlation(g, w[rh::s, rw::s, :, :], rows[0], cols[0])
-                    dx[:, rows[1], cols[1], :] = part
-        return dx
+        kh, kw, c_in, c_out = w.shape
+        n, out_h, out_w, _ = g.shape
+        weights = array_api.transpose(compat.reshape(w, (kh * kw * c_in, c_out)), (1, 0))
+        cols = compat.reshape(g, (n * out_h * out_w, c_out)) @ weights
+        return fused.col2im(cols.reshape((n, out_h, out_w, kh, kw, c_in)), self.input_hw, self.stride,
+                            (self.padding, self.padding))
 
     def gradient(self, out_grad, node):
         g, w = node.inputs
@@ -118,40 +112,6 @@ class ConvBackwardInput(TensorOp):
         return Conv(self.stride, self.padding)(out_grad, w), ConvBackwardWeight(self.stride, self.padding, kernel)(
             out_grad, g
         )
-
-
-def _phase(r: int, stride: int, padding: int, size: int):
-    """Phase r of a strided conv's input axis: ((first j, count), input slice) of the rows s*j + r - padding."""
-    first = -((r - padding) // stride)  # smallest j with s*j + r - p >= 0
-    count = (size - 1 + padding - r) // stride - first + 1
-    if count <= 0:
-        return None
-    start = stride * first + r - padding
-    return (first, count), slice(start, None, stride)  # count rows: the phase's last row is the axis's last of it
-
-
-def _full_correlation(g: NDArray, w: NDArray, rows: tuple, cols: tuple) -> NDArray:
-    """y[j] = sum_t g[j - t] w[t] (g zero outside its extent) for j in first..first+count-1 on H and W."""
-    n, g_h, g_w, c_out = g.shape
-    kh, kw, c_in, _ = w.shape
-    (first_h, count_h), (first_w, count_w) = rows, cols
-    buf_h, buf_w = count_h + kh - 1, count_w + kw - 1
-    buf = compat.zeros((n, buf_h, buf_w, c_out), g)
-    place_h = _placement(kh - 1 - first_h, g_h, buf_h)
-    place_w = _placement(kw - 1 - first_w, g_w, buf_w)
-    if place_h and place_w:
-        buf[:, place_h[0], place_w[0], :] = g[:, place_h[1], place_w[1], :]
-    w_t = array_api.transpose(array_api.flip(w, (0, 1)), (0, 1, 3, 2))
-    out = _im2col(buf, kh, kw, 1, count_h, count_w) @ compat.reshape(w_t, (kh * kw * c_out, c_in))
-    return out.reshape((n, count_h, count_w, c_in))
-
-
-def _placement(offset: int, count: int, length: int):
-    """Where items i = 0..count-1 land at offset + i inside [0, length): (target slice, source slice)."""
-    first, last = max(0, -offset), min(count, length - offset)
-    if last <= first:
-        return None
-    return slice(offset + first, offset + last), slice(first, last)
 
 
 class ConvBackwardWeight(TensorOp):

@@ -124,6 +124,45 @@ def test_kernels_match_numpy(kind, dtype, layout):
     np.testing.assert_allclose(get(c_new), c_ref, **tol)
 
 
+def ref_col2im(col, hw, stride, padding):
+    """Each window's taps added at their places, one at a time."""
+    n, out_h, out_w, kh, kw, c = col.shape
+    out = np.zeros((n, *hw, c))
+    for b, oy, ox, i, j in np.ndindex(n, out_h, out_w, kh, kw):
+        y, x = oy * stride + i - padding[0], ox * stride + j - padding[1]
+        if 0 <= y < hw[0] and 0 <= x < hw[1]:
+            out[b, y, x] += col[b, oy, ox, i, j]
+    return out
+
+
+def im2col(x, k, stride, padding):
+    """The (n, out_h, out_w, k, k, c) windows of NHWC x, zero-padded (a copy)."""
+    x = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    n, h, w, c = x.shape
+    out_h, out_w = (h - k) // stride + 1, (w - k) // stride + 1
+    s = x.strides
+    return np.lib.stride_tricks.as_strided(x, (n, out_h, out_w, k, k, c),
+                                           (s[0], s[1] * stride, s[2] * stride, s[1], s[2], s[3])).copy()
+
+
+# (h, w, kernel, stride, padding): ResNet9's shapes, a stride past the kernel, padding past kernel - 1, 1 x 1
+CONV_GEOMETRIES = [(5, 4, 3, 2, 1), (4, 4, 3, 1, 1), (9, 9, 7, 4, 3), (1, 1, 3, 1, 1), (7, 5, 2, 3, 0), (3, 4, 2, 1, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("h,w,k,stride,padding", CONV_GEOMETRIES)
+def test_col2im_matches_numpy_and_is_the_adjoint_of_im2col(kind, dtype, h, w, k, stride, padding):
+    rng = np.random.default_rng(h * 100 + k * 10 + stride)
+    x = rng.standard_normal((2, h, w, 3))
+    windows = im2col(x, k, stride, padding)
+    col = rng.standard_normal(windows.shape)
+    for mk in (put, strided):
+        got = get(fused.col2im(mk(col, kind, dtype), (h, w), stride, (padding, padding)))
+        np.testing.assert_allclose(got, ref_col2im(col, (h, w), stride, (padding, padding)), **TOL[dtype])
+    # <im2col(x), col> = <x, col2im(col)>: what makes it the input gradient of a convolution
+    np.testing.assert_allclose((windows * col).sum(), (x * got).sum(), rtol=1e-4 if dtype == "float32" else 1e-10)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_backward_kernels_match_finite_differences_of_the_forward_kernels(kind, dtype):
     """batchnorm/layernorm/lstm backward kernels against central differences of the float64 references."""
@@ -326,6 +365,8 @@ def test_bad_shapes_raise_value_errors(kind):
         fused.lstm_cell(put(np.ones((2, 8)), kind, "float32"), a)
     with pytest.raises(ValueError, match="grad of shape"):
         fused.embedding_scatter_add(a, put([0], kind, "float32"), 4)
+    with pytest.raises(ValueError, match="col must be 6-D"):
+        fused.col2im(a, (2, 3), 1, (0, 0))
 
 
 def test_activations_on_another_device_are_refused_ids_are_copied_over():
@@ -361,6 +402,8 @@ def test_kernels_check_raw_buffers(dev):
         "layernorm_backward": [(big, big, big, big, small, big, 4, 10, 1e-5)],
         "lstm_cell": [(small, big, big, big, 4, 10), (big, big, big, small, 4, 10)],
         "lstm_cell_grad": [(big, big, big, big, small, big, 4, 10)],
+        "col2im": [(small, big, 1, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2), (big, small, 1, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2),
+                   (big, other, 1, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2), (big, f32(1000), 1, 2, 2, 3, 3, 3, 0, 1, 1, 2, 2)],
     }
     for name, bad in calls.items():
         for args in bad:
