@@ -7,7 +7,7 @@ so each op's gradient is expressed through the other two.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from ..autograd import NDArray, TensorOp
 from ..backend_selection import array_api
@@ -16,28 +16,49 @@ from . import array_compat as compat
 fused = compat.fused
 
 
-def _pad_hw(a: NDArray, p: int) -> NDArray:
-    """Zero padding of `p` on both sides of H and W of an NHWC array."""
-    return compat.pad(a, ((0, 0), (p, p), (p, p), (0, 0))) if p else a
+class _Window(NamedTuple):
+    """Where a kernel meets its input. Only the taps rows[0]:rows[1] x cols[0]:cols[1] ever touch it; the others
+    see zero padding alone (the outer taps of a 3 x 3 kernel over a 1 x 1 image with padding 1), so they add
+    nothing to the output and get a zero gradient, and im2col and its products leave them out. pads: the zero
+    padding ((top, bottom), (left, right)) that a kernel of just those taps needs for the same output."""
+
+    rows: tuple
+    cols: tuple
+    out_hw: tuple
+    pads: tuple
+
+    @property
+    def kernel_hw(self) -> tuple:
+        return self.rows[1] - self.rows[0], self.cols[1] - self.cols[0]
+
+    def taps(self, w: NDArray) -> NDArray:
+        """The weight (K, K, C_in, C_out) cut to the taps that touch the input."""
+        return w[self.rows[0] : self.rows[1], self.cols[0] : self.cols[1], :, :]
 
 
-def _im2col(a: NDArray, kh: int, kw: int, stride: int, out_h: int, out_w: int) -> NDArray:
-    """The (N * out_h * out_w, kh * kw * C) matrix of the kh x kw windows of NHWC `a`: one view, one copy."""
-    a = compat.compact(a)
+def _window(hw: tuple, kernel_hw: tuple, stride: int, padding: int) -> _Window:
+    def axis(size: int, k: int):
+        out = (size + 2 * padding - k) // stride + 1
+        first, last = max(0, padding - (out - 1) * stride), min(k, size + padding)  # tap i meets rows i - padding + stride * o
+        if first >= last:  # no tap ever touches the input: the output is zero, computed as it stands
+            first, last = 0, k
+        before = padding - first
+        return (first, last), out, (before, max(0, (out - 1) * stride + last - first - before - size))
+
+    (rows, out_h, pad_h), (cols, out_w, pad_w) = axis(hw[0], kernel_hw[0]), axis(hw[1], kernel_hw[1])
+    return _Window(rows, cols, (out_h, out_w), (pad_h, pad_w))
+
+
+def _im2col(x: NDArray, window: _Window, stride: int) -> NDArray:
+    """The (N * out_h * out_w, kh * kw * C) matrix of the windows of NHWC `x` (zero-padded as `window` says) over
+    the taps that touch it: one padded copy, one strided view, one copy."""
+    (top, bottom), (left, right) = window.pads
+    a = compat.compact(compat.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0))) if top + bottom + left + right else x)
     n, h, w, c = a.shape
+    (kh, kw), (out_h, out_w) = window.kernel_hw, window.out_hw
     sn, sh, sw = h * w * c, w * c, c
-    windows = compat.as_strided(
-        a, (n, out_h, out_w, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, 1)
-    )
+    windows = compat.as_strided(a, (n, out_h, out_w, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, 1))
     return compat.compact(windows).reshape((n * out_h * out_w, kh * kw * c))
-
-
-def _padded_im2col(x: NDArray, kh: int, kw: int, stride: int, padding: int):
-    """im2col of NHWC `x` zero-padded by `padding`, and the output's (N, out_h, out_w)."""
-    x = _pad_hw(x, padding)
-    n, h, w, _ = x.shape
-    out_h, out_w = (h - kh) // stride + 1, (w - kw) // stride + 1
-    return _im2col(x, kh, kw, stride, out_h, out_w), (n, out_h, out_w)
 
 
 def _check_conv_args(x_shape, w_shape, stride: int, padding: int) -> None:
@@ -64,11 +85,11 @@ class Conv(TensorOp):
 
     def compute(self, A, B):
         _check_conv_args(A.shape, B.shape, self.stride, self.padding)
-        kh, kw, c, c_out = B.shape
-        col, (n, out_h, out_w) = _padded_im2col(A, kh, kw, self.stride, self.padding)
+        window = _window(A.shape[1:3], B.shape[:2], self.stride, self.padding)
+        col = _im2col(A, window, self.stride)
         self.saved_im2col = (A, col)
-        out = col @ compat.reshape(B, (kh * kw * c, c_out))
-        return out.reshape((n, out_h, out_w, c_out))
+        out = col @ compat.reshape(window.taps(B), (col.shape[1], B.shape[3]))
+        return out.reshape((A.shape[0], *window.out_hw, B.shape[3]))
 
     def gradient(self, out_grad, node):
         A, B = node.inputs
@@ -99,12 +120,13 @@ class ConvBackwardInput(TensorOp):
         self.input_hw = tuple(input_hw)
 
     def compute(self, g, w):
-        kh, kw, c_in, c_out = w.shape
+        _, _, c_in, c_out = w.shape
         n, out_h, out_w, _ = g.shape
-        weights = array_api.transpose(compat.reshape(w, (kh * kw * c_in, c_out)), (1, 0))
+        window = _window(self.input_hw, w.shape[:2], self.stride, self.padding)
+        (kh, kw), ((top, _), (left, _)) = window.kernel_hw, window.pads
+        weights = array_api.transpose(compat.reshape(window.taps(w), (kh * kw * c_in, c_out)), (1, 0))
         cols = compat.reshape(g, (n * out_h * out_w, c_out)) @ weights
-        return fused.col2im(cols.reshape((n, out_h, out_w, kh, kw, c_in)), self.input_hw, self.stride,
-                            (self.padding, self.padding))
+        return fused.col2im(cols.reshape((n, out_h, out_w, kh, kw, c_in)), self.input_hw, self.stride, (top, left))
 
     def gradient(self, out_grad, node):
         g, w = node.inputs
@@ -126,16 +148,19 @@ class ConvBackwardWeight(TensorOp):
         self.im2col = im2col
 
     def compute(self, x, g):
-        kh, kw = self.kernel_hw
         n, out_h, out_w, c_out = g.shape
-        if self.im2col is not None and self.im2col[0] is x:
-            col = self.im2col[1]
-        else:
-            col, shape = _padded_im2col(x, kh, kw, self.stride, self.padding)
-            if shape != (n, out_h, out_w):
-                raise ValueError(f"output gradient {g.shape} does not match the conv output {shape} of input {x.shape}")
+        window = _window(x.shape[1:3], self.kernel_hw, self.stride, self.padding)
+        if window.out_hw != (out_h, out_w) or n != x.shape[0]:
+            shape = (x.shape[0], *window.out_hw)
+            raise ValueError(f"output gradient {g.shape} does not match the conv output {shape} of input {x.shape}")
+        col = self.im2col[1] if self.im2col is not None and self.im2col[0] is x else _im2col(x, window, self.stride)
         grad = array_api.transpose(col, (1, 0)) @ compat.reshape(g, (n * out_h * out_w, c_out))
-        return grad.reshape((kh, kw, x.shape[3], c_out))
+        grad = grad.reshape((*window.kernel_hw, x.shape[3], c_out))
+        if window.kernel_hw == self.kernel_hw:
+            return grad
+        full = compat.zeros((*self.kernel_hw, x.shape[3], c_out), grad)  # the taps that never touch x: zero
+        full[window.rows[0] : window.rows[1], window.cols[0] : window.cols[1], :, :] = grad
+        return full
 
     def gradient(self, out_grad, node):
         x, g = node.inputs

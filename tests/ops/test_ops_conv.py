@@ -42,6 +42,9 @@ SHAPES = [
     (1, 7, 5, 2, 2, 2, 3, 1),  # kernel smaller than the stride: some input phases get no taps
     (1, 9, 6, 1, 2, 5, 2, 2),
     (1, 3, 4, 2, 2, 3, 3, 1),  # a phase whose output rows all fall in the padding, while its columns do not
+    (2, 1, 1, 2, 2, 3, 1, 1),  # a 1 x 1 image (ResNet9's last blocks): only the centre tap ever touches it
+    (1, 2, 3, 2, 2, 3, 2, 1),  # taps left out on both axes, more on one than the other
+    (1, 1, 2, 1, 1, 2, 20, 5),  # the one window lies wholly in the padding: no tap touches the input
 ]
 IDS = ["x".join(map(str, s)) for s in SHAPES]
 
@@ -140,8 +143,8 @@ def test_the_weight_gradient_reuses_the_forwards_im2col_of_that_input_only(monke
     from needle.ops import ops_conv
 
     built = []
-    im2col = ops_conv._padded_im2col
-    monkeypatch.setattr(ops_conv, "_padded_im2col", lambda x, *a: built.append(x) or im2col(x, *a))
+    im2col = ops_conv._im2col
+    monkeypatch.setattr(ops_conv, "_im2col", lambda x, *a: built.append(x) or im2col(x, *a))
     rng = np.random.default_rng(0)
     x = ndl.Tensor(rng.standard_normal((1, 5, 5, 2)), dtype="float64", requires_grad=False)
     w = ndl.Tensor(rng.standard_normal((3, 3, 2, 2)), dtype="float64")
@@ -153,6 +156,22 @@ def test_the_weight_gradient_reuses_the_forwards_im2col_of_that_input_only(monke
     again = out.op.gradient(ndl.Tensor(np.ones(out.shape), dtype="float64"), out)[1]
     assert len(built) == 2
     np.testing.assert_allclose(again.numpy(), want)
+
+
+def test_taps_that_only_ever_meet_padding_are_left_out_of_im2col():
+    """A 3 x 3 kernel over a 1 x 1 image (padding 1) multiplies only its centre tap; over 2 x 2 at stride 2, rows
+    and columns 1-2 of its taps; over 2 x 3, rows 1-2 only (its second window reaches the last column). The
+    others get a zero gradient."""
+    rng = np.random.default_rng(7)
+    for (h, w), stride, taps in (((1, 1), 1, 1), ((2, 2), 2, 4), ((2, 3), 2, 6), ((4, 4), 1, 9)):
+        x = ndl.Tensor(rng.standard_normal((2, h, w, 3)), dtype="float64", requires_grad=False)
+        wt = ndl.Tensor(rng.standard_normal((3, 3, 3, 2)), dtype="float64")
+        out = ndl.conv(x, wt, stride=stride, padding=1)
+        assert out.op.saved_im2col[1].shape[1] == taps * 3
+        np.testing.assert_allclose(out.numpy(), conv_loops(x.numpy(), wt.numpy(), stride, 1), rtol=1e-10, atol=1e-10)
+        out.sum().backward()
+        grad = wt.grad.numpy()
+        assert (grad != 0).sum() == taps * 3 * 2
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, message", [
