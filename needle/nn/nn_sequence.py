@@ -1,7 +1,8 @@
 """Sequence modules (course hw4): Sigmoid, RNNCell, RNN, LSTMCell, LSTM and Embedding.
 
 Layers project the whole input sequence with one matmul before stepping through time (the same
-numbers as projecting step by step, fewer and larger products)."""
+numbers as projecting step by step, fewer and larger products); an LSTM layer then runs as one node,
+ops.lstm_layer, whose backward sums W_hh's gradient over all steps in one product."""
 from __future__ import annotations
 
 from typing import Optional
@@ -42,7 +43,7 @@ class _Cell(Module):
 
     def project_input(self, X: Tensor) -> Tensor:
         """X W_ih + bias_ih + bias_hh for X of shape (rows, input_size)."""
-        if X.shape[-1] != self.input_size:
+        if len(X.shape) != 2 or X.shape[1] != self.input_size:
             raise ValueError(f"{type(self).__name__}({self.input_size}, {self.hidden_size}): input of shape {X.shape}")
         out = X @ self.W_ih
         if self.bias_ih is not None:
@@ -50,12 +51,14 @@ class _Cell(Module):
             out = out + b.broadcast_to(out.shape)
         return out
 
+    def zero_state(self, xw: Tensor) -> Tensor:
+        """The zero state (bs, hidden) for projected inputs xw (..., bs, gates * hidden)."""
+        return init.zeros(xw.shape[-2], self.hidden_size, device=xw.device, dtype=xw.dtype)
+
     def preactivation(self, xw: Tensor, h: Optional[Tensor]) -> Tensor:
         """The projected input plus h W_hh; a missing h is the zero state, kept in the graph (as the course
         does) so that W_hh always gets its gradient, zero after a single step."""
-        if h is None:
-            h = init.zeros(xw.shape[0], self.hidden_size, device=xw.device, dtype=xw.dtype)
-        return xw + h @ self.W_hh
+        return xw + (h if h is not None else self.zero_state(xw)) @ self.W_hh
 
 
 class RNNCell(_Cell):
@@ -88,10 +91,7 @@ class LSTMCell(_Cell):
 
     def step(self, xw: Tensor, state: Optional[tuple]) -> tuple[Tensor, Tensor]:
         h, c = state if state is not None else (None, None)
-        z = self.preactivation(xw, h)
-        if c is None:
-            c = init.zeros(z.shape[0], self.hidden_size, device=z.device, dtype=z.dtype)
-        return ops.lstm_step(z, c)
+        return ops.lstm_step(self.preactivation(xw, h), c if c is not None else self.zero_state(xw))
 
     def forward(self, X: Tensor, h: Optional[tuple] = None) -> tuple[Tensor, Tensor]:
         return self.step(self.project_input(X), h)
@@ -132,8 +132,13 @@ def _run_layers(cells: list, X: Tensor, states: list, out_of) -> tuple[Tensor, l
     for layer, cell in enumerate(cells):
         if _runs_own_forward(cell):
             xw = cell.project_input(layer_in.reshape((seq_len * bs, layer_in.shape[2])))
-            xw = _unpack(ops.split(xw.reshape((seq_len, bs, xw.shape[1])), axis=0))
-            step = cell.step
+            xw = xw.reshape((seq_len, bs, xw.shape[1]))
+            if isinstance(cell, LSTMCell):  # the whole layer as one node (ops.lstm_layer)
+                h0, c0 = states[layer] or (cell.zero_state(xw), cell.zero_state(xw))
+                layer_in, h_last, c_last = ops.lstm_layer(xw, h0, c0, cell.W_hh)
+                states[layer] = (h_last, c_last)
+                continue
+            xw, step = _unpack(ops.split(xw, axis=0)), cell.step
         else:
             xw, step = _unpack(ops.split(layer_in, axis=0)), cell
         state, outputs = states[layer], []

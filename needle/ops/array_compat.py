@@ -31,6 +31,10 @@ if NUMPY:
         """The slices along `axis`, that axis removed."""
         return list(numpy.moveaxis(a, axis, 0))
 
+    def rows(a) -> list:
+        """The views a[0], a[1], ... along the first axis."""
+        return list(a)
+
     def zeros(shape, like):
         """Zeros of `shape` with the dtype (and device) of `like`."""
         return numpy.zeros(shape, dtype=like.dtype)
@@ -56,6 +60,10 @@ else:
     def split(a, axis: int) -> list:
         """The slices along `axis`, that axis removed."""
         return array_api.split(a, axis)
+
+    def rows(a) -> list:
+        """a[0], a[1], ... along the first axis: views of a compact `a` (split's are always copies)."""
+        return [reshape(a[t], a.shape[1:]) for t in range(a.shape[0])]
 
     def zeros(shape, like):
         """Zeros of `shape` with the dtype and device of `like`."""

@@ -17,12 +17,13 @@ from __future__ import annotations
 import numpy
 
 from ..autograd import Tensor, TensorOp, TensorTupleOp
+from ..backend_selection import array_api
 from . import array_compat as compat
 
 __all__ = ["Sigmoid", "SigmoidGrad", "sigmoid", "EmbeddingGather", "EmbeddingScatterAdd", "embedding",
            "SoftmaxCrossEntropy", "SoftmaxCrossEntropyGrad", "softmax_cross_entropy", "BatchNorm", "BatchNormEval",
            "BatchNormGrad", "batch_norm", "batch_norm_eval", "batch_norm_statistics", "LayerNorm", "LayerNormGrad",
-           "layer_norm", "LSTMStep", "LSTMStepGrad", "lstm_step"]
+           "layer_norm", "LSTMStep", "LSTMStepGrad", "lstm_step", "LSTMLayer", "LSTMLayerGrad", "lstm_layer"]
 
 fused = compat.fused
 
@@ -268,3 +269,59 @@ def lstm_step(z: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """(h', c') of one LSTM step (see LSTMStep)."""
     h_new, c_new = LSTMStep()(z, c)
     return h_new, c_new
+
+
+class LSTMLayerGrad(TensorTupleOp):
+    """(W_hh, dH, dh_T, dc_T) -> (dxw, dh0, dc0, dW_hh): backpropagation through time over the states that
+    LSTMLayer saved. The step adjoints dz_t are stacked, so W_hh's gradient is one product over all steps,
+    H_prev^T dZ, instead of T thin ones summed."""
+
+    def __init__(self, saved: tuple):
+        self.saved = saved
+
+    def compute(self, w_hh, dH, dh_last, dc_last):
+        hs, cs, zs = self.saved
+        w_t = array_api.transpose(w_hh, (1, 0))
+        d_outputs = compat.rows(dH)
+        dh, dc, dzs = dh_last + d_outputs[-1], dc_last, [None] * len(zs)
+        for t in reversed(range(len(zs))):
+            dzs[t], dc = fused.lstm_cell_grad(zs[t], cs[t], dh, dc)
+            dh = dzs[t] @ w_t if t == 0 else dzs[t] @ w_t + d_outputs[t - 1]
+        dZ = array_api.stack(dzs, axis=0)
+        steps, bs, width = dZ.shape
+        h_prev = compat.reshape(array_api.stack(hs[:-1], axis=0), (steps * bs, w_hh.shape[0]))
+        dw = array_api.transpose(h_prev, (1, 0)) @ compat.reshape(dZ, (steps * bs, width))
+        return dZ, dh, dc, dw
+
+    def gradient(self, out_grad, node):
+        _no_second_derivative("lstm_layer")
+
+
+class LSTMLayer(TensorTupleOp):
+    """A whole LSTM layer over time, one node: (xw (T, bs, 4h) the projected inputs with both biases; h0, c0
+    (bs, h); W_hh (h, 4h)) -> (H (T, bs, h) the hidden states, h_T, c_T). Step t computes z_t = xw[t] +
+    h_{t-1} W_hh and (h_t, c_t) = lstm_step(z_t, c_{t-1}), as the cell does; the gradient is LSTMLayerGrad.
+    saved: (hs, cs, zs), every state and pre-activation of the last compute."""
+
+    def __init__(self):
+        self.saved = None
+
+    def compute(self, xw, h0, c0, w_hh):
+        hs, cs, zs = [h0], [c0], []
+        for x in compat.rows(xw):
+            zs.append(x + hs[-1] @ w_hh)
+            h, c = fused.lstm_cell(zs[-1], cs[-1])
+            hs.append(h)
+            cs.append(c)
+        self.saved = (hs, cs, zs)
+        return array_api.stack(hs[1:], axis=0), hs[-1], cs[-1]
+
+    def gradient(self, out_grad, node):
+        grads = LSTMLayerGrad(self.saved)(node.inputs[3], out_grad[0], out_grad[1], out_grad[2])
+        return grads[0], grads[1], grads[2], grads[3]
+
+
+def lstm_layer(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(H, h_T, c_T) of one LSTM layer over a whole sequence (see LSTMLayer)."""
+    out, h_last, c_last = LSTMLayer()(xw, h0, c0, w_hh)
+    return out, h_last, c_last

@@ -259,6 +259,53 @@ def test_op_gradients_by_finite_differences(op_device):
                         [rng.standard_normal((2, 3, 4)), rng.standard_normal(4), rng.standard_normal(4)])
     _check_op_gradients(device, lambda z, c: ops.lstm_step(z, c)[0] * ops.lstm_step(z, c)[1],
                         [rng.standard_normal((2, 8)), rng.standard_normal((2, 2))])
+    # a whole layer, every output used (all steps' states, the last h and c): xw, h0, c0 and W_hh
+    _check_op_gradients(device, lambda xw, h, c, w: _layer_outputs(ops.lstm_layer(xw, h, c, w)),
+                        [rng.standard_normal((3, 2, 8)), rng.standard_normal((2, 2)), rng.standard_normal((2, 2)),
+                         rng.standard_normal((2, 8))])
+
+
+def _layer_outputs(outputs):
+    """H (T, bs, h), h_T, c_T of lstm_layer in one tensor (T + 2, bs, h)."""
+    out, h_last, c_last = outputs
+    return ops.stack([*ops.split(out, axis=0), h_last, c_last], axis=0)
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_lstm_layer_is_the_steps_it_fuses(op_device, steps):
+    """Outputs and every gradient of lstm_layer equal those of the same steps as separate ops."""
+    rng = np.random.default_rng(11)
+    arrays = [rng.standard_normal((steps, 3, 8)), rng.standard_normal((3, 2)), rng.standard_normal((3, 2)),
+              rng.standard_normal((2, 8))]
+    G = [rng.standard_normal((steps, 3, 2)), rng.standard_normal((3, 2)), rng.standard_normal((3, 2))]
+
+    def run(fused_layer: bool):
+        xw, h, c, w = (ndl.Tensor(a, device=op_device, dtype="float64") for a in arrays)
+        if fused_layer:
+            out, h_last, c_last = ops.lstm_layer(xw, h, c, w)
+        else:
+            h_last, c_last, hs = h, c, []
+            for x in ops.split(xw, axis=0):
+                h_last, c_last = ops.lstm_step(x + h_last @ w, c_last)
+                hs.append(h_last)
+            out = ops.stack(hs, axis=0)
+        loss = sum(((t * ndl.Tensor(g, device=op_device, dtype="float64")).sum() for t, g in
+                    zip((out, h_last, c_last), G)), start=ndl.Tensor(0.0, device=op_device, dtype="float64"))
+        loss.backward()
+        return [t.numpy() for t in (out, h_last, c_last)] + [t.grad.numpy() for t in (xw, h, c, w)]
+
+    for got, want in zip(run(True), run(False)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_lstm_layer_has_no_second_derivative(op_device):
+    tensors = [ndl.Tensor(np.ones(shape), device=op_device, dtype="float64") for shape in ((3, 1, 8), (1, 2), (1, 2),
+                                                                                         (2, 8))]
+    outputs = ops.lstm_layer(*tensors)
+    layer = outputs[0].inputs[0]
+    dxw = layer.op.gradient(ops.make_tuple(*(ndl.ones_like(t) for t in outputs)), layer)[0]
+    with pytest.raises(NotImplementedError, match="lstm_layer: no second derivative"):
+        dxw.sum().backward()
 
 
 def test_sigmoid_and_embedding_have_second_derivatives(op_device):
