@@ -7,7 +7,6 @@ require gradients.
 """
 from __future__ import annotations
 
-import weakref
 from functools import reduce
 from operator import add
 from typing import Dict, Iterable, List, Optional, Tuple, Union
@@ -24,11 +23,11 @@ TENSOR_COUNTER = 0
 
 _WRAPPED_ERRORS = (ValueError, TypeError, IndexError)
 
-# leaf -> the intermediate nodes that the latest backward pass reaching it gave a .grad. An adjoint is built
-# from ops on its own node (ReLU's mask, the loss's softmax), so node.grad -> adjoint -> node is a reference
-# cycle, freed only by Python's cycle collector, often many steps later: meanwhile its arrays stay allocated
-# and new ones fault in fresh memory. release_gradients breaks those cycles when the gradients are dropped.
-_BACKWARD_NODES: "weakref.WeakKeyDictionary[Value, List[Value]]" = weakref.WeakKeyDictionary()
+# A leaf's `_backward_nodes`: the intermediate nodes that the latest backward pass reaching it gave a .grad.
+# An adjoint is built from ops on its own node (ReLU's mask, the loss's softmax), so node.grad -> adjoint ->
+# node is a reference cycle, freed only by Python's cycle collector, often many steps later: meanwhile its
+# arrays stay allocated and new ones fault in fresh memory. release_gradients breaks those cycles when the
+# gradients are dropped.
 
 
 class Op:
@@ -370,7 +369,7 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value) -> None
             if grad is not None and inp.requires_grad:
                 node_to_output_grads_list.setdefault(inp, []).append(grad)
     for leaf in leaves:
-        _BACKWARD_NODES[leaf] = inner
+        leaf._backward_nodes = inner
 
 
 def release_gradients(leaves: Iterable[Value]) -> None:
@@ -378,7 +377,7 @@ def release_gradients(leaves: Iterable[Value]) -> None:
     (Optimizer.reset_grad calls it), so that graph is freed at once rather than by the cycle collector."""
     released: set = set()
     for leaf in leaves:
-        nodes = _BACKWARD_NODES.pop(leaf, None)
+        nodes = leaf.__dict__.pop("_backward_nodes", None)
         if nodes is not None and id(nodes) not in released:
             released.add(id(nodes))
             for node in nodes:

@@ -60,10 +60,31 @@ inline DType parse_dtype(const std::string& s) {
 inline size_t itemsize(DType d) { return d == DType::f32 ? 4 : 8; }
 inline const char* dtype_name(DType d) { return d == DType::f32 ? "float32" : "float64"; }
 
+/// Bytes held by live Arrays (the NDArray buffers: kernels' scratch is never an Array), the most held at
+/// once since the last reset, and how many there are; Python's ndl.memory_stats(cpu()) reads them.
+struct MemoryCounters {
+  size_t current = 0, peak = 0, live = 0;
+  void add(size_t bytes) {
+    current += bytes;
+    peak = std::max(peak, current);
+    ++live;
+  }
+  void remove(size_t bytes) {
+    current -= bytes;
+    --live;
+  }
+};
+inline MemoryCounters memory_counters;  // Arrays are made and freed by Python, one at a time (the GIL)
+
 /// A flat, 256-byte aligned buffer of float32 or float64 elements.
 struct AlignedArray {
-  AlignedArray(size_t size, DType dtype) : ptr(aligned_bytes(size * itemsize(dtype))), size(size), dtype(dtype) {}
-  ~AlignedArray() { release_bytes(ptr, size * itemsize(dtype)); }
+  AlignedArray(size_t size, DType dtype) : ptr(aligned_bytes(size * itemsize(dtype))), size(size), dtype(dtype) {
+    memory_counters.add(size * itemsize(dtype));
+  }
+  ~AlignedArray() {
+    release_bytes(ptr, size * itemsize(dtype));
+    memory_counters.remove(size * itemsize(dtype));
+  }
   AlignedArray(const AlignedArray&) = delete;
   AlignedArray& operator=(const AlignedArray&) = delete;
   size_t ptr_as_int() const { return reinterpret_cast<size_t>(ptr); }

@@ -78,7 +78,17 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
            py::arg("size"), py::arg("dtype") = "float32", py::return_value_policy::take_ownership)
       .def("ptr", &AlignedArray::ptr_as_int)
       .def_readonly("size", &AlignedArray::size)
-      .def_property_readonly("dtype", [](const AlignedArray& a) { return std::string(dtype_name(a.dtype)); });
+      .def_property_readonly("dtype", [](const AlignedArray& a) {
+        // read by every NDArray op: two Python strings made once (never freed: they outlive the interpreter)
+        static const py::str* names[] = {new py::str("float32"), new py::str("float64")};
+        return *names[a.dtype == DType::f32 ? 0 : 1];
+      });
+
+  // the bytes of live Arrays (needle/backend_ndarray/memory.py): (current, peak, live buffers)
+  m.def("memory_stats", [] {
+    return py::make_tuple(memory_counters.current, memory_counters.peak, memory_counters.live);
+  });
+  m.def("reset_peak_memory_stats", [] { memory_counters.peak = memory_counters.current; });
 
   m.def("to_numpy", [](const AlignedArray& a, Shape shape, Shape strides, int64_t offset) -> py::array {
     check_view("to_numpy", a, shape, strides, offset);

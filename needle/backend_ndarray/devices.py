@@ -50,6 +50,8 @@ class BackendDevice:
         self.name = name
         self.mod = mod
         self._missing = missing or f"device {name}() is not available on this machine"
+        # the module counts its own buffers' bytes (the C++ CPU backend): NDArray need not track them
+        self.counts_memory = mod is not None and hasattr(mod, "memory_stats")
 
     def __eq__(self, other) -> bool:
         return isinstance(other, BackendDevice) and self.name == other.name

@@ -3,6 +3,8 @@
 Every buffer NDArray allocates is recorded with its size; a weak reference's callback subtracts it when
 the buffer is freed (the last view over it gone), so `current` is exact for NDArray storage. Views share
 their buffer and cost nothing. Scratch space a kernel allocates and frees inside one call is not counted.
+A device module with its own counters (`memory_stats()`, as the C++ CPU backend has: a buffer's constructor
+and destructor keep them) is asked instead, which saves every allocation a weak reference.
 """
 from __future__ import annotations
 
@@ -63,24 +65,29 @@ def track(device_name: str, handle, size: int, dtype: str) -> None:
     counter.sizes[weakref.ref(handle, counter.free)] = nbytes
 
 
-def _device_name(device, caller: str) -> str:
+def _device(device, caller: str):
     if device is None:
         device = default_device()
-    name = getattr(device, "name", None)
-    if not isinstance(name, str):
+    if not isinstance(getattr(device, "name", None), str):
         raise TypeError(f"{caller}: expected a needle device such as ndl.cpu(), got {device!r}")
-    return name
+    return device
 
 
 def memory_stats(device=None) -> MemoryStats:
     """Bytes of NDArray buffers alive on `device` (default: the default device) and the peak since the last
     `reset_peak_memory_stats(device)`."""
-    name = _device_name(device, "memory_stats")
-    counter = _counter(name)
-    return MemoryStats(name, counter.current, counter.peak, len(counter.sizes))
+    device = _device(device, "memory_stats")
+    if getattr(device, "counts_memory", False):  # the C++ CPU backend counts its own
+        return MemoryStats(device.name, *device.mod.memory_stats())
+    counter = _counter(device.name)
+    return MemoryStats(device.name, counter.current, counter.peak, len(counter.sizes))
 
 
 def reset_peak_memory_stats(device=None) -> None:
     """Start a new peak measurement on `device`: the peak becomes the bytes alive now."""
-    counter = _counter(_device_name(device, "reset_peak_memory_stats"))
+    device = _device(device, "reset_peak_memory_stats")
+    if getattr(device, "counts_memory", False):
+        device.mod.reset_peak_memory_stats()
+        return
+    counter = _counter(device.name)
     counter.peak = counter.current

@@ -42,6 +42,7 @@ def _is_scalar(x) -> bool:
 class NDArray:
     """A strided view (shape, strides, offset) over a flat buffer (`_handle`) on a device."""
 
+    __slots__ = ("_shape", "_strides", "_offset", "_device", "_handle", "__weakref__")  # made for every op's output
     __hash__ = None
 
     def __init__(self, other, device: BackendDevice | None = None, dtype=None):
@@ -96,7 +97,8 @@ class NDArray:
             # a course-style device module's Array(size) knows only float32
             size = math.prod(shape)
             handle = mod.Array(size) if dtype == "float32" else mod.Array(size, dtype)
-            memory.track(device.name, handle, size, dtype)
+            if not device.counts_memory:
+                memory.track(device.name, handle, size, dtype)
         array._handle = handle
         return array
 
@@ -235,11 +237,11 @@ class NDArray:
     def compact(self) -> "NDArray":
         """This array if compact; a dense view if the layout already is (no copy); else a dense copy."""
         shape, strides = self._shape, self._strides
-        size = math.prod(shape)
-        if self._offset == 0 and size == self._handle.size and layout.is_contiguous(shape, strides):
-            if strides == layout.compact_strides(shape):
+        if self._offset == 0 and math.prod(shape) == self._handle.size:
+            if strides == layout.compact_strides(shape):  # the common case, first
                 return self
-            return NDArray.make(shape, None, self._device, self._handle, self._offset)
+            if layout.is_contiguous(shape, strides):
+                return NDArray.make(shape, None, self._device, self._handle, self._offset)
         return self.copy()
 
     def copy(self) -> "NDArray":
@@ -342,10 +344,11 @@ class NDArray:
         if b._shape != self._shape:
             raise ValueError(f"NDArray {op}: shapes {self.shape} and {b.shape} differ (broadcast explicitly)")
         a = self
-        if a.dtype != b.dtype:  # promote as numpy does: float32 op float64 -> float64
-            a, b = a.astype("float64"), b.astype("float64")
+        dtype = a.dtype
+        if dtype != b.dtype:  # promote as numpy does: float32 op float64 -> float64
+            a, b, dtype = a.astype("float64"), b.astype("float64"), "float64"
         a, b = a.compact(), b.compact()
-        out = a._new(a._shape)
+        out = NDArray.make(a._shape, None, a._device, None, 0, dtype)
         kernel(a._device, ewise)(a._handle, b._handle, out._handle)
         return out
 
