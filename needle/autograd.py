@@ -7,9 +7,10 @@ require gradients.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import reduce
 from operator import add
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy
 
@@ -23,11 +24,12 @@ TENSOR_COUNTER = 0
 
 _WRAPPED_ERRORS = (ValueError, TypeError, IndexError)
 
-# A leaf's `_backward_nodes`: the intermediate nodes that the latest backward pass reaching it gave a .grad.
+# A leaf's gradient carries `_backward_nodes`: the intermediate nodes that its backward pass gave a .grad.
 # An adjoint is built from ops on its own node (ReLU's mask, the loss's softmax), so node.grad -> adjoint ->
 # node is a reference cycle, freed only by Python's cycle collector, often many steps later: meanwhile its
 # arrays stay allocated and new ones fault in fresh memory. release_gradients breaks those cycles when the
-# gradients are dropped.
+# gradients are dropped. The list hangs on the gradients, not the leaves, so a gradient replaced some other
+# way (p.grad = p.grad.detach()) leaves the graph to the collector, as before, instead of keeping it alive.
 
 
 class Op:
@@ -369,15 +371,42 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value) -> None
             if grad is not None and inp.requires_grad:
                 node_to_output_grads_list.setdefault(inp, []).append(grad)
     for leaf in leaves:
-        leaf._backward_nodes = inner
+        leaf.grad._backward_nodes = inner
+    if _RELEASING is not None:
+        _RELEASING.append((inner, leaves))
+
+
+# the backward passes run inside graphs_released(), as (intermediate nodes, leaves); None outside one
+_RELEASING: Optional[List[tuple]] = None
+
+
+@contextmanager
+def graphs_released() -> Iterator[None]:
+    """Every backward pass run inside has its graph freed on exit: .grad dropped from its intermediate nodes, and
+    from its leaves whose .grad is still the one it gave them. For backward passes whose gradients are used at
+    once and kept only as detached copies (a checkpoint's recomputed segment), whoever wrote the code that runs
+    them."""
+    global _RELEASING
+    outer, _RELEASING = _RELEASING, []
+    try:
+        yield
+    finally:
+        runs, _RELEASING = _RELEASING, outer
+        for inner, leaves in runs:
+            for node in inner:
+                node.grad = None
+            for leaf in leaves:
+                if getattr(leaf.grad, "_backward_nodes", None) is inner:
+                    leaf.grad = None
 
 
 def release_gradients(leaves: Iterable[Value]) -> None:
-    """Drops the .grad of the intermediate nodes of the latest backward pass that reached each of `leaves`
+    """Drops the .grad of the intermediate nodes of the backward pass that gave each of `leaves` its gradient
     (Optimizer.reset_grad calls it), so that graph is freed at once rather than by the cycle collector."""
     released: set = set()
     for leaf in leaves:
-        nodes = leaf.__dict__.pop("_backward_nodes", None)
+        grad = getattr(leaf, "grad", None)
+        nodes = grad.__dict__.pop("_backward_nodes", None) if grad is not None else None
         if nodes is not None and id(nodes) not in released:
             released.add(id(nodes))
             for node in nodes:

@@ -14,7 +14,7 @@ from typing import Callable, List, Sequence
 
 import numpy as np
 
-from ..autograd import Tensor, TensorOp, Value, compute_gradient_of_variables, release_gradients
+from ..autograd import Tensor, TensorOp, Value, compute_gradient_of_variables, graphs_released
 from .nn_basic import Module
 
 __all__ = ["checkpoint", "checkpoint_sequential", "Checkpoint"]
@@ -65,8 +65,13 @@ class CheckpointOp(TensorOp):
         compute_gradient_of_variables(output, out_grad)  # sets .grad on params too; the outer backward then overwrites it
         # detached: a gradient built from the recomputed graph would otherwise keep its activations alive
         grads = tuple(x.grad.detach() if x.requires_grad and x.grad is not None else None for x in wrt)
-        release_gradients(wrt)  # and the recomputed graph is freed now, not by the cycle collector
         return grads[0] if len(grads) == 1 else grads  # a tensor for one input, as every op
+
+    def gradient_as_tuple(self, out_grad: Tensor, node: Tensor) -> tuple:
+        """gradient (needle's, or a learner's installed in its place), with the recomputed graph freed on return
+        (its nodes' .grad form reference cycles, which would otherwise wait for the cycle collector)."""
+        with graphs_released():
+            return super().gradient_as_tuple(out_grad, node)
 
 
 def checkpoint(fn: Callable[..., Tensor], *inputs: Tensor) -> Tensor:

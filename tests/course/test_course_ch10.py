@@ -95,7 +95,7 @@ def ring_by_collective(comm, x):
 MISTAKES = [
     ("large_models.CheckpointOp.gradient", gradient_not_detached, "detach it"),
     ("large_models.CheckpointOp.gradient", gradient_with_fresh_dropout_masks, "max error"),
-    ("large_models.CheckpointOp.gradient", gradient_of_the_inputs_only, "W used inside the segment and after it"),
+    ("large_models.CheckpointOp.gradient", gradient_of_the_inputs_only, "parameters included"),
     ("large_models.ring_allreduce", ring_without_allgather, "against MPI.Allreduce"),
     ("large_models.ring_allreduce", ring_in_place, "changed its input array"),
     ("large_models.ring_allreduce", ring_by_collective, "comm.allreduce is not available here"),

@@ -126,3 +126,47 @@ def test_an_input_the_segment_ignores_gets_no_gradient_and_a_constant_none():
     out.sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), 2 * np.arange(3.0))
     assert unused.grad is None and const.grad is None
+
+
+def _exercise_style_gradient(self, out_grad, node):
+    """CheckpointOp.gradient as chapter 10's contract writes it: no freeing of its own."""
+    from needle.autograd import Tensor, compute_gradient_of_variables
+
+    inputs, params = node.inputs[: self.n_inputs], node.inputs[self.n_inputs :]
+    leaves = [Tensor.make_const(x.realize_cached_data(), requires_grad=x.requires_grad) for x in inputs]
+    output = self.fn(*leaves)
+    before = [p.grad for p in params]
+    compute_gradient_of_variables(output, out_grad)
+    grads = tuple(x.grad.detach() if x.requires_grad else None for x in leaves + list(params))
+    for p, g in zip(params, before):
+        p.grad = g
+    return grads
+
+
+@pytest.mark.parametrize("own_gradient", [False, True], ids=["needle's", "a learner's"])
+def test_the_recomputed_graph_is_freed_when_the_gradient_returns(monkeypatch, own_gradient):
+    """Its nodes' .grad make reference cycles; they are broken on return, whoever wrote gradient, so the
+    recomputed activations never wait for the cycle collector (chapter 10's peak memory depends on it)."""
+    import gc
+    import weakref
+
+    if own_gradient:
+        monkeypatch.setattr(nn.nn_checkpoint.CheckpointOp, "gradient", _exercise_style_gradient)
+    np.random.seed(0)
+    lin = nn.Linear(3, 3)
+    made = []
+
+    def segment(t):
+        hidden = ndl.ops.relu(lin(t))
+        made.append(weakref.ref(hidden))
+        return hidden * hidden
+
+    x = ndl.Tensor(np.random.randn(2, 3).astype(np.float32))
+    gc.disable()
+    try:
+        nn.checkpoint(segment, x).sum().backward()
+        assert len(made) == 2  # the forward, then the recomputation
+        assert made[1]() is None
+        assert x.grad is not None and lin.weight.grad is not None
+    finally:
+        gc.enable()

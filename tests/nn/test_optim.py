@@ -80,6 +80,18 @@ def test_reset_grad_frees_the_last_backward_graph_without_the_cycle_collector():
         gc.enable()
 
 
+def test_gradients_replaced_by_hand_leave_the_graph_to_the_cycle_collector():
+    """Without reset_grad (p.grad = p.grad.detach(), as chapter 10 measures memory), nothing of needle's keeps
+    the graph alive: one collection frees it, as before the graph was released on reset."""
+    opt, (w1, w2), hidden, ref = _relu_net_step()
+    for p in (w1, w2):
+        p.grad = p.grad.detach()
+    del hidden
+    gc.collect()
+    assert ref() is None
+    opt.reset_grad()  # the detached gradients carry no graph: nothing to release
+
+
 def test_every_node_keeps_its_grad_until_reset_grad():
     """As the course's backward leaves them; a reset releases only the graph that reached its own weights."""
     _, (_, w2), hidden, _ = _relu_net_step()
