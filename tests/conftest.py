@@ -1,10 +1,16 @@
 """Shared test settings: a hypothesis profile, the `slow` marker, the `device` fixture (one run per enabled device),
 the nn/model suites run whole on every enabled device by making it the default device, and the in-process IPython
 and build cache of the compiled-cell tests (`%%needle_cpp`)."""
-import pytest
-from hypothesis import HealthCheck, settings
+import os
 
-import needle.backend_ndarray as nd
+# Two test workers share two cores: OpenMP workers sleep at once rather than spin for the next kernel (needle's
+# default, right for one process, costs the suite ~10%). Before needle loads libgomp, which reads it then.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+import needle.backend_ndarray as nd  # noqa: E402
 
 # deadline off: the 2-core CI machine is shared; each test sets its own modest max_examples
 settings.register_profile("needle", deadline=None, suppress_health_check=[HealthCheck.too_slow])

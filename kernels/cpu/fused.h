@@ -742,7 +742,7 @@ inline void Col2im(const AlignedArray& col, AlignedArray* out, size_t n, size_t 
     using T = decltype(t);
     const T* src = col.data<T>();
     T* dst = out->data<T>();
-    const size_t taps = std::max<size_t>(1, kh * kw / (stride * stride));  // per pixel, on average
+    const size_t taps = std::max<size_t>(1, (kh / stride) * (kw / stride));  // per pixel, about (no overflow)
     parallel_for(n * h, w * c * taps, [&](size_t r0, size_t r1) {
       for (size_t r = r0; r < r1; ++r) {
         const size_t b = r / h, y = r % h;

@@ -21,8 +21,10 @@ if TYPE_CHECKING:  # for the annotations only: at run time a device reaches NDAr
 # Idle OpenMP workers spin for a while (100,000 pauses: about 3 ms) before they sleep: long enough to stay
 # awake through a training step's gaps between kernels (waking a sleeping one costs ~40 us, more than a
 # 128^3 product), short enough not to hold a core that another process wants (spinning without bound made
-# an MLP step 13x slower on 2 busy cores). libgomp's own default is 300,000; it is shared with PyTorch.
-os.environ.setdefault("GOMP_SPINCOUNT", "100000")
+# an MLP step 13x slower on 2 busy cores). libgomp's own default is 300,000; it is shared with PyTorch. A
+# wait policy or spin count set by the user wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "100000")
 
 try:  # the compiled CPU backend; without it needle still works on cpu_numpy()
     if os.environ.get("NEEDLE_CPU_MODULE"):  # another build of it (tools/cpu_build.py: clang, no OpenMP)
