@@ -502,3 +502,20 @@ def test_sliced_views_with_an_offset(device, dtype):
     h_ref, c_ref = ref_lstm(big[:3, 4:20], big[4:7, :4])
     np.testing.assert_allclose(h_new.numpy(), h_ref, **TOL[dtype])
     np.testing.assert_allclose(c_new.numpy(), c_ref, **TOL[dtype])
+
+
+@pytest.mark.skipif(NUMPY_BACKEND, reason="NDArray layouts (numpy arrays under NEEDLE_BACKEND=np)")
+def test_batch_norm_makes_a_strided_input_dense_once(device):
+    """A (N, C, H, W) view of NHWC data (what nn.Conv returns) is made dense in place, the same values, so the
+    statistics, forward and backward kernels read one dense copy instead of each making their own."""
+    rng = np.random.default_rng(12)
+    nhwc = rng.standard_normal((2, 3, 3, 4))
+    x = ndl.ops.transpose(ndl.Tensor(nhwc, device=device, dtype="float64"), (0, 3, 1, 2))
+    assert not x.realize_cached_data().is_compact()
+    w, b = (ndl.Tensor(np.ones(4), device=device, dtype="float64") for _ in range(2))
+    y, mean, _ = ops.batch_norm(x, w, b, 1e-5)
+    assert x.realize_cached_data().is_compact()
+    np.testing.assert_allclose(x.numpy(), nhwc.transpose(0, 3, 1, 2))
+    np.testing.assert_allclose(mean.numpy(), nhwc.mean(axis=(0, 1, 2)), rtol=1e-12)
+    expect = ref_norm(nhwc.transpose(0, 3, 1, 2), (0, 2, 3), 1e-5)[0] + 1  # weight 1, bias 1
+    np.testing.assert_allclose(y.numpy(), expect, rtol=1e-10, atol=1e-12)
