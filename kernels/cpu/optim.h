@@ -27,6 +27,21 @@ NEEDLE_CLONES void adam_loop(const T* p, const T* g, const T* m, const T* v, T* 
   }
 }
 
+/// The same with the moments updated in place (out_m is m, out_v is v): m and v are then one pointer each, so
+/// the compiler sees no overlap to guard against and keeps the loop vectorised.
+template <typename T>
+NEEDLE_CLONES void adam_loop_in_place(const T* p, const T* g, T* m, T* v, T* op, size_t n, T lr_t, T b1, T b2, T eps,
+                                      T wd, T v_scale) {
+  for (size_t i = 0; i < n; ++i) {
+    const T grad = g[i] + wd * p[i];
+    const T mi = b1 * m[i] + (T(1) - b1) * grad;
+    const T vi = b2 * v[i] + (T(1) - b2) * grad * grad;
+    m[i] = mi;
+    v[i] = vi;
+    op[i] = p[i] - lr_t * mi / (std::sqrt(vi) * v_scale + eps);
+  }
+}
+
 /// New (param, m, v) into (out_p, out_m, out_v): the same formula as needle.optim.Adam, in one pass.
 inline void AdamStep(const AlignedArray& p, const AlignedArray& g, const AlignedArray& m, const AlignedArray& v,
                      AlignedArray* out_p, AlignedArray* out_m, AlignedArray* out_v, const AdamConfig& c) {
@@ -40,10 +55,16 @@ inline void AdamStep(const AlignedArray& p, const AlignedArray& g, const Aligned
   dispatch(p.dtype, [&](auto t) {
     using T = decltype(t);
     const T lr_t = static_cast<T>(c.lr / c.bias1), v_scale = static_cast<T>(1.0 / std::sqrt(c.bias2));
+    const bool in_place = out_m == &m && out_v == &v && !c.first;
     parallel_for(p.size, 8, [&](size_t i0, size_t i1) {
-      adam_loop<T>(p.data<T>() + i0, g.data<T>() + i0, m.data<T>() + i0, v.data<T>() + i0, out_p->data<T>() + i0,
-                   out_m->data<T>() + i0, out_v->data<T>() + i0, i1 - i0, lr_t, T(c.beta1), T(c.beta2), T(c.eps),
-                   T(c.weight_decay), v_scale, c.first);
+      if (in_place)
+        adam_loop_in_place<T>(p.data<T>() + i0, g.data<T>() + i0, out_m->data<T>() + i0, out_v->data<T>() + i0,
+                              out_p->data<T>() + i0, i1 - i0, lr_t, T(c.beta1), T(c.beta2), T(c.eps),
+                              T(c.weight_decay), v_scale);
+      else
+        adam_loop<T>(p.data<T>() + i0, g.data<T>() + i0, m.data<T>() + i0, v.data<T>() + i0, out_p->data<T>() + i0,
+                     out_m->data<T>() + i0, out_v->data<T>() + i0, i1 - i0, lr_t, T(c.beta1), T(c.beta2), T(c.eps),
+                     T(c.weight_decay), v_scale, c.first);
     });
   });
 }

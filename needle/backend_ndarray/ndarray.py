@@ -643,14 +643,20 @@ def split(a: NDArray, axis: int = 0) -> list[NDArray]:
 
 def adam_step(param: NDArray, grad: NDArray, m: NDArray | None, v: NDArray | None, *, lr: float, beta1: float,
               beta2: float, eps: float, weight_decay: float, t: int) -> tuple[NDArray, NDArray, NDArray]:
-    """One Adam update in a single fused kernel (devices with `adam_step`): new (param, m, v), nothing in place.
-    m and v are None at the first step, where the moments start from zero."""
+    """One Adam update in a single fused kernel (devices with `adam_step`): (new param, m, v). m and v are None at
+    the first step, where the moments start from zero (new arrays are made), and are updated in place after it:
+    they are the optimizer's own state, while the parameter's old array may still be read elsewhere."""
     if param.shape != grad.shape:
         raise ValueError(f"adam_step: parameter shape {param.shape} and gradient shape {grad.shape} differ")
     param, grad = param.compact(), grad.compact()
     first = m is None or v is None
-    m, v = (param, param) if first else (m.compact(), v.compact())
-    out = [NDArray.make(param.shape, device=param.device, dtype=param.dtype) for _ in range(3)]
+    make = lambda: NDArray.make(param.shape, device=param.device, dtype=param.dtype)  # noqa: E731
+    if first:
+        m, v = param, param  # not read
+        out = [make(), make(), make()]
+    else:
+        m, v = m.compact(), v.compact()
+        out = [make(), m, v]
     param.device.adam_step(param._handle, grad._handle, m._handle, v._handle, *(o._handle for o in out), lr, beta1,
                            beta2, eps, weight_decay, 1 - beta1**t, 1 - beta2**t, first)
     return out[0], out[1], out[2]

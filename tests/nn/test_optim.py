@@ -251,6 +251,39 @@ def test_fused_adam_kernel_matches_the_elementwise_update(dtype, weight_decay):
         np.testing.assert_allclose(a, b, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_adam_updates_its_moments_in_place_with_the_same_numbers(dtype):
+    """After the first step the moments are written over (their own loop, vectorised); the parameter's new value
+    is a new array, its old one untouched. 2**20 values: the threaded path."""
+    from needle.backend_ndarray import cpu, array, adam_step
+
+    if not hasattr(cpu(), "adam_step"):
+        pytest.skip("the C++ backend has no fused adam_step")
+    rng = np.random.default_rng(1)
+    p, g, m, v = (rng.standard_normal(1 << 20).astype(dtype) for _ in range(4))
+    v = np.abs(v)
+    kw = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, t=3)
+    m_nd, v_nd, p_nd = (array(a, dtype=dtype, device=cpu()) for a in (m, v, p))
+    new_p, new_m, new_v = adam_step(p_nd, array(g, dtype=dtype, device=cpu()), m_nd, v_nd, **kw)
+    assert new_m is m_nd and new_v is v_nd and new_p is not p_nd
+    np.testing.assert_array_equal(p_nd.numpy(), p)
+    grad = g + 0.1 * p
+    want_m, want_v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad * grad
+    want_p = p - 0.01 / (1 - 0.9**3) * want_m / (np.sqrt(want_v) / np.sqrt(1 - 0.999**3) + 1e-8)
+    tol = dict(rtol=2e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(new_m.numpy(), want_m, **tol)
+    np.testing.assert_allclose(new_v.numpy(), want_v, **tol)
+    np.testing.assert_allclose(new_p.numpy(), want_p, **tol)
+    # the numbers of the out-of-place loop (distinct output buffers), to the last bit or so (contractions into
+    # fused multiply-adds may differ between the two loops)
+    outs = [cpu().Array(1 << 20, dtype) for _ in range(3)]
+    inputs = [array(a, dtype=dtype, device=cpu())._handle for a in (p, g, m, v)]
+    cpu().adam_step(*inputs, *outs, 0.01, 0.9, 0.999, 1e-8, 0.1, 1 - 0.9**3, 1 - 0.999**3, False)
+    for out, got in zip(outs, (new_p, new_m, new_v)):
+        np.testing.assert_allclose(cpu().to_numpy(out, (1 << 20,), (1,), 0), got.numpy(),
+                                   rtol=1e-6 if dtype == "float32" else 1e-14, atol=1e-7 if dtype == "float32" else 1e-15)
+
+
 def test_fused_adam_kernel_rejects_mismatched_buffers():
     from needle.backend_ndarray import cpu
 
