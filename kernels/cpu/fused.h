@@ -725,6 +725,57 @@ inline void LstmCellGrad(const AlignedArray& z, const AlignedArray& c, const Ali
 }
 
 // ---------------------------------------------------------------------------------------------------
+// im2col: the windows of a convolution's input, read through its strides (an NCHW tensor seen as NHWC needs
+// no copy first) with the zero padding written in place, instead of a padded copy then a strided view.
+
+inline void Im2col(const AlignedArray& a, AlignedArray* out, size_t n, size_t h, size_t w, size_t c, size_t kh,
+                   size_t kw, size_t stride, size_t pad_h, size_t pad_w, size_t out_h, size_t out_w, int64_t offset,
+                   Shape strides) {
+  const char* op = "im2col";
+  same_dtypes(op, {&a, out});
+  require(stride >= 1, "im2col: stride must be >= 1");
+  constexpr size_t LIMIT = size_t(1) << 40;  // keeps window coordinates far from int64 overflow
+  require(stride < LIMIT && pad_h < LIMIT && pad_w < LIMIT, "im2col: stride or padding too large");
+  require(strides.size() == 4, "im2col: strides must have 4 entries (n, h, w, c)");
+  const Shape shape{int64_t(n), int64_t(h), int64_t(w), int64_t(c)};
+  require(shape[0] >= 0 && shape[1] >= 0 && shape[2] >= 0 && shape[3] >= 0, "im2col: sizes too large");
+  check_view(op, a, shape, strides, offset);
+  const size_t win = checked_mul(op, checked_mul(op, kh, kw), c);
+  const size_t rows = checked_mul(op, checked_mul(op, n, out_h), out_w);
+  size_at_least(op, "out", *out, checked_mul(op, rows, win));
+  distinct(op, out, {&a});
+  if (rows * win == 0) return;
+  require(out_h < LIMIT && out_w < LIMIT && kh < LIMIT && kw < LIMIT, "im2col: sizes too large");
+  dispatch(a.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* src = a.data<T>() + offset;
+    T* dst = out->data<T>();
+    parallel_for(n * out_h, out_w * win, [&](size_t r0, size_t r1) {
+      for (size_t r = r0; r < r1; ++r) {
+        const int64_t b = int64_t(r / out_h), oy = int64_t(r % out_h);
+        for (size_t ox = 0; ox < out_w; ++ox)
+          for (size_t i = 0; i < kh; ++i) {
+            const int64_t y = oy * int64_t(stride) + int64_t(i) - int64_t(pad_h);
+            T* d = dst + ((r * out_w + ox) * kh + i) * kw * c;
+            for (size_t j = 0; j < kw; ++j, d += c) {
+              const int64_t x = int64_t(ox * stride + j) - int64_t(pad_w);
+              if (y < 0 || y >= int64_t(h) || x < 0 || x >= int64_t(w)) {
+                std::fill(d, d + c, T(0));
+                continue;
+              }
+              const T* s = src + b * strides[0] + y * strides[1] + x * strides[2];
+              if (strides[3] == 1)
+                std::memcpy(d, s, c * sizeof(T));
+              else
+                for (size_t k = 0; k < c; ++k) d[k] = s[int64_t(k) * strides[3]];
+            }
+          }
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
 // col2im, the adjoint of im2col (a convolution's input gradient): out (n, h, w, c) gathers, for each of its
 // pixels, the taps of the windows of col (n, out_h, out_w, kh, kw, c) that cover it. A gather, not a
 // scatter: each thread owns rows of out, and every pixel sums its taps in one fixed order.

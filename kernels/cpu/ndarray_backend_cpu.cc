@@ -183,5 +183,6 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
   m.def("layernorm_backward", nonnull("layernorm_backward", fused::LayernormBackward));
   m.def("lstm_cell", nonnull("lstm_cell", fused::LstmCell));
   m.def("lstm_cell_grad", nonnull("lstm_cell_grad", fused::LstmCellGrad));
+  m.def("im2col", nonnull("im2col", fused::Im2col));
   m.def("col2im", nonnull("col2im", fused::Col2im));
 }

@@ -238,6 +238,18 @@ extern "C" __global__ void KERNEL(lstm_cell_grad)(const scalar_t* z, const scala
   }
 }
 
+// ---- im2col: a thread per element of the window matrix, reading the image through its strides ----
+extern "C" __global__ void KERNEL(im2col)(const scalar_t* a, scalar_t* out, idx_t n, idx_t h, idx_t w, idx_t c,
+                                          idx_t kh, idx_t kw, idx_t stride, idx_t pad_h, idx_t pad_w, idx_t out_h,
+                                          idx_t out_w, idx_t offset, idx_t sn, idx_t sh, idx_t sw, idx_t sc) {
+  FOR_EACH_INDEX(e, n * out_h * out_w * kh * kw * c) {
+    const idx_t k = e % c, j = e / c % kw, i = e / (c * kw) % kh, ox = e / (c * kw * kh) % out_w;
+    const idx_t oy = e / (c * kw * kh * out_w) % out_h, b = e / (c * kw * kh * out_w * out_h);
+    const idx_t y = oy * stride + i - pad_h, x = ox * stride + j - pad_w;
+    out[e] = (y < 0 || y >= h || x < 0 || x >= w) ? scalar_t(0) : a[offset + b * sn + y * sh + x * sw + k * sc];
+  }
+}
+
 // ---- col2im (a convolution's input gradient): a thread per element of out, gathering the taps that cover it ----
 extern "C" __global__ void KERNEL(col2im)(const scalar_t* col, scalar_t* out, idx_t n, idx_t h, idx_t w, idx_t c,
                                           idx_t kh, idx_t kw, idx_t stride, idx_t pad_h, idx_t pad_w, idx_t out_h,

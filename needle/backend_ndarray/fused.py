@@ -40,6 +40,11 @@ element counts; buffers are dense row-major; outputs are fully overwritten and n
         (i, f, o = sigmoid of their block, g = tanh)
     lstm_cell_grad(z, c, dh, dc_new, dz, dc, bs, h)
         dz (bs, 4h), dc (bs, h) from the adjoints dh of h' and dc_new of c' (gates recomputed from z)
+    im2col(a, out, n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w, offset, strides)
+        the windows of a convolution's input: a is the strided view (n, h, w, c) of a buffer at `offset` with
+        `strides` (four, in elements: an NCHW tensor seen as NHWC is read in place); out (n, out_h, out_w, kh,
+        kw, c) holds at (b, oy, ox, i, j) the pixel a[b, oy * stride + i - pad_h, ox * stride + j - pad_w], or
+        zeros where that lies outside a (the padding)
     col2im(col, out, n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w)
         the adjoint of im2col (a convolution's input gradient): out (n, h, w, c) = 0, then each window
         (b, oy, ox) of col (n, out_h, out_w, kh, kw, c) adds its tap (i, j) at out[b, oy * stride + i - pad_h,
@@ -60,7 +65,7 @@ from .ndarray import NDArray
 
 __all__ = ["embedding_gather", "embedding_scatter_add", "softmax_xent", "softmax_xent_grad", "sigmoid",
            "sigmoid_grad", "batchnorm_stats", "batchnorm_forward", "batchnorm_backward", "layernorm_forward",
-           "layernorm_backward", "lstm_cell", "lstm_cell_grad", "col2im"]
+           "layernorm_backward", "lstm_cell", "lstm_cell_grad", "im2col", "col2im"]
 
 
 class _Call:
@@ -320,6 +325,22 @@ def lstm_cell_grad(z, c, dh, dc_new):
 
 
 # ---- convolution ----
+
+
+def im2col(x, kernel_hw: tuple, stride: int, padding: tuple, out_hw: tuple):
+    """The (n * out_h * out_w, kh * kw * c) matrix of the windows of NHWC `x` (any strides: read in place on a
+    device with the kernel), zero-padded by padding = (pad_h, pad_w) at the top and left."""
+    call = _Call("im2col", x)
+    _shape_is(call.op, "x", x, ndim=4)
+    n, h, w, c = x.shape
+    (kh, kw), (pad_h, pad_w), (out_h, out_w) = kernel_hw, padding, out_hw
+    if call.host or getattr(call.device.mod, "im2col", None) is None:  # the reference on dense host copies
+        x, offset, strides = call.dense(x, "x"), 0, [h * w * c, w * c, c, 1]
+    else:
+        offset, strides = x._offset, list(x._strides)
+    out = call.empty((n * out_h * out_w, kh * kw * c))
+    call(x, out, n, h, w, c, kh, kw, int(stride), int(pad_h), int(pad_w), out_h, out_w, offset, strides)
+    return out
 
 
 def col2im(col, hw: tuple, stride: int, padding: tuple):

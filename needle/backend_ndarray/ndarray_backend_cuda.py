@@ -509,6 +509,22 @@ class CudaBackend:
             self._launch("lstm_cell_grad", z.dtype, geo.elementwise(bs * h, self.x.max_blocks), z, c, dh, dc_new, dz,
                          dc, bs, h)
 
+    def im2col(self, a, out, n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w, offset, strides) -> None:
+        dims = _dims("im2col", n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w)
+        n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w = dims
+        if stride < 1:
+            raise ValueError("im2col: stride must be >= 1")
+        strides, offset = [int(s) for s in strides], int(offset)
+        _view_args("im2col", (n, h, w, c), strides)
+        _same_dtype("im2col", a, out)
+        layout.check_bounds("im2col", (n, h, w, c), strides, offset, a.size)
+        size = n * out_h * out_w * kh * kw * c
+        _at_least("im2col", out, size, "out")
+        if a is out:
+            raise ValueError("im2col: an output buffer is also an input")
+        if size:
+            self._launch("im2col", a.dtype, geo.elementwise(size, self.x.max_blocks), a, out, *dims, offset, *strides)
+
     def col2im(self, col, out, n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w) -> None:
         dims = _dims("col2im", n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w)
         n, h, w, c, kh, kw, stride, pad_h, pad_w, out_h, out_w = dims

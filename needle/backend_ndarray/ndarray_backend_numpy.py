@@ -410,3 +410,23 @@ def col2im(col: Array, out: Array, n: int, h: int, w: int, c: int, kh: int, kw: 
         for j in range(kw):
             padded[:, i : i + stride * out_h : stride, j : j + stride * out_w : stride, :] += cols[:, :, :, i, j, :]
     o[...] = padded[:, pad_h : pad_h + h, pad_w : pad_w + w, :]
+
+
+def im2col(a: Array, out: Array, n: int, h: int, w: int, c: int, kh: int, kw: int, stride: int, pad_h: int, pad_w: int,
+           out_h: int, out_w: int, offset: int, strides) -> None:
+    op = "im2col"
+    _fused_args(op, a, out)
+    if stride < 1 or pad_h < 0 or pad_w < 0:
+        raise ValueError(f"{op}: stride must be >= 1 and padding >= 0, got stride {stride}, padding {pad_h}, {pad_w}")
+    try:
+        x = _view(a, (n, h, w, c), strides, offset)
+    except ValueError as err:
+        raise ValueError(f"{op}: {err}") from None
+    o = _flat(out, n * out_h * out_w * kh * kw * c, "out", op)
+    # the image zero-padded far enough for every window, then its windows as one strided view
+    padded = np.zeros((n, max(pad_h + h, (out_h - 1) * stride + kh), max(pad_w + w, (out_w - 1) * stride + kw), c),
+                      dtype=o.dtype)
+    padded[:, pad_h : pad_h + h, pad_w : pad_w + w, :] = x
+    sn, sh, sw, sc = padded.strides
+    o[:] = np.lib.stride_tricks.as_strided(padded, (n, out_h, out_w, kh, kw, c),
+                                           (sn, sh * stride, sw * stride, sh, sw, sc)).reshape(-1)

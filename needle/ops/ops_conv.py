@@ -1,4 +1,4 @@
-"""2-D convolution (NHWC input, (K, K, C_in, C_out) weight) via im2col: one strided view, one copy, one matmul.
+"""2-D convolution (NHWC input, (K, K, C_in, C_out) weight) via im2col: one device kernel, one matmul.
 
 The backward pass uses two more ops of the same shape, so every gradient is itself differentiable.
 With T(x, w, g) = <conv(x, w), g>, the three ops are the partial derivatives of T:
@@ -20,7 +20,8 @@ class _Window(NamedTuple):
     """Where a kernel meets its input. Only the taps rows[0]:rows[1] x cols[0]:cols[1] ever touch it; the others
     see zero padding alone (the outer taps of a 3 x 3 kernel over a 1 x 1 image with padding 1), so they add
     nothing to the output and get a zero gradient, and im2col and its products leave them out. pads: the zero
-    padding ((top, bottom), (left, right)) that a kernel of just those taps needs for the same output."""
+    padding (top, left) that a kernel of just those taps needs for the same output (at the bottom and right,
+    windows simply stop at the image's edge)."""
 
     rows: tuple
     cols: tuple
@@ -42,23 +43,17 @@ def _window(hw: tuple, kernel_hw: tuple, stride: int, padding: int) -> _Window:
         first, last = max(0, padding - (out - 1) * stride), min(k, size + padding)  # tap i meets rows i - padding + stride * o
         if first >= last:  # no tap ever touches the input: the output is zero, computed as it stands
             first, last = 0, k
-        before = padding - first
-        return (first, last), out, (before, max(0, (out - 1) * stride + last - first - before - size))
+        return (first, last), out, padding - first
 
     (rows, out_h, pad_h), (cols, out_w, pad_w) = axis(hw[0], kernel_hw[0]), axis(hw[1], kernel_hw[1])
     return _Window(rows, cols, (out_h, out_w), (pad_h, pad_w))
 
 
 def _im2col(x: NDArray, window: _Window, stride: int) -> NDArray:
-    """The (N * out_h * out_w, kh * kw * C) matrix of the windows of NHWC `x` (zero-padded as `window` says) over
-    the taps that touch it: one padded copy, one strided view, one copy."""
-    (top, bottom), (left, right) = window.pads
-    a = compat.compact(compat.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0))) if top + bottom + left + right else x)
-    n, h, w, c = a.shape
-    (kh, kw), (out_h, out_w) = window.kernel_hw, window.out_hw
-    sn, sh, sw = h * w * c, w * c, c
-    windows = compat.as_strided(a, (n, out_h, out_w, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, 1))
-    return compat.compact(windows).reshape((n * out_h * out_w, kh * kw * c))
+    """The (N * out_h * out_w, kh * kw * C) matrix of the windows of NHWC `x` over the taps that touch it,
+    zero-padded as `window` says: one device kernel reading `x` through its strides (nn.Conv's NCHW input seen
+    as NHWC needs no copy first, nor a padded one)."""
+    return fused.im2col(x, window.kernel_hw, stride, window.pads, window.out_hw)
 
 
 def _check_conv_args(x_shape, w_shape, stride: int, padding: int) -> None:
@@ -123,10 +118,10 @@ class ConvBackwardInput(TensorOp):
         _, _, c_in, c_out = w.shape
         n, out_h, out_w, _ = g.shape
         window = _window(self.input_hw, w.shape[:2], self.stride, self.padding)
-        (kh, kw), ((top, _), (left, _)) = window.kernel_hw, window.pads
+        kh, kw = window.kernel_hw
         weights = array_api.transpose(compat.reshape(window.taps(w), (kh * kw * c_in, c_out)), (1, 0))
         cols = compat.reshape(g, (n * out_h * out_w, c_out)) @ weights
-        return fused.col2im(cols.reshape((n, out_h, out_w, kh, kw, c_in)), self.input_hw, self.stride, (top, left))
+        return fused.col2im(cols.reshape((n, out_h, out_w, kh, kw, c_in)), self.input_hw, self.stride, window.pads)
 
     def gradient(self, out_grad, node):
         g, w = node.inputs

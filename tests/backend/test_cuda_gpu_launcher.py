@@ -48,10 +48,10 @@ def test_every_launch_passes_the_kernels_exact_parameter_types(gpu, dtype):
     loss = nn.SoftmaxLoss()(model(emb(ids).reshape((4, 3))), ndl.Tensor([0, 1, 5, 2], device=gpu, dtype=dtype))
     loss.backward()
     opt.step()
-    conv = nn.Conv(3, 4, 3, stride=2, device=gpu, dtype=dtype)  # its input gradient: col2im
+    conv = nn.Conv(3, 4, 3, stride=2, device=gpu, dtype=dtype)  # im2col, and col2im for its input gradient
     conv(ndl.Tensor(rng.standard_normal((2, 3, 5, 5)), device=gpu, dtype=dtype)).sum().backward()
     used = set(gpu.launches)
     for kernel in ("compact", "ewise_setitem", "scalar_setitem", "matmul_strided", "reduce_sum_serial", "adam_step",
                    "embedding_gather", "embedding_scatter_add", "softmax_xent_serial", "layernorm_forward",
-                   "batchnorm_backward", "col2im"):
+                   "batchnorm_backward", "im2col", "col2im"):
         assert kernel + ("_f64" if dtype == "float64" else "_f32") in used

@@ -164,6 +164,24 @@ def test_col2im_matches_numpy_and_is_the_adjoint_of_im2col(kind, dtype, h, w, k,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("h,w,k,stride,padding", CONV_GEOMETRIES)
+def test_im2col_reads_any_layout_and_pads_with_zeros(kind, dtype, h, w, k, stride, padding):
+    """NHWC images dense, as a view of NCHW data (nn.Conv's input, read in place), and with an offset (a slice)."""
+    rng = np.random.default_rng(h * 10 + w + k)
+    x = rng.standard_normal((3, h, w, 2))
+    want = im2col(x, k, stride, padding)
+    n, out_h, out_w = want.shape[:3]
+    want = want.reshape(n * out_h * out_w, -1)
+    views = [put(x, kind, dtype), strided(x, kind, dtype)]
+    if kind is not None:
+        nchw = nd.array(np.ascontiguousarray(np.concatenate([x, x]).transpose(0, 3, 1, 2)), dtype=dtype, device=kind)
+        views.append(nchw[3:].permute((0, 2, 3, 1)))  # offset 3 images in, NCHW seen as NHWC
+    for view in views:
+        got = fused.im2col(view, (k, k), stride, (padding, padding), (out_h, out_w))
+        np.testing.assert_array_equal(get(got), want.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_backward_kernels_match_finite_differences_of_the_forward_kernels(kind, dtype):
     """batchnorm/layernorm/lstm backward kernels against central differences of the float64 references."""
     rng = np.random.default_rng(2)
@@ -449,6 +467,12 @@ def test_kernels_check_raw_buffers(dev):
         "layernorm_backward": [(big, big, big, big, small, big, 4, 10, 1e-5)],
         "lstm_cell": [(small, big, big, big, 4, 10), (big, big, big, small, 4, 10)],
         "lstm_cell_grad": [(big, big, big, big, small, big, 4, 10)],
+        "im2col": [(small, big, 1, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2, 0, [12, 6, 3, 1]),  # the view past the buffer
+                   (big, small, 1, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2, 0, [12, 6, 3, 1]),
+                   (big, other, 1, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2, 0, [12, 6, 3, 1]),
+                   (big, f32(1000), 1, 2, 2, 3, 3, 3, 0, 1, 1, 2, 2, 0, [12, 6, 3, 1]),
+                   (big, f32(1000), 1, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2, 999, [12, 6, 3, 1]),
+                   (big, f32(1000), 1, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2, 0, [12, 6, 3])],
         "col2im": [(small, big, 1, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2), (big, small, 1, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2),
                    (big, other, 1, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2), (big, f32(1000), 1, 2, 2, 3, 3, 3, 0, 1, 1, 2, 2)],
     }
