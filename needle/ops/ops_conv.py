@@ -40,12 +40,14 @@ class _Window(NamedTuple):
 def _window(hw: tuple, kernel_hw: tuple, stride: int, padding: int) -> _Window:
     def axis(size: int, k: int):
         out = (size + 2 * padding - k) // stride + 1
-        first, last = max(0, padding - (out - 1) * stride), min(k, size + padding)  # tap i meets rows i - padding + stride * o
-        if first >= last:  # no tap ever touches the input: the output is zero, computed as it stands
-            first, last = 0, k
+        # tap i meets input rows i - padding + stride * o (o < out): the taps first..last-1, maybe none (the
+        # window lies wholly in the padding: no taps, a product over nothing, zeros)
+        first = min(max(0, padding - (out - 1) * stride), k)
+        last = max(first, min(k, size + padding))
         return (first, last), out, padding - first
 
-    (rows, out_h, pad_h), (cols, out_w, pad_w) = axis(hw[0], kernel_hw[0]), axis(hw[1], kernel_hw[1])
+    (h, w), (kh, kw) = hw, kernel_hw
+    (rows, out_h, pad_h), (cols, out_w, pad_w) = axis(h, kh), axis(w, kw)
     return _Window(rows, cols, (out_h, out_w), (pad_h, pad_w))
 
 

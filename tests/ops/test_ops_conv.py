@@ -174,6 +174,31 @@ def test_taps_that_only_ever_meet_padding_are_left_out_of_im2col():
         assert (grad != 0).sum() == taps * 3 * 2
 
 
+@pytest.mark.parametrize("device", OP_DEVICES, ids=str)
+@pytest.mark.parametrize("kh, kw, stride, padding", [(2, 3, 1, 1), (3, 1, 2, 1), (1, 3, 2, 2)])
+def test_conv_with_a_kernel_of_other_height_and_width(kh, kw, stride, padding, device):
+    """nn.Conv's kernels are square, the op's need not be: each axis keeps its own taps (and trims its own)."""
+    rng = np.random.default_rng(kh * 10 + kw)
+    x, w = rng.standard_normal((2, 3, 4, 2)), rng.standard_normal((kh, kw, 2, 3))
+    fn = lambda a, b: ndl.conv(a, b, stride=stride, padding=padding)  # noqa: E731
+    np.testing.assert_allclose(fn(make_input(x, device), make_input(w, device)).numpy(), conv_loops(x, w, stride, padding),
+                               rtol=1e-10, atol=1e-10)
+    check_backward(fn, [x, w], device, "compact")
+
+
+def test_the_weight_gradient_names_an_output_gradient_that_does_not_fit():
+    from needle.ops.ops_conv import ConvBackwardWeight
+
+    x = ndl.Tensor(np.ones((2, 5, 5, 3)), dtype="float64").realize_cached_data()
+    op = ConvBackwardWeight(1, 1, (3, 3))
+    for g_shape in [(3, 5, 5, 4), (2, 4, 5, 4), (2, 5, 6, 4)]:  # another batch, height, width
+        g = ndl.Tensor(np.ones(g_shape), dtype="float64").realize_cached_data()
+        with pytest.raises(ValueError) as info:
+            op.compute(x, g)
+        assert str(info.value) == (f"output gradient {g_shape} does not match the conv output (2, 5, 5) of input "
+                                   "(2, 5, 5, 3)")
+
+
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, message", [
     ((1, 5, 5, 2), (3, 3, 4, 1), 1, 0, "input channels 2 (shape (1, 5, 5, 2)) != weight C_in 4 ((3, 3, 4, 1))"),
     ((1, 5, 5, 2), (3, 3, 2, 1), 0, 0, "stride must be >= 1 and padding >= 0, got stride=0, padding=0"),
