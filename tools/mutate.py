@@ -32,7 +32,8 @@ SESSIONS = ROOT / "build" / "mutate"
 
 # Each module and the fast tests that exercise it, the likeliest to fail first (pytest stops at the first failure).
 TESTS: dict[str, tuple[str, ...]] = {
-    "needle/autograd.py": ("tests/ops/test_autograd.py", "tests/ops/test_ops.py", "tests/ops/test_ops_numpy_backend.py"),
+    "needle/autograd.py": ("tests/ops/test_autograd.py", "tests/ops/test_ops.py", "tests/ops/test_ops_numpy_backend.py",
+                           "tests/nn/test_optim.py", "tests/nn/test_checkpoint.py"),  # the release of used graphs
     "needle/ops/ops_mathematic.py": ("tests/ops/test_ops.py", "tests/ops/test_autograd.py"),
     "needle/ops/ops_logarithmic.py": ("tests/ops/test_ops.py",),
     "needle/ops/ops_tuple.py": ("tests/ops/test_ops.py", "tests/ops/test_autograd.py"),

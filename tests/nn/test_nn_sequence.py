@@ -207,13 +207,16 @@ def test_layers_step_with_a_subclassed_cells_own_forward():
     lstm = nn.LSTM(3, 4)
     lstm.lstm_cells = [_HalfCellLSTMCell(3, 4)]
     cell = lstm.lstm_cells[0]
-    _, (h_n, c_n) = lstm(ndl.Tensor(X))
+    out, (h_n, c_n) = lstm(ndl.Tensor(X))
     h, c = np.zeros((2, 4)), np.zeros((2, 4))
+    hs = []
     for x in X:
         h, c = _lstm_step(cell, x, h, c)
         c = c * 0.5
+        hs.append(h)
     np.testing.assert_allclose(c_n.numpy()[0], c, **TOL)
     np.testing.assert_allclose(h_n.numpy()[0], h, **TOL)
+    np.testing.assert_allclose(out.numpy(), np.stack(hs), **TOL)  # the outputs are each step's h, not its c
 
 
 def test_one_layer_by_default_and_inputs_must_be_rows_of_input_size():
