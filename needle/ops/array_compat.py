@@ -17,16 +17,6 @@ if NUMPY:
         """A dense row-major array (a copy only when `a` is not already one)."""
         return numpy.ascontiguousarray(a)
 
-    def as_strided(a, shape, strides):
-        """A view of compact `a` with strides counted in elements."""
-        a = numpy.ascontiguousarray(a)
-        item = a.itemsize
-        return numpy.lib.stride_tricks.as_strided(a, shape, tuple(s * item for s in strides), writeable=False)
-
-    def pad(a, axes):
-        """Zero padding, one (left, right) pair per axis."""
-        return numpy.pad(a, axes)
-
     def split(a, axis: int) -> list:
         """The slices along `axis`, that axis removed."""
         return list(numpy.moveaxis(a, axis, 0))
@@ -48,14 +38,6 @@ else:
     def compact(a):
         """A dense row-major array (a copy only when `a` is not already one)."""
         return a.compact()
-
-    def as_strided(a, shape, strides):
-        """A view of compact `a` with strides counted in elements."""
-        return a.compact().as_strided(shape, strides)
-
-    def pad(a, axes):
-        """Zero padding, one (left, right) pair per axis."""
-        return a.pad(axes)
 
     def split(a, axis: int) -> list:
         """The slices along `axis`, that axis removed."""

@@ -32,9 +32,14 @@ class _Window(NamedTuple):
     def kernel_hw(self) -> tuple:
         return self.rows[1] - self.rows[0], self.cols[1] - self.cols[0]
 
+    @property
+    def slices(self) -> tuple:
+        """The index of those taps in a weight (K, K, C_in, C_out)."""
+        return slice(*self.rows), slice(*self.cols), slice(None), slice(None)
+
     def taps(self, w: NDArray) -> NDArray:
         """The weight (K, K, C_in, C_out) cut to the taps that touch the input."""
-        return w[self.rows[0] : self.rows[1], self.cols[0] : self.cols[1], :, :]
+        return w[self.slices]
 
 
 def _window(hw: tuple, kernel_hw: tuple, stride: int, padding: int) -> _Window:
@@ -156,7 +161,7 @@ class ConvBackwardWeight(TensorOp):
         if window.kernel_hw == self.kernel_hw:
             return grad
         full = compat.zeros((*self.kernel_hw, x.shape[3], c_out), grad)  # the taps that never touch x: zero
-        full[window.rows[0] : window.rows[1], window.cols[0] : window.cols[1], :, :] = grad
+        full[window.slices] = grad
         return full
 
     def gradient(self, out_grad, node):
