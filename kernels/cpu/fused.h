@@ -29,12 +29,12 @@ inline void same_dtypes(const char* op, std::initializer_list<const AlignedArray
 /// The product of two sizes, or an error naming the op when it overflows.
 inline size_t checked_mul(const char* op, size_t a, size_t b) {
   size_t r;
-  require(!__builtin_mul_overflow(a, b, &r), std::string(op) + ": sizes overflow");
+  NEEDLE_REQUIRE(!__builtin_mul_overflow(a, b, &r), std::string(op) + ": sizes overflow");
   return r;
 }
 
 inline void distinct(const char* op, const AlignedArray* out, std::initializer_list<const AlignedArray*> ins) {
-  for (const AlignedArray* a : ins) require(out != a, std::string(op) + ": an output buffer is also an input");
+  for (const AlignedArray* a : ins) NEEDLE_REQUIRE(out != a, std::string(op) + ": an output buffer is also an input");
 }
 
 /// Every id is a whole number in [0, num): IndexError (std::out_of_range) or ValueError otherwise.
@@ -224,7 +224,7 @@ inline void SoftmaxXent(const AlignedArray& logits, const AlignedArray& labels, 
                         size_t m, size_t k) {
   const char* op = "softmax_xent";
   same_dtypes(op, {&logits, &labels, loss, lse});
-  require(k > 0 || m == 0, std::string(op) + ": no classes (k = 0)");
+  NEEDLE_REQUIRE(k > 0 || m == 0, std::string(op) + ": no classes (k = 0)");
   size_at_least(op, "logits", logits, checked_mul(op, m, k));
   size_at_least(op, "labels", labels, m);
   size_at_least(op, "loss", *loss, m);
@@ -368,7 +368,7 @@ void channel_sums(const T* x, size_t outer, size_t c, size_t inner, double* out,
 
 inline void check_channels(const char* op, const AlignedArray& x, size_t outer, size_t c, size_t inner) {
   size_at_least(op, "x", x, checked_mul(op, checked_mul(op, outer, c), inner));
-  require(outer * inner > 0 || c == 0, std::string(op) + ": no elements to take statistics over");
+  NEEDLE_REQUIRE(outer * inner > 0 || c == 0, std::string(op) + ": no elements to take statistics over");
 }
 
 inline void BatchnormStats(const AlignedArray& x, AlignedArray* mean, AlignedArray* var, size_t outer, size_t c,
@@ -552,7 +552,7 @@ inline void LayernormForward(const AlignedArray& x, const AlignedArray& weight, 
                              AlignedArray* out, size_t rows, size_t dim, double eps) {
   const char* op = "layernorm_forward";
   same_dtypes(op, {&x, &weight, &bias, out});
-  require(dim > 0 || rows == 0, std::string(op) + ": rows of length 0");
+  NEEDLE_REQUIRE(dim > 0 || rows == 0, std::string(op) + ": rows of length 0");
   size_at_least(op, "x", x, checked_mul(op, rows, dim));
   size_at_least(op, "weight", weight, dim);
   size_at_least(op, "bias", bias, dim);
@@ -609,7 +609,7 @@ inline void LayernormBackward(const AlignedArray& x, const AlignedArray& dy, con
                               double eps) {
   const char* op = "layernorm_backward";
   same_dtypes(op, {&x, &dy, &weight, dx, dweight, dbias});
-  require(dim > 0 || rows == 0, std::string(op) + ": rows of length 0");
+  NEEDLE_REQUIRE(dim > 0 || rows == 0, std::string(op) + ": rows of length 0");
   size_at_least(op, "x", x, checked_mul(op, rows, dim));
   size_at_least(op, "dy", dy, rows * dim);
   size_at_least(op, "dx", *dx, rows * dim);
@@ -733,19 +733,19 @@ inline void Im2col(const AlignedArray& a, AlignedArray* out, size_t n, size_t h,
                    Shape strides) {
   const char* op = "im2col";
   same_dtypes(op, {&a, out});
-  require(stride >= 1, "im2col: stride must be >= 1");
+  NEEDLE_REQUIRE(stride >= 1, "im2col: stride must be >= 1");
   constexpr size_t LIMIT = size_t(1) << 40;  // keeps window coordinates far from int64 overflow
-  require(stride < LIMIT && pad_h < LIMIT && pad_w < LIMIT, "im2col: stride or padding too large");
-  require(strides.size() == 4, "im2col: strides must have 4 entries (n, h, w, c)");
+  NEEDLE_REQUIRE(stride < LIMIT && pad_h < LIMIT && pad_w < LIMIT, "im2col: stride or padding too large");
+  NEEDLE_REQUIRE(strides.size() == 4, "im2col: strides must have 4 entries (n, h, w, c)");
   const Shape shape{int64_t(n), int64_t(h), int64_t(w), int64_t(c)};
-  require(shape[0] >= 0 && shape[1] >= 0 && shape[2] >= 0 && shape[3] >= 0, "im2col: sizes too large");
+  NEEDLE_REQUIRE(shape[0] >= 0 && shape[1] >= 0 && shape[2] >= 0 && shape[3] >= 0, "im2col: sizes too large");
   check_view(op, a, shape, strides, offset);
   const size_t win = checked_mul(op, checked_mul(op, kh, kw), c);
   const size_t rows = checked_mul(op, checked_mul(op, n, out_h), out_w);
   size_at_least(op, "out", *out, checked_mul(op, rows, win));
   distinct(op, out, {&a});
   if (rows * win == 0) return;
-  require(out_h < LIMIT && out_w < LIMIT && kh < LIMIT && kw < LIMIT, "im2col: sizes too large");
+  NEEDLE_REQUIRE(out_h < LIMIT && out_w < LIMIT && kh < LIMIT && kw < LIMIT, "im2col: sizes too large");
   dispatch(a.dtype, [&](auto t) {
     using T = decltype(t);
     const T* src = a.data<T>() + offset;
@@ -784,7 +784,7 @@ inline void Col2im(const AlignedArray& col, AlignedArray* out, size_t n, size_t 
                    size_t kw, size_t stride, size_t pad_h, size_t pad_w, size_t out_h, size_t out_w) {
   const char* op = "col2im";
   same_dtypes(op, {&col, out});
-  require(stride >= 1, "col2im: stride must be >= 1");
+  NEEDLE_REQUIRE(stride >= 1, "col2im: stride must be >= 1");
   const size_t win = checked_mul(op, checked_mul(op, kh, kw), c);  // elements of one window
   size_at_least(op, "col", col, checked_mul(op, checked_mul(op, checked_mul(op, n, out_h), out_w), win));
   size_at_least(op, "out", *out, checked_mul(op, checked_mul(op, checked_mul(op, n, h), w), c));

@@ -25,14 +25,14 @@ constexpr size_t TILE = 8;
 void MatmulTiled(const AlignedArray& a, const AlignedArray& b, AlignedArray* out, size_t m, size_t n, size_t p) {
   same_dtype("matmul_tiled", a, b);
   same_dtype("matmul_tiled", a, *out);
-  require(m % TILE == 0 && n % TILE == 0 && p % TILE == 0, "matmul_tiled: m, n, p must be multiples of 8");
+  NEEDLE_REQUIRE(m % TILE == 0 && n % TILE == 0 && p % TILE == 0, "matmul_tiled: m, n, p must be multiples of 8");
   size_t mn, np_, mp;
-  require(!__builtin_mul_overflow(m, n, &mn) && !__builtin_mul_overflow(n, p, &np_) && !__builtin_mul_overflow(m, p, &mp),
+  NEEDLE_REQUIRE(!__builtin_mul_overflow(m, n, &mn) && !__builtin_mul_overflow(n, p, &np_) && !__builtin_mul_overflow(m, p, &mp),
           "matmul_tiled: sizes overflow");
   size_at_least("matmul_tiled", "a", a, m * n);
   size_at_least("matmul_tiled", "b", b, n * p);
   size_at_least("matmul_tiled", "out", *out, m * p);
-  require(out != &a && out != &b, "matmul_tiled: out must not be one of the inputs");
+  NEEDLE_REQUIRE(out != &a && out != &b, "matmul_tiled: out must not be one of the inputs");
   dispatch(a.dtype, [&](auto t) {
     using T = decltype(t);
     const T* A = a.data<T>();
@@ -71,8 +71,8 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
 
   py::class_<AlignedArray>(m, "Array")
       .def(py::init([](int64_t size, const std::string& dtype) {
-             require(size >= 0, "Array: size must be >= 0, got " + std::to_string(size));
-             require(size <= (int64_t(1) << 40), "Array: size " + std::to_string(size) + " is too large");
+             NEEDLE_REQUIRE(size >= 0, "Array: size must be >= 0, got " + std::to_string(size));
+             NEEDLE_REQUIRE(size <= (int64_t(1) << 40), "Array: size " + std::to_string(size) + " is too large");
              return new AlignedArray(static_cast<size_t>(size), parse_dtype(dtype));
            }),
            py::arg("size"), py::arg("dtype") = "float32", py::return_value_policy::take_ownership)
@@ -106,8 +106,8 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
     dispatch(out->dtype, [&](auto t) {
       using T = decltype(t);
       auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(src);
-      require(bool(arr), "from_numpy: cannot convert the input to " + std::string(dtype_name(out->dtype)));
-      require(static_cast<size_t>(arr.size()) == out->size,
+      NEEDLE_REQUIRE(bool(arr), "from_numpy: cannot convert the input to " + std::string(dtype_name(out->dtype)));
+      NEEDLE_REQUIRE(static_cast<size_t>(arr.size()) == out->size,
               "from_numpy: input has " + std::to_string(arr.size()) + " elements, buffer has " +
                   std::to_string(out->size));
       const T* src_ptr = arr.data();

@@ -48,10 +48,10 @@ inline void AdamStep(const AlignedArray& p, const AlignedArray& g, const Aligned
   for (const AlignedArray* a : {&g, &m, &v, static_cast<const AlignedArray*>(out_p),
                                 static_cast<const AlignedArray*>(out_m), static_cast<const AlignedArray*>(out_v)}) {
     same_dtype("adam_step", p, *a);
-    require(a->size == p.size, "adam_step: operand sizes differ (" + std::to_string(a->size) + " vs parameter " +
+    NEEDLE_REQUIRE(a->size == p.size, "adam_step: operand sizes differ (" + std::to_string(a->size) + " vs parameter " +
                                    std::to_string(p.size) + ")");
   }
-  require(c.bias1 > 0 && c.bias2 > 0, "adam_step: bias corrections must be positive (t >= 1)");
+  NEEDLE_REQUIRE(c.bias1 > 0 && c.bias2 > 0, "adam_step: bias corrections must be positive (t >= 1)");
   dispatch(p.dtype, [&](auto t) {
     using T = decltype(t);
     const T lr_t = static_cast<T>(c.lr / c.bias1), v_scale = static_cast<T>(1.0 / std::sqrt(c.bias2));

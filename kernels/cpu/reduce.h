@@ -126,9 +126,9 @@ template <typename Op>
 void reduce_axis(const char* name, const AlignedArray& a, AlignedArray* out, size_t outer, size_t reduce,
                  size_t inner, Op op) {
   same_dtype(name, a, *out);
-  require(reduce > 0, std::string(name) + ": cannot reduce over an empty axis");
+  NEEDLE_REQUIRE(reduce > 0, std::string(name) + ": cannot reduce over an empty axis");
   size_t total, kept;
-  require(!__builtin_mul_overflow(outer, inner, &kept) && !__builtin_mul_overflow(kept, reduce, &total),
+  NEEDLE_REQUIRE(!__builtin_mul_overflow(outer, inner, &kept) && !__builtin_mul_overflow(kept, reduce, &total),
           std::string(name) + ": sizes overflow");
   size_at_least(name, "input", a, total);
   size_at_least(name, "out", *out, kept);
@@ -183,8 +183,8 @@ inline void ReduceMaxAxis(const AlignedArray& a, AlignedArray* out, size_t outer
 /// The course's reduce_sum/reduce_max: each consecutive block of reduce_size elements becomes one.
 template <typename Reduce>
 void reduce_blocks(const char* name, const AlignedArray& a, AlignedArray* out, size_t reduce_size, Reduce r) {
-  require(reduce_size > 0, std::string(name) + ": reduce_size must be > 0");
-  require(a.size % reduce_size == 0, std::string(name) + ": input of " + std::to_string(a.size) +
+  NEEDLE_REQUIRE(reduce_size > 0, std::string(name) + ": reduce_size must be > 0");
+  NEEDLE_REQUIRE(a.size % reduce_size == 0, std::string(name) + ": input of " + std::to_string(a.size) +
                                          " elements is not a whole number of blocks of " +
                                          std::to_string(reduce_size));
   r(a, out, a.size / reduce_size, reduce_size, 1);

@@ -445,14 +445,18 @@ class NDArray:
         dtype = a.dtype
         if dtype != b.dtype:
             a, b, dtype = a.astype("float64"), b.astype("float64"), "float64"
-        m, n, p = a._shape[-2], a._shape[-1], b._shape[-1]
-        kernel = getattr(a._device.mod, "matmul_strided", None)
-        if len(a._shape) == 2 == len(b._shape) and n and kernel is not None:
+        m, n, p = sa[-2], sa[-1], sb[-1]
+        mod = a._device.mod
+        kernel = getattr(mod, "matmul_strided", None)
+        if len(sa) == 2 == len(sb) and n and kernel is not None:
             # the common 2-D product: no batch axes to broadcast, the kernel called straight from its module (a
-            # 64 x 64 product takes ~5 us: every microsecond of Python shows)
+            # 64 x 64 product takes ~5 us: every microsecond of Python shows, even passing strides as tuples)
             out = NDArray.make((m, p), None, a._device, None, 0, dtype)
-            kernel(a._handle, b._handle, out._handle, 1, m, n, p, a._offset, (0, *a._strides), b._offset,
-                   (0, *b._strides))
+            (sa0, sa1), (sb0, sb1), a_off, b_off = a._strides, b._strides, a._offset, b._offset
+            if sa1 == 1 == sb1 and sa0 == n and sb0 == p and a_off == 0 == b_off:
+                mod.matmul(a._handle, b._handle, out._handle, m, n, p)
+            else:
+                kernel(a._handle, b._handle, out._handle, 1, m, n, p, a_off, (0, sa0, sa1), b_off, (0, sb0, sb1))
             return out
         try:
             batch = tuple(np.broadcast_shapes(a._shape[:-2], b._shape[:-2]))

@@ -382,6 +382,34 @@ def test_matmul_of_a_language_models_shapes_with_transposed_operands(m, n, p, dt
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_at_every_edge_of_the_tiles_in_place_and_packed(dtype):
+    """Small products at every remainder of the tiles' rows (tiles of 1, 2, 4, 6 and 8 rows) and columns
+    (vectors of 2 to 16 elements): with a row-major B they are read in place, with a transposed B packed."""
+    rng = np.random.default_rng(11)
+    for m in range(1, 18):
+        for p in (1, 3, 8, 15, 16, 17, 31, 32, 33, 47, 50, 64, 65):
+            n = int(rng.integers(1, 70))
+            x, y = rng.standard_normal((m, n)).astype(dtype), rng.standard_normal((n, p)).astype(dtype)
+            a = nd.array(x, device=cpu, dtype=dtype)
+            want = x.astype("float64") @ y
+            np.testing.assert_allclose((a @ nd.array(y, device=cpu, dtype=dtype)).numpy(), want,
+                                       **matmul_tol(dtype, n), err_msg=f"{m} x {n} x {p}")
+            bt = nd.array(np.ascontiguousarray(y.T), device=cpu, dtype=dtype).permute((1, 0))
+            np.testing.assert_allclose((a @ bt).numpy(), want, **matmul_tol(dtype, n), err_msg=f"{m} x {n} x {p}ᵀ")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,p", [(2100, 3, 1000), (40, 513, 40), (70, 300, 90)])
+def test_matmul_either_side_of_reading_in_place(m, n, p, dtype):
+    """Products with a row-major B just past the in-place limits (C over 2^21 elements, depth over 512), packed,
+    and one below them split between threads."""
+    rng = np.random.default_rng(12)
+    x, y = rng.standard_normal((m, n)).astype(dtype), rng.standard_normal((n, p)).astype(dtype)
+    got = (nd.array(x, device=cpu, dtype=dtype) @ nd.array(y, device=cpu, dtype=dtype)).numpy()
+    np.testing.assert_allclose(got, x.astype("float64") @ y, **matmul_tol(dtype, n))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_batched_matmul_through_ndarray(dtype):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 6, 65, 80)).astype(dtype)  # 12 products of 0.5 MFLOP: one per thread at a time
@@ -418,7 +446,9 @@ PORTABLE_GEMM = textwrap.dedent(
         for m, n, p in ((1, 1, 1), (7, 33, 257), (13, 400, 9), (65, 2, 31), (29, 45, 6), (30, 20, 40)):
             x, y = rng.standard_normal((m, n)).astype(dtype), rng.standard_normal((p, n)).astype(dtype)
             a, b = nd.array(x, device=nd.cpu(), dtype=dtype), nd.array(y, device=nd.cpu(), dtype=dtype)
-            got = (a @ b.permute((1, 0))).numpy()
+            got = (a @ b.permute((1, 0))).numpy()  # packed
+            np.testing.assert_allclose(got, x.astype("float64") @ y.T, rtol=tol, atol=tol * n)
+            got = (a @ nd.array(np.ascontiguousarray(y.T), device=nd.cpu(), dtype=dtype)).numpy()  # in place
             np.testing.assert_allclose(got, x.astype("float64") @ y.T, rtol=tol, atol=tol * n)
     print(mod.__gemm_isa__)
     """

@@ -210,7 +210,7 @@ static void test_matmul() {
   };
   for (Case c : {Case{1, 1, 1, 1, false}, Case{1, 7, 33, 257, false}, Case{1, 13, 400, 9, true}, Case{1, 65, 2, 31, false},
                  Case{3, 29, 45, 6, true}, Case{1, 128, 128, 128, false}, Case{1, 200, 301, 150, true},
-                 Case{4, 40, 50, 60, false}}) {
+                 Case{4, 40, 50, 60, false}, Case{1, 3, 20, 10, false}, Case{2, 1, 9, 3, false}, Case{1, 2, 5, 70, false}}) {
     AlignedArray a(c.batch * c.m * c.n, dtype_of<T>()), b(c.batch * c.n * c.p, dtype_of<T>()),
         out(c.batch * c.m * c.p, dtype_of<T>());
     fill_random<T>(a, 7);
