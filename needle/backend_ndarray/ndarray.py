@@ -102,9 +102,22 @@ class NDArray:
         array._handle = handle
         return array
 
+    @staticmethod
+    def _empty(shape: tuple, device: BackendDevice, dtype: str) -> "NDArray":
+        """A fresh compact array: make()'s common case (every op's output), its arguments already normal."""
+        if not device.counts_memory:
+            return NDArray.make(shape, None, device, None, 0, dtype)
+        array = object.__new__(NDArray)
+        array._shape = shape
+        array._strides = layout.compact_strides(shape)
+        array._offset = 0
+        array._device = device
+        array._handle = device.mod.Array(math.prod(shape), dtype)
+        return array
+
     def _new(self, shape) -> "NDArray":
         """A fresh compact array of `shape` on this array's device with its dtype."""
-        return NDArray.make(shape, device=self._device, dtype=self.dtype)
+        return NDArray._empty(shape if shape.__class__ is tuple else tuple(shape), self._device, self.dtype)
 
     # ---- properties ----
     @property
@@ -348,7 +361,7 @@ class NDArray:
         if dtype != b.dtype:  # promote as numpy does: float32 op float64 -> float64
             a, b, dtype = a.astype("float64"), b.astype("float64"), "float64"
         a, b = a.compact(), b.compact()
-        out = NDArray.make(a._shape, None, a._device, None, 0, dtype)
+        out = NDArray._empty(a._shape, a._device, dtype)
         kernel(a._device, ewise)(a._handle, b._handle, out._handle)
         return out
 
@@ -451,7 +464,7 @@ class NDArray:
         if len(sa) == 2 == len(sb) and n and kernel is not None:
             # the common 2-D product: no batch axes to broadcast, the kernel called straight from its module (a
             # 64 x 64 product takes ~5 us: every microsecond of Python shows, even passing strides as tuples)
-            out = NDArray.make((m, p), None, a._device, None, 0, dtype)
+            out = NDArray._empty((m, p), a._device, dtype)
             (sa0, sa1), (sb0, sb1), a_off, b_off = a._strides, b._strides, a._offset, b._offset
             if sa1 == 1 == sb1 and sa0 == n and sb0 == p and a_off == 0 == b_off:
                 mod.matmul(a._handle, b._handle, out._handle, m, n, p)
