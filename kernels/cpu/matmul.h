@@ -90,50 +90,14 @@ NEEDLE_INLINE void pack_b_impl(View<T> b, size_t k0, size_t kc, size_t j0, size_
   }
 }
 
-/// C[0:mr, 0:nr] (+)= packed A sliver (kc x MR) @ packed B sliver (kc x NR); the full MR x NR tile is
-/// always computed in registers, only the valid part is written.
+/// C[0:mr, 0:nc] (+)= A's rows [0, mr) @ B's first nc <= NV * VL columns, over the depth K. A is a strided
+/// view (a packed sliver is the view {pa, 1, MR}); B's rows are brs apart and hold NV whole vectors each (a
+/// packed sliver's are NR apart). The MR x NV-vector tile of C stays in registers: per step of k it loads NV
+/// vectors of B and broadcasts MR values of A. Rows past mr repeat row mr - 1, so every tile runs the same
+/// code; only C's valid part is written.
 template <typename T, int VB, int MR, int NV>
-NEEDLE_INLINE void micro_impl(size_t kc, const T* __restrict pa, const T* __restrict pb, T* __restrict c,
-                              size_t ldc, bool accumulate, size_t mr, size_t nr) {
-  typedef T V __attribute__((vector_size(VB)));
-  constexpr int VL = VB / sizeof(T), NR = NV * VL;
-  V acc[MR][NV];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) acc[i][v] = V{};
-#pragma GCC unroll 4
-  for (size_t k = 0; k < kc; ++k) {
-    V b[NV];
-    for (int v = 0; v < NV; ++v) std::memcpy(&b[v], pb + k * NR + v * VL, sizeof(V));
-    for (int i = 0; i < MR; ++i) {
-      const T a = pa[k * MR + i];
-      for (int v = 0; v < NV; ++v) acc[i][v] += b[v] * a;
-    }
-  }
-  if (mr == MR && nr == NR) {
-    for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < NV; ++v) {
-        T* cp = c + i * ldc + v * VL;
-        V old = V{};
-        if (accumulate) std::memcpy(&old, cp, sizeof(V));
-        old += acc[i][v];
-        std::memcpy(cp, &old, sizeof(V));
-      }
-    return;
-  }
-  alignas(64) T tile[MR * NR];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) std::memcpy(tile + i * NR + v * VL, &acc[i][v], sizeof(V));
-  for (size_t i = 0; i < mr; ++i)
-    for (size_t j = 0; j < nr; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
-}
-
-/// C[0:mr, 0:nc] = A's rows [0, mr) @ B's first nc <= NV * VL columns over the whole depth K, both read in
-/// place (B with unit column stride and room for NV whole vectors per row): no packing, which costs more than
-/// it saves on a small product. Rows past mr repeat row mr - 1, so every tile runs the same code; their sums
-/// and the columns past nc are dropped.
-template <typename T, int VB, int MR, int NV>
-NEEDLE_INLINE void direct_impl(size_t K, View<T> a, size_t mr, const T* __restrict b, int64_t brs, T* __restrict c,
-                               size_t ldc, size_t nc) {
+NEEDLE_INLINE void tile_impl(size_t K, View<T> a, size_t mr, const T* __restrict b, int64_t brs, T* __restrict c,
+                             size_t ldc, size_t nc, bool accumulate) {
   typedef T V __attribute__((vector_size(VB)));
   constexpr int VL = VB / sizeof(T);
   const T* row[MR];
@@ -151,16 +115,21 @@ NEEDLE_INLINE void direct_impl(size_t K, View<T> a, size_t mr, const T* __restri
       for (int v = 0; v < NV; ++v) acc[i][v] += bv[v] * x;
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    if (size_t(i) >= mr) break;
+  for (size_t i = 0; i < std::min<size_t>(mr, MR); ++i)
     for (int v = 0; v < NV; ++v) {
-      const size_t left = nc - std::min<size_t>(nc, v * VL);
-      if (left >= size_t(VL))
-        std::memcpy(c + i * ldc + v * VL, &acc[i][v], sizeof(V));
-      else if (left > 0)
-        std::memcpy(c + i * ldc + v * VL, &acc[i][v], left * sizeof(T));
+      T* out = c + i * ldc + v * VL;
+      const size_t left = nc - std::min<size_t>(nc, v * VL);  // C's columns from this vector on
+      if (left >= size_t(VL)) {
+        V old = V{};
+        if (accumulate) std::memcpy(&old, out, sizeof(V));
+        old += acc[i][v];
+        std::memcpy(out, &old, sizeof(V));
+      } else if (left > 0) {
+        T lanes[VL];
+        std::memcpy(lanes, &acc[i][v], sizeof(V));
+        for (size_t j = 0; j < left; ++j) out[j] = accumulate ? out[j] + lanes[j] : lanes[j];
+      }
     }
-  }
 }
 
 // One kernel per instruction set: VB-byte vectors, an MR x (NV vectors) register tile for packed operands,
@@ -182,17 +151,17 @@ NEEDLE_INLINE void direct_impl(size_t K, View<T> a, size_t mr, const T* __restri
     TARGET static void direct_rows(size_t K, View<T> a, size_t mr, const T* b, int64_t brs, T* c,            \
                                    size_t ldc, size_t nc) {                                                 \
       if (mr > 4)                                                                                           \
-        direct_impl<T, VB, DMR, NV_>(K, a, mr, b, brs, c, ldc, nc);                                         \
+        tile_impl<T, VB, DMR, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                     \
       else if (mr > 2)                                                                                      \
-        direct_impl<T, VB, 4, NV_>(K, a, mr, b, brs, c, ldc, nc);                                           \
+        tile_impl<T, VB, 4, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                     \
       else if (mr == 2)                                                                                     \
-        direct_impl<T, VB, 2, NV_>(K, a, mr, b, brs, c, ldc, nc);                                           \
+        tile_impl<T, VB, 2, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                     \
       else                                                                                                  \
-        direct_impl<T, VB, 1, NV_>(K, a, mr, b, brs, c, ldc, nc);                                           \
+        tile_impl<T, VB, 1, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                     \
     }                                                                                                       \
     TARGET static void micro(size_t kc, const T* pa, const T* pb, T* c, size_t ldc, bool acc, size_t mr,    \
                              size_t nr) {                                                                   \
-      micro_impl<T, VB, MR, NV>(kc, pa, pb, c, ldc, acc, mr, nr);                                           \
+      tile_impl<T, VB, MR, NV>(kc, View<T>{pa, 1, MR}, mr, pb, NR, c, ldc, nr, acc);                         \
     }                                                                                                       \
     TARGET static void pack_a(View<T> a, size_t i0, size_t mc, size_t k0, size_t kc, T* dst) {              \
       pack_a_impl<T, MR>(a, i0, mc, k0, kc, dst);                                                           \
