@@ -111,9 +111,9 @@ inline void dispatch(DType d, Fn fn) {
 
 /// Throws std::invalid_argument(message) unless ok. A macro so that the message is built only on failure:
 /// kernels check their arguments on every call, and building the strings took longer than a small product.
-#define NEEDLE_REQUIRE(ok, message)                                  \
-  do {                                                               \
-    if (__builtin_expect(!(ok), 0)) throw std::invalid_argument(message); \
+#define NEEDLE_REQUIRE(ok, message)                                         \
+  do {                                                                      \
+    if (__builtin_expect(!(ok), 0)) throw std::invalid_argument(message);   \
   } while (0)
 
 inline void same_dtype(const char* op, const AlignedArray& a, const AlignedArray& b) {

@@ -138,9 +138,9 @@ NEEDLE_INLINE void tile_impl(size_t K, View<T> a, size_t mr, const T* __restrict
   template <typename T>                                                                                     \
   struct NAME {                                                                                             \
     static constexpr int MR = MR_, NR = NV * VB / int(sizeof(T)), VL = VB / int(sizeof(T)), DMR = DMR_;     \
-    /* C's rows [0, mr <= DMR) and columns [0, nc <= 2 VL) from A and B in place, with the smallest of the */ \
-    /* tiles of 1, 2, 4 and DMR rows and 1 or 2 vectors that covers them */                                 \
-    TARGET static void direct(size_t K, View<T> a, size_t mr, const T* b, int64_t brs, T* c, size_t ldc,     \
+    /* C's rows [0, mr <= DMR) and columns [0, nc <= 2 VL) from A and B in place, with the smallest */      \
+    /* of the tiles of 1, 2, 4 and DMR rows and 1 or 2 vectors that covers them */                          \
+    TARGET static void direct(size_t K, View<T> a, size_t mr, const T* b, int64_t brs, T* c, size_t ldc,    \
                               size_t nc) {                                                                  \
       if (nc > size_t(VL))                                                                                  \
         direct_rows<2>(K, a, mr, b, brs, c, ldc, nc);                                                       \
@@ -148,20 +148,20 @@ NEEDLE_INLINE void tile_impl(size_t K, View<T> a, size_t mr, const T* __restrict
         direct_rows<1>(K, a, mr, b, brs, c, ldc, nc);                                                       \
     }                                                                                                       \
     template <int NV_>                                                                                      \
-    TARGET static void direct_rows(size_t K, View<T> a, size_t mr, const T* b, int64_t brs, T* c,            \
+    TARGET static void direct_rows(size_t K, View<T> a, size_t mr, const T* b, int64_t brs, T* c,           \
                                    size_t ldc, size_t nc) {                                                 \
       if (mr > 4)                                                                                           \
-        tile_impl<T, VB, DMR, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                     \
+        tile_impl<T, VB, DMR, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                    \
       else if (mr > 2)                                                                                      \
-        tile_impl<T, VB, 4, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                     \
+        tile_impl<T, VB, 4, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                      \
       else if (mr == 2)                                                                                     \
-        tile_impl<T, VB, 2, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                     \
+        tile_impl<T, VB, 2, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                      \
       else                                                                                                  \
-        tile_impl<T, VB, 1, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                     \
+        tile_impl<T, VB, 1, NV_>(K, a, mr, b, brs, c, ldc, nc, false);                                      \
     }                                                                                                       \
     TARGET static void micro(size_t kc, const T* pa, const T* pb, T* c, size_t ldc, bool acc, size_t mr,    \
                              size_t nr) {                                                                   \
-      tile_impl<T, VB, MR, NV>(kc, View<T>{pa, 1, MR}, mr, pb, NR, c, ldc, nr, acc);                         \
+      tile_impl<T, VB, MR, NV>(kc, View<T>{pa, 1, MR}, mr, pb, NR, c, ldc, nr, acc);                        \
     }                                                                                                       \
     TARGET static void pack_a(View<T> a, size_t i0, size_t mc, size_t k0, size_t kc, T* dst) {              \
       pack_a_impl<T, MR>(a, i0, mc, k0, kc, dst);                                                           \
@@ -169,7 +169,7 @@ NEEDLE_INLINE void tile_impl(size_t K, View<T> a, size_t mr, const T* __restrict
     TARGET static void pack_b(View<T> b, size_t k0, size_t kc, size_t j0, size_t nc, T* dst) {              \
       pack_b_impl<T, NR>(b, k0, kc, j0, nc, dst);                                                           \
     }                                                                                                       \
-    /* B's columns [j0, j0 + nc <= 2 VL) as a K x 2 VL panel for direct() */                              \
+    /* B's columns [j0, j0 + nc <= 2 VL) as a K x 2 VL panel for direct() */                                \
     TARGET static void pack_panel(View<T> b, size_t K, size_t j0, size_t nc, T* dst) {                      \
       pack_b_impl<T, 2 * VB / int(sizeof(T))>(b, 0, K, j0, nc, dst);                                        \
     }                                                                                                       \
