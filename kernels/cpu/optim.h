@@ -14,30 +14,20 @@ struct AdamConfig {
   bool first;  // t == 1: the moments start from zero (m and v are not read)
 };
 
-template <typename T>
-NEEDLE_CLONES void adam_loop(const T* p, const T* g, const T* m, const T* v, T* op, T* om, T* ov, size_t n,
-                             T lr_t, T b1, T b2, T eps, T wd, T v_scale, bool first) {
+/// One Adam step over n elements: reads (p, g, m, v), writes (op, om, ov). InPlace: the moments are updated
+/// where they are (om is m, ov is v, and first is false), one pointer per moment, so the compiler has no
+/// overlap to guard against: its run-time check would find om == m and fall back to a scalar loop.
+template <typename T, bool InPlace>
+NEEDLE_CLONES void adam_loop(const T* p, const T* g, T* m, T* v, T* op, T* om, T* ov, size_t n, T lr_t, T b1, T b2,
+                             T eps, T wd, T v_scale, bool first) {
+  T* const m_out = InPlace ? m : om;
+  T* const v_out = InPlace ? v : ov;
   for (size_t i = 0; i < n; ++i) {
     const T grad = g[i] + wd * p[i];  // coupled L2 weight decay, as the course
-    const T mi = (first ? T(0) : b1 * m[i]) + (T(1) - b1) * grad;
-    const T vi = (first ? T(0) : b2 * v[i]) + (T(1) - b2) * grad * grad;
-    om[i] = mi;
-    ov[i] = vi;
-    op[i] = p[i] - lr_t * mi / (std::sqrt(vi) * v_scale + eps);
-  }
-}
-
-/// The same with the moments updated in place (out_m is m, out_v is v): m and v are then one pointer each, so
-/// the compiler sees no overlap to guard against and keeps the loop vectorised.
-template <typename T>
-NEEDLE_CLONES void adam_loop_in_place(const T* p, const T* g, T* m, T* v, T* op, size_t n, T lr_t, T b1, T b2, T eps,
-                                      T wd, T v_scale) {
-  for (size_t i = 0; i < n; ++i) {
-    const T grad = g[i] + wd * p[i];
-    const T mi = b1 * m[i] + (T(1) - b1) * grad;
-    const T vi = b2 * v[i] + (T(1) - b2) * grad * grad;
-    m[i] = mi;
-    v[i] = vi;
+    const T mi = (!InPlace && first ? T(0) : b1 * m[i]) + (T(1) - b1) * grad;
+    const T vi = (!InPlace && first ? T(0) : b2 * v[i]) + (T(1) - b2) * grad * grad;
+    m_out[i] = mi;
+    v_out[i] = vi;
     op[i] = p[i] - lr_t * mi / (std::sqrt(vi) * v_scale + eps);
   }
 }
@@ -57,14 +47,10 @@ inline void AdamStep(const AlignedArray& p, const AlignedArray& g, const Aligned
     const T lr_t = static_cast<T>(c.lr / c.bias1), v_scale = static_cast<T>(1.0 / std::sqrt(c.bias2));
     const bool in_place = out_m == &m && out_v == &v && !c.first;
     parallel_for(p.size, 8, [&](size_t i0, size_t i1) {
-      if (in_place)
-        adam_loop_in_place<T>(p.data<T>() + i0, g.data<T>() + i0, out_m->data<T>() + i0, out_v->data<T>() + i0,
-                              out_p->data<T>() + i0, i1 - i0, lr_t, T(c.beta1), T(c.beta2), T(c.eps),
-                              T(c.weight_decay), v_scale);
-      else
-        adam_loop<T>(p.data<T>() + i0, g.data<T>() + i0, m.data<T>() + i0, v.data<T>() + i0, out_p->data<T>() + i0,
-                     out_m->data<T>() + i0, out_v->data<T>() + i0, i1 - i0, lr_t, T(c.beta1), T(c.beta2), T(c.eps),
-                     T(c.weight_decay), v_scale, c.first);
+      const auto loop = in_place ? adam_loop<T, true> : adam_loop<T, false>;
+      loop(p.data<T>() + i0, g.data<T>() + i0, m.data<T>() + i0, v.data<T>() + i0, out_p->data<T>() + i0,
+           out_m->data<T>() + i0, out_v->data<T>() + i0, i1 - i0, lr_t, T(c.beta1), T(c.beta2), T(c.eps),
+           T(c.weight_decay), v_scale, c.first);
     });
   });
 }
