@@ -195,19 +195,21 @@ def batch_norm_statistics(x: Tensor) -> tuple[Tensor, Tensor]:
     return Tensor.make_const(mean), Tensor.make_const(var)
 
 
-def _made_dense(x: Tensor) -> Tensor:
-    """x, its data made dense in place when it is a strided view (the same values): the statistics, the forward
-    and the backward kernel each need it dense, and would otherwise each copy it (NCHW seen through NHWC)."""
-    data = x.realize_cached_data()
-    dense = compat.compact(data)
-    if dense is not data:
-        x.cached_data = dense
-    return x
+class Dense(TensorOp):
+    """x's values as one dense array (no copy when x already is one), for kernels that would each copy a strided
+    view: batch norm's statistics, forward and backward (a conv's NCHW output is NHWC seen through strides)."""
+
+    def compute(self, a):
+        return compat.compact(a)
+
+    def gradient(self, out_grad, node):
+        return out_grad
 
 
 def batch_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
     """Training-mode batch normalization over all axes but 1: (output, batch mean, batch variance)."""
-    mean, var = batch_norm_statistics(_made_dense(x))
+    x = Dense()(x)
+    mean, var = batch_norm_statistics(x)
     return BatchNorm(eps)(x, weight, bias, mean, var), mean, var
 
 

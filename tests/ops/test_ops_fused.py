@@ -530,16 +530,25 @@ def test_sliced_views_with_an_offset(device, dtype):
 
 @pytest.mark.skipif(NUMPY_BACKEND, reason="NDArray layouts (numpy arrays under NEEDLE_BACKEND=np)")
 def test_batch_norm_makes_a_strided_input_dense_once(device):
-    """A (N, C, H, W) view of NHWC data (what nn.Conv returns) is made dense in place, the same values, so the
-    statistics, forward and backward kernels read one dense copy instead of each making their own."""
+    """A (N, C, H, W) view of NHWC data (what nn.Conv returns) is made dense once, by a Dense node whose
+    gradient passes through, so the statistics, forward and backward kernels read one dense copy instead of
+    each making their own; x itself is left as it was."""
     rng = np.random.default_rng(12)
     nhwc = rng.standard_normal((2, 3, 3, 4))
-    x = ndl.ops.transpose(ndl.Tensor(nhwc, device=device, dtype="float64"), (0, 3, 1, 2))
+    leaf = ndl.Tensor(nhwc, device=device, dtype="float64")
+    x = ndl.ops.transpose(leaf, (0, 3, 1, 2))
     assert not x.realize_cached_data().is_compact()
     w, b = (ndl.Tensor(np.ones(4), device=device, dtype="float64") for _ in range(2))
     y, mean, _ = ops.batch_norm(x, w, b, 1e-5)
-    assert x.realize_cached_data().is_compact()
-    np.testing.assert_allclose(x.numpy(), nhwc.transpose(0, 3, 1, 2))
+    dense = y.inputs[0]
+    assert dense.inputs[0] is x and dense.realize_cached_data().is_compact()
+    assert not x.realize_cached_data().is_compact()
+    np.testing.assert_allclose(dense.numpy(), nhwc.transpose(0, 3, 1, 2))
     np.testing.assert_allclose(mean.numpy(), nhwc.mean(axis=(0, 1, 2)), rtol=1e-12)
     expect = ref_norm(nhwc.transpose(0, 3, 1, 2), (0, 2, 3), 1e-5)[0] + 1  # weight 1, bias 1
     np.testing.assert_allclose(y.numpy(), expect, rtol=1e-10, atol=1e-12)
+    r = rng.standard_normal(y.shape)
+    (y * ndl.Tensor(r, device=device, dtype="float64")).sum().backward()
+    x_dense = ndl.Tensor(np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2)), device=device, dtype="float64")
+    (ops.batch_norm(x_dense, w, b, 1e-5)[0] * ndl.Tensor(r, device=device, dtype="float64")).sum().backward()
+    np.testing.assert_allclose(leaf.grad.numpy(), x_dense.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-12)
