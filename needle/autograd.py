@@ -393,8 +393,7 @@ def graphs_released() -> Iterator[None]:
     finally:
         runs, _RELEASING = _RELEASING, outer
         for inner, leaves in runs:
-            for node in inner:
-                node.grad = None
+            _drop_adjoints(inner)
             for leaf in leaves:
                 if getattr(leaf.grad, "_backward_nodes", None) is inner:
                     leaf.grad = None
@@ -409,8 +408,13 @@ def release_gradients(leaves: Iterable[Value]) -> None:
         nodes = grad.__dict__.pop("_backward_nodes", None) if grad is not None else None
         if nodes is not None and id(nodes) not in released:
             released.add(id(nodes))
-            for node in nodes:
-                node.grad = None
+            _drop_adjoints(nodes)
+
+
+def _drop_adjoints(nodes: Iterable[Value]) -> None:
+    """Drops the .grad of a backward pass's intermediate nodes: their adjoints hold that pass's whole graph."""
+    for node in nodes:
+        node.grad = None
 
 
 def _sum_adjoints(node: Value, grads: list) -> Value:
