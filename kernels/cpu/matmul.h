@@ -235,10 +235,11 @@ struct Gemm {
 
   /// Whether to read a product's operands in place rather than pack them: when B's rows are contiguous (a
   /// transposed B costs as much to pack as a 16-row product takes), its column panels (K x DNR) fit in L2 and
-  /// C is at most a few times L2. Packing pays off for deep products and large C (measured on Zen 4: in place
-  /// is 10-40% faster from 64^3 to 512^3, 20% slower for 2048 x 128 x 2048).
+  /// C has at most 2^20 elements. Packing pays off for deep products and large C, whose rows the in-place
+  /// loop writes a vector or two at a time (measured on Zen 4: in place is 10-40% faster from 64^3 to 512^3,
+  /// 10-30% slower for 320 x 512 x 4096 and 2048 x 64 x 1024).
   static bool reads_in_place(View<T> b, size_t M, size_t K, size_t N) {
-    return b.cs == 1 && K <= 512 && M * N <= (size_t(1) << 21);
+    return b.cs == 1 && K <= 512 && M * N <= (size_t(1) << 20);
   }
 
   size_t a_buffer() const { return in_place ? 0 : round_up(std::min(M, MP), Kn::MR) * KC; }
