@@ -5,8 +5,8 @@
 // out for the micro-kernel, padded with zeros at the edges so every shape runs the same full-speed code.
 // The micro-kernel keeps an MR x NR tile of C in vector registers: per step of k it loads NR values of B
 // and broadcasts MR values of A. Blocking: a KC x MR sliver of A stays in L1, a KC x NB block of B in
-// L2, the packed A panel in L3. Products up to about 512^3 with row-major B skip the packing: a second
-// micro-kernel reads A and B where they are, column panel by column panel of B. Threads take whole
+// L2, the packed A panel in L3. Products up to about 512^3 with row-major B skip the packing: the same
+// register tile reads A and B where they are, column panel by column panel of B. Threads take whole
 // matrices of a batch when there are enough of them, else panels of C, each packing its own operands (no
 // barrier inside a product).
 #pragma once
@@ -258,14 +258,14 @@ struct Gemm {
             out, M, k, N, N, in_place};
   }
 
-  /// Each column panel of B (K x DNR, in L2) against every tile of A's rows, A read where it is, and B too
-  /// when its rows are contiguous and the panel has whole vectors; else the panel is first packed into pb.
+  /// Each column panel of B (K x DNR, in L2) against every tile of A's rows, both read where they are; a last
+  /// panel without whole vectors is first copied into pb, padded with zeros.
   void run_in_place(T* pb) const {
     for (size_t j0 = 0; j0 < N; j0 += DNR) {
       const size_t nc = std::min(DNR, N - j0);
-      const T* panel = b.ptr + static_cast<int64_t>(j0) * b.cs;
+      const T* panel = b.ptr + j0;
       int64_t panel_rs = b.rs;
-      if (b.cs != 1 || nc % Kn::VL != 0) {
+      if (nc % Kn::VL != 0) {
         Kn::pack_panel(b, K, j0, nc, pb);
         panel = pb;
         panel_rs = DNR;
