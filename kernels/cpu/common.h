@@ -118,12 +118,12 @@ inline void dispatch(DType d, Fn fn) {
 
 inline void same_dtype(const char* op, const AlignedArray& a, const AlignedArray& b) {
   NEEDLE_REQUIRE(a.dtype == b.dtype, std::string(op) + ": dtype mismatch (" + dtype_name(a.dtype) + " vs " +
-                                  dtype_name(b.dtype) + ")");
+                                         dtype_name(b.dtype) + ")");
 }
 
 inline void size_at_least(const char* op, const char* what, const AlignedArray& a, size_t n) {
   NEEDLE_REQUIRE(a.size >= n, std::string(op) + ": " + what + " holds " + std::to_string(a.size) +
-                           " elements, needs " + std::to_string(n));
+                                  " elements, needs " + std::to_string(n));
 }
 
 /// Number of elements of a shape; saturates at SIZE_MAX on overflow so size checks still fail.
@@ -150,8 +150,8 @@ inline void check_view(const char* op, const AlignedArray& a, const Shape& shape
     (span < 0 ? lo : hi) += span;
   }
   NEEDLE_REQUIRE(lo >= 0 && hi < static_cast<__int128>(a.size),
-          std::string(op) + ": strided view reaches outside its buffer (offset " + std::to_string(offset) +
-              ", buffer of " + std::to_string(a.size) + " elements)");
+                 std::string(op) + ": strided view reaches outside its buffer (offset " + std::to_string(offset) +
+                     ", buffer of " + std::to_string(a.size) + " elements)");
 }
 
 /// Set in a child process forked from this one. GNU OpenMP's worker threads do not survive fork(): a parallel

@@ -110,8 +110,8 @@ void ewise_binary(const char* name, const AlignedArray& a, const AlignedArray& b
   same_dtype(name, a, b);
   same_dtype(name, a, *out);
   NEEDLE_REQUIRE(a.size == b.size && a.size == out->size, std::string(name) + ": operand sizes differ (" +
-                                                       std::to_string(a.size) + ", " + std::to_string(b.size) +
-                                                       ", out " + std::to_string(out->size) + ")");
+                                                              std::to_string(a.size) + ", " + std::to_string(b.size) +
+                                                              ", out " + std::to_string(out->size) + ")");
   dispatch(a.dtype, [&](auto t) {
     using T = decltype(t);
     const T *x = a.data<T>(), *y = b.data<T>();
@@ -124,7 +124,7 @@ template <typename Op>
 void scalar_binary(const char* name, const AlignedArray& a, double val, AlignedArray* out, Op op) {
   same_dtype(name, a, *out);
   NEEDLE_REQUIRE(a.size == out->size, std::string(name) + ": operand sizes differ (" + std::to_string(a.size) +
-                                   ", out " + std::to_string(out->size) + ")");
+                                          ", out " + std::to_string(out->size) + ")");
   dispatch(a.dtype, [&](auto t) {
     using T = decltype(t);
     const T* x = a.data<T>();
@@ -139,7 +139,7 @@ template <typename F32, typename F64>
 void ewise_unary(const char* name, const AlignedArray& a, AlignedArray* out, F32 f32, F64 f64) {
   same_dtype(name, a, *out);
   NEEDLE_REQUIRE(a.size == out->size, std::string(name) + ": operand sizes differ (" + std::to_string(a.size) +
-                                   ", out " + std::to_string(out->size) + ")");
+                                          ", out " + std::to_string(out->size) + ")");
   // transcendental functions cost ~10x a copy per element: go parallel earlier (cost 8)
   if (a.dtype == DType::f32) {
     const float* x = a.data<float>();

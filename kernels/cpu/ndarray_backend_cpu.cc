@@ -28,7 +28,7 @@ void MatmulTiled(const AlignedArray& a, const AlignedArray& b, AlignedArray* out
   NEEDLE_REQUIRE(m % TILE == 0 && n % TILE == 0 && p % TILE == 0, "matmul_tiled: m, n, p must be multiples of 8");
   size_t mn, np_, mp;
   NEEDLE_REQUIRE(!__builtin_mul_overflow(m, n, &mn) && !__builtin_mul_overflow(n, p, &np_) && !__builtin_mul_overflow(m, p, &mp),
-          "matmul_tiled: sizes overflow");
+                 "matmul_tiled: sizes overflow");
   size_at_least("matmul_tiled", "a", a, m * n);
   size_at_least("matmul_tiled", "b", b, n * p);
   size_at_least("matmul_tiled", "out", *out, m * p);
@@ -108,8 +108,8 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
       auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(src);
       NEEDLE_REQUIRE(bool(arr), "from_numpy: cannot convert the input to " + std::string(dtype_name(out->dtype)));
       NEEDLE_REQUIRE(static_cast<size_t>(arr.size()) == out->size,
-              "from_numpy: input has " + std::to_string(arr.size()) + " elements, buffer has " +
-                  std::to_string(out->size));
+                     "from_numpy: input has " + std::to_string(arr.size()) + " elements, buffer has " +
+                         std::to_string(out->size));
       const T* src_ptr = arr.data();
       T* dst = out->data<T>();
       parallel_for(out->size, 1, [&](size_t i0, size_t i1) { std::memcpy(dst + i0, src_ptr + i0, (i1 - i0) * sizeof(T)); });

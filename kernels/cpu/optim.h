@@ -39,7 +39,7 @@ inline void AdamStep(const AlignedArray& p, const AlignedArray& g, const Aligned
                                 static_cast<const AlignedArray*>(out_m), static_cast<const AlignedArray*>(out_v)}) {
     same_dtype("adam_step", p, *a);
     NEEDLE_REQUIRE(a->size == p.size, "adam_step: operand sizes differ (" + std::to_string(a->size) + " vs parameter " +
-                                   std::to_string(p.size) + ")");
+                                          std::to_string(p.size) + ")");
   }
   NEEDLE_REQUIRE(c.bias1 > 0 && c.bias2 > 0, "adam_step: bias corrections must be positive (t >= 1)");
   dispatch(p.dtype, [&](auto t) {

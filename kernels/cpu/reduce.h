@@ -129,7 +129,7 @@ void reduce_axis(const char* name, const AlignedArray& a, AlignedArray* out, siz
   NEEDLE_REQUIRE(reduce > 0, std::string(name) + ": cannot reduce over an empty axis");
   size_t total, kept;
   NEEDLE_REQUIRE(!__builtin_mul_overflow(outer, inner, &kept) && !__builtin_mul_overflow(kept, reduce, &total),
-          std::string(name) + ": sizes overflow");
+                 std::string(name) + ": sizes overflow");
   size_at_least(name, "input", a, total);
   size_at_least(name, "out", *out, kept);
   if (kept == 0) return;
@@ -185,8 +185,8 @@ template <typename Reduce>
 void reduce_blocks(const char* name, const AlignedArray& a, AlignedArray* out, size_t reduce_size, Reduce r) {
   NEEDLE_REQUIRE(reduce_size > 0, std::string(name) + ": reduce_size must be > 0");
   NEEDLE_REQUIRE(a.size % reduce_size == 0, std::string(name) + ": input of " + std::to_string(a.size) +
-                                         " elements is not a whole number of blocks of " +
-                                         std::to_string(reduce_size));
+                                                " elements is not a whole number of blocks of " +
+                                                std::to_string(reduce_size));
   r(a, out, a.size / reduce_size, reduce_size, 1);
 }
 

@@ -120,7 +120,7 @@ inline void EwiseSetitem(const AlignedArray& a, AlignedArray* out, Shape shape, 
 inline void ScalarSetitem(size_t size, double val, AlignedArray* out, Shape shape, Shape strides, int64_t offset) {
   check_view("scalar_setitem", *out, shape, strides, offset);
   NEEDLE_REQUIRE(size == prod(shape), "scalar_setitem: size " + std::to_string(size) + " does not match the view's " +
-                                   std::to_string(prod(shape)) + " elements");
+                                          std::to_string(prod(shape)) + " elements");
   if (size == 0) return;
   dispatch(out->dtype, [&](auto t) {
     using T = decltype(t);
