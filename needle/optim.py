@@ -33,17 +33,12 @@ class Optimizer:
     def _grads(self, weight_decay: float, fused: str = "") -> Iterator[tuple[int, Tensor, object]]:
         """(index, param, grad + weight_decay * param as a raw array) for each parameter with a gradient;
         the gradient is None where the parameter's device has the `fused` kernel for the whole update."""
-        has_fused: dict = {}  # device -> whether it has the `fused` kernel (asked once per step, not per parameter)
         for i, p in enumerate(self.params):
             if getattr(p, "grad", None) is None:
                 continue
-            device = getattr(p.realize_cached_data(), "device", None) if fused else None
-            if device is not None:
-                if device not in has_fused:
-                    has_fused[device] = hasattr(device, fused)
-                if has_fused[device]:
-                    yield i, p, None
-                    continue
+            if fused and hasattr(getattr(p.realize_cached_data(), "device", None), fused):
+                yield i, p, None
+                continue
             g = p.grad.realize_cached_data()
             if weight_decay:
                 g = g + weight_decay * p.realize_cached_data()

@@ -104,7 +104,8 @@ class NDArray:
 
     @staticmethod
     def _empty(shape: tuple, device: BackendDevice, dtype: str) -> "NDArray":
-        """A fresh compact array: make()'s common case (every op's output), its arguments already normal."""
+        """A fresh compact array: make()'s common case (every op's output), its arguments already normal. Built
+        here rather than by make() (0.1 us more per op, 2% of a 64^3 product) for a device counting its own memory."""
         if not device.counts_memory:
             return NDArray.make(shape, None, device, None, 0, dtype)
         array = object.__new__(NDArray)
@@ -671,13 +672,12 @@ def adam_step(param: NDArray, grad: NDArray, m: NDArray | None, v: NDArray | Non
         raise ValueError(f"adam_step: parameter shape {param.shape} and gradient shape {grad.shape} differ")
     param, grad = param.compact(), grad.compact()
     first = m is None or v is None
-    make = lambda: NDArray.make(param.shape, device=param.device, dtype=param.dtype)  # noqa: E731
     if first:
         m, v = param, param  # not read
-        out = [make(), make(), make()]
+        out = [param._new(param.shape) for _ in range(3)]
     else:
         m, v = m.compact(), v.compact()
-        out = [make(), m, v]
+        out = [param._new(param.shape), m, v]
     param.device.adam_step(param._handle, grad._handle, m._handle, v._handle, *(o._handle for o in out), lr, beta1,
                            beta2, eps, weight_decay, 1 - beta1**t, 1 - beta2**t, first)
     return out[0], out[1], out[2]
